@@ -1,0 +1,159 @@
+"""The command line: a Click group; each command parses -> builds a spec -> runs -> renders.
+
+Command bodies live with their workloads (iobench/workloads/*.py); this module holds the
+group, the options every run command shares, and the small commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from iobench import __version__
+from iobench.errors import EXIT_USAGE, IobenchError, UsageError
+from iobench.units import parse_duration, parse_positive_size, parse_size
+
+F = Callable[..., Any]
+
+
+# --- parameter types: bad values give one line naming the value and the fix -----------
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        what = f"--{param.name.replace('_', '-')}" if param and param.name else "size"
+        try:
+            if self.allow_zero:
+                return parse_size(value, what)
+            return parse_positive_size(value, what)
+        except UsageError as e:
+            self.fail(e.format_message(), param, ctx)
+
+
+class DurationType(click.ParamType):
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        what = f"--{param.name.replace('_', '-')}" if param and param.name else "duration"
+        try:
+            return parse_duration(value, what)
+        except UsageError as e:
+            self.fail(e.format_message(), param, ctx)
+
+
+class ListType(click.ParamType):
+    """Comma-separated list of sizes or ints: '4k,16k' or '1,4,16'."""
+
+    name = "LIST"
+
+    def __init__(self, item: Callable[[str, str], Any]) -> None:
+        self.item = item
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list:
+        if isinstance(value, list):
+            return value
+        what = f"--{param.name.replace('_', '-')}" if param and param.name else "list"
+        from iobench.units import parse_list
+
+        try:
+            return parse_list(value, self.item, what)
+        except UsageError as e:
+            self.fail(e.format_message(), param, ctx)
+
+
+def positive_int(text: str, what: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not an integer; give e.g. 1,4,16") from None
+    if v <= 0:
+        raise UsageError(f"{what}: {v} must be >= 1")
+    return v
+
+
+SIZE = SizeType()
+SIZE0 = SizeType(allow_zero=True)
+DURATION = DurationType()
+SIZE_LIST = ListType(parse_positive_size)
+INT_LIST = ListType(positive_int)
+
+
+def common_run_options(f: F) -> F:
+    """Options every run command takes: --target, --json, --results-dir, --force."""
+    f = click.option("--force", is_flag=True,
+                     help="Use a non-empty target without the .iobench marker.")(f)
+    f = click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Where result directories are written.")(f)
+    f = click.option("--json", "json_out", is_flag=True,
+                     help="Print the Result as JSON to stdout instead of tables.")(f)
+    f = click.option("--target", type=click.Path(path_type=Path), required=True,
+                     help="Directory on the storage under test (created and marked).")(f)
+    return f
+
+
+def cache_option(default: str = "drop") -> Callable[[F], F]:
+    return click.option(
+        "--cache", type=click.Choice(["drop", "direct", "allow"]), default=default,
+        show_default=True,
+        help="Page cache: drop before reading, O_DIRECT, or allow (may measure RAM).",
+    )
+
+
+def engine_option(f: F) -> F:
+    return click.option("--engine", type=click.Choice(["native", "fio"]), default="native",
+                        show_default=True, help="Native Python readers or fio.")(f)
+
+
+class Group(click.Group):
+    """Turns an unexpected OSError at the top into one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IobenchError:
+            raise
+        except PermissionError as e:
+            raise UsageError(f"{e.filename}: permission denied; check permissions") from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="iobench")
+def cli() -> None:
+    """iobench: storage I/O benchmark for AI workloads (training, checkpoints, inference).
+
+    Sizes: KiB/MiB/GiB are binary (1024), kB/MB/GB decimal (1000), bare k/m/g binary as in
+    fio. Throughput is reported in GB/s (10^9 B/s) and GiB/s.
+    """
+
+
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="iobench", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:  # before a run started: nothing measured, nothing to keep
+        raise SystemExit(130) from None
+
+
+def _register() -> None:
+    # Each module adds its commands to `cli`. Import order = order in --help.
+    from iobench import commands as _commands  # noqa: F401
+    from iobench.workloads import io as _io  # noqa: F401
+
+
+_register()
+__all__ = ["cli", "main", "EXIT_USAGE"]

@@ -1,0 +1,90 @@
+"""Small commands: report, compare, sysinfo, clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from iobench import results as results_mod
+from iobench import sysinfo as sysinfo_mod
+from iobench import target as target_mod
+from iobench.cli import cli
+from iobench.errors import UsageError
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path), default=None,
+              help="Also write every metric of every phase to this CSV file.")
+@click.option("--json", "json_out", is_flag=True, help="Print the results as JSON.")
+def report(results: tuple[Path, ...], csv_file: Path | None, json_out: bool) -> None:
+    """Re-render saved results (result directories or result.json files)."""
+    from iobench.report import csv_out, terminal
+
+    loaded = [(str(p), results_mod.load(p)) for p in results]
+    if csv_file is not None:
+        results_mod.write_atomic(csv_file, csv_out.to_csv(loaded))
+        click.echo(f"csv: {csv_file}", err=True)
+    if json_out:
+        click.echo(json.dumps([r.to_dict() for _, r in loaded], indent=1))
+        return
+    for _, r in loaded:
+        terminal.render(r)
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Compare results of different workloads.")
+def compare(results: tuple[Path, ...], force: bool) -> None:
+    """Compare results side by side: deltas against the first, and noise verdicts."""
+    from iobench.report import compare as cmp
+    from iobench.report.terminal import console
+
+    if len(results) < 2:
+        raise UsageError("compare needs at least two results, e.g. iobench compare A B")
+    loaded = [(p.name if p.is_dir() else p.parent.name, results_mod.load(p)) for p in results]
+    cmp.check_comparable(loaded, force)
+    console().print(cmp.table(loaded))
+
+
+@cli.command()
+@click.option("--target", type=click.Path(path_type=Path), default=None,
+              help="Also describe the filesystem and device holding this directory.")
+@click.option("--json", "json_out", is_flag=True)
+def sysinfo(target: Path | None, json_out: bool) -> None:
+    """Host, kernel, CPU, RAM, filesystem, device and tool versions."""
+    if target is not None and not target.exists():
+        raise UsageError(f"--target {target}: does not exist")
+    info = sysinfo_mod.collect(target)
+    if json_out:
+        click.echo(json.dumps(info, indent=1))
+        return
+    from rich.table import Table
+
+    from iobench.report.terminal import console
+
+    t = Table(title="sysinfo", title_justify="left", show_header=False)
+    t.add_column("key")
+    t.add_column("value")
+
+    def add(prefix: str, d: dict) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                add(f"{prefix}{k}.", v)
+            else:
+                t.add_row(f"{prefix}{k}", str(v))
+
+    add("", info)
+    console().print(t)
+
+
+@cli.command()
+@click.option("--target", type=click.Path(path_type=Path), required=True)
+def clean(target: Path) -> None:
+    """Remove only what iobench created in the target (refuses unmarked directories)."""
+    removed, foreign = target_mod.clean(target)
+    click.echo(f"removed {len(removed)} entries iobench created: {', '.join(removed) or '-'}")
+    if foreign:
+        click.echo(f"kept {len(foreign)} entries iobench did not create: {', '.join(foreign)}")

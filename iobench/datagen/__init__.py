@@ -1,0 +1,1 @@
+"""Synthetic data set writers, one module per file format."""

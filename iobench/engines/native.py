@@ -1,0 +1,284 @@
+"""The native data path: Python threads, page-aligned buffers, os.preadv/pwritev, O_DIRECT.
+
+os.preadv/pwritev release the GIL, so threads behave like fio jobs. Buffers are anonymous
+mmaps (page-aligned, as O_DIRECT needs); memory is bounded by threads x block size.
+Latency per I/O goes into a per-thread recorder, merged into one histogram at the end.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iobench.content import Content
+from iobench.engines import IOSpec
+from iobench.errors import RunFailed, UsageError
+from iobench.results import make_phase
+from iobench.stats import Histogram, LatencyRecorder, Timeline
+
+ALIGN = 4096
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+def aligned_buffer(nbytes: int) -> mmap.mmap:
+    """A page-aligned, zero-filled buffer of at least `nbytes` (rounded up to 4 KiB)."""
+    n = max(ALIGN, (nbytes + ALIGN - 1) // ALIGN * ALIGN)
+    return mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+def widen(offset: int, length: int, align: int = ALIGN) -> tuple[int, int, int]:
+    """Widen [offset, offset+length) to `align` boundaries for O_DIRECT.
+
+    Returns (aligned_offset, aligned_length, skip) where the wanted bytes start `skip`
+    bytes into the aligned read.
+    """
+    start = offset - offset % align
+    end = offset + length
+    end = (end + align - 1) // align * align
+    return start, end - start, offset - start
+
+
+def open_file(path: Path, *, write: bool = False, direct: bool = False,
+              create: bool = False, truncate: bool = False) -> int:
+    """Open for the data path; a filesystem without O_DIRECT gives one clear line."""
+    flags = os.O_RDWR if write else os.O_RDONLY
+    if create:
+        flags |= os.O_CREAT
+    if truncate:
+        flags |= os.O_TRUNC
+    if direct:
+        if not O_DIRECT:
+            raise UsageError("O_DIRECT is not available on this platform; use --cache drop")
+        flags |= O_DIRECT
+    try:
+        return os.open(path, flags, 0o644)
+    except OSError as e:
+        if direct and e.errno == errno.EINVAL:
+            raise UsageError(
+                f"{path}: the filesystem refuses O_DIRECT (e.g. tmpfs); use --cache drop "
+                "or a target on real storage"
+            ) from None
+        raise
+
+
+def pread_full(fd: int, buf: memoryview, offset: int) -> int:
+    """Read len(buf) bytes at offset, looping on short reads; returns bytes read (< len at EOF)."""
+    got = 0
+    n = len(buf)
+    while got < n:
+        r = os.preadv(fd, [buf[got:]], offset + got)
+        if r == 0:
+            break
+        got += r
+    return got
+
+
+def pwrite_full(fd: int, buf: memoryview, offset: int) -> int:
+    done = 0
+    n = len(buf)
+    while done < n:
+        done += os.pwritev(fd, [buf[done:]], offset + done)
+    return done
+
+
+@dataclass
+class WorkerStats:
+    """What one worker measured; merged across workers (and ranks) by addition."""
+
+    bytes: int = 0
+    ops: int = 0
+    recorder: LatencyRecorder = field(default_factory=LatencyRecorder)
+    timeline: Timeline | None = None
+    first_ns: int | None = None
+    last_ns: int | None = None
+    error: BaseException | None = None
+
+
+def merge_workers(
+    workers: Sequence[WorkerStats], start_ns: int
+) -> tuple[int, int, Histogram, Timeline]:
+    hist = Histogram.merged(w.recorder.flush() for w in workers)
+    tl = Timeline(start_ns)
+    for w in workers:
+        if w.timeline is not None:
+            tl.merge(w.timeline)
+    return sum(w.bytes for w in workers), sum(w.ops for w in workers), hist, tl
+
+
+def run_threads(n: int, target: Callable[[int, WorkerStats], None],
+                stop: threading.Event | None = None) -> tuple[list[WorkerStats], int, int]:
+    """Run `target(i, stats)` in n threads; returns (stats, start_ns, end_ns).
+
+    A worker's exception stops the others (via `stop`) and is re-raised here. Ctrl-C in
+    the main thread sets `stop`, waits for the workers and re-raises KeyboardInterrupt.
+    """
+    stop = stop or threading.Event()
+    start_ns = time.monotonic_ns()
+    stats = [WorkerStats(timeline=Timeline(start_ns)) for _ in range(n)]
+
+    def body(i: int) -> None:
+        try:
+            target(i, stats[i])
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            stats[i].error = e
+            stop.set()
+
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        raise
+    end_ns = time.monotonic_ns()
+    for s in stats:
+        if s.error is not None:
+            raise s.error
+    return stats, start_ns, end_ns
+
+
+def layout(files: Sequence[Path], size: int, content: str = "random", seed: int = 0,
+           chunk: int = 8 << 20, progress: Any = None) -> None:
+    """Create each file at `size` bytes of content, unless it already has that size."""
+    buf = aligned_buffer(chunk)
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    for i, path in enumerate(files):
+        if path.exists() and path.stat().st_size == size:
+            continue
+        gen = Content(content, seed, stream=i)
+        tmp = path.with_name(path.name + ".part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            off = 0
+            while off < size:
+                n = min(chunk, size - off)
+                gen.fill(arr[:n], off)
+                pwrite_full(fd, memoryview(buf)[:n], off)
+                off += n
+                if progress is not None:
+                    progress.advance(n)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+
+def _offsets(spec: IOSpec, job: int, file_size: int) -> np.ndarray:
+    nblocks = file_size // spec.block_size
+    if nblocks == 0:
+        raise UsageError(f"--size {file_size} is smaller than --block-size {spec.block_size}; "
+                         "give a larger --size")
+    if spec.is_random:
+        rng = np.random.default_rng([spec.seed, job])
+        return rng.integers(0, nblocks, size=nblocks, dtype=np.int64) * spec.block_size
+    return np.arange(nblocks, dtype=np.int64) * spec.block_size
+
+
+def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
+    """Run one pattern; returns its phases (the I/O phase, and `fsync` for writes).
+
+    Each job owns one file; queue depth d is d threads per job issuing synchronous I/O
+    (each thread with its own buffer), so jobs x depth requests are in flight.
+    """
+    if spec.direct and spec.block_size % ALIGN:
+        raise UsageError(f"--block-size {spec.block_size}: O_DIRECT needs a multiple of 4096; "
+                         "use e.g. 4k or 1m")
+    nthreads = spec.jobs * spec.queue_depth
+    stop = threading.Event()
+    deadline_ns = int(spec.runtime * 1e9) if spec.runtime > 0 else 0
+    fds = [open_file(f, write=spec.is_write, direct=spec.direct, create=spec.is_write)
+           for f in spec.files]
+    try:
+        sizes = [os.fstat(fd).st_size if not spec.is_write else spec.size for fd in fds]
+        offsets = [_offsets(spec, j, sizes[j]) for j in range(spec.jobs)]
+        gens = [Content("random", spec.seed, stream=j) for j in range(spec.jobs)]
+        t0 = [0]
+
+        def worker(i: int, st: WorkerStats) -> None:
+            job, lane = divmod(i, spec.queue_depth)
+            fd = fds[job]
+            offs = offsets[job]
+            buf = aligned_buffer(spec.block_size)
+            mv = memoryview(buf)[: spec.block_size]
+            arr = np.frombuffer(buf, dtype=np.uint8)[: spec.block_size]
+            rec = st.recorder
+            tl = st.timeline
+            assert tl is not None
+            write = spec.is_write
+            gen = gens[job]
+            pos = lane
+            n = len(offs)
+            mono = time.monotonic_ns
+            preadv = os.preadv
+            pwritev = os.pwritev
+            end = t0[0] + deadline_ns if deadline_ns else 0
+            while not stop.is_set():
+                if pos >= n:
+                    if not deadline_ns:
+                        break
+                    pos = lane  # time-based: wrap around, as fio's time_based
+                off = int(offs[pos])
+                if write:
+                    gen.fill(arr, off)  # refilled content: incompressible, never deduped
+                    t1 = mono()
+                    got = pwritev(fd, [mv], off)
+                else:
+                    t1 = mono()
+                    got = preadv(fd, [mv], off)
+                t2 = mono()
+                rec.add(t2 - t1)
+                st.bytes += got
+                st.ops += 1
+                tl.add(t2, got)
+                if progress is not None:
+                    progress.advance(got)
+                pos += spec.queue_depth
+                if end and t2 >= end:
+                    break
+
+        t0[0] = time.monotonic_ns()
+        stats, start_ns, end_ns = run_threads(nthreads, worker, stop)
+        nbytes, ops, hist, tl = merge_workers(stats, start_ns)
+        seconds = (end_ns - start_ns) / 1e9
+        phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=seconds, ops=ops,
+                             latency=hist, timeline=tl, engine="native",
+                             direction="write" if spec.is_write else "read")]
+        if spec.is_write and spec.end_fsync:
+            # Writes are reported until durable (as fio's end_fsync counts the final fsync
+            # in the job's runtime); the fsync alone is also shown as its own phase.
+            f0 = time.monotonic_ns()
+            for fd in fds:
+                os.fsync(fd)
+            f1 = time.monotonic_ns()
+            fsync_s = (f1 - f0) / 1e9
+            total = (f1 - start_ns) / 1e9
+            phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=total, ops=ops,
+                                 latency=hist, timeline=tl, engine="native", direction="write",
+                                 metrics={"fsync_seconds": fsync_s,
+                                          "write_seconds_excl_fsync": seconds,
+                                          "includes_fsync": True})]
+            phases.append(make_phase("fsync", nbytes=0, seconds=fsync_s, ops=len(fds),
+                                     engine="native", direction="sync"))
+        return phases
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise RunFailed(f"disk full while writing ({e.filename or 'target'}); "
+                            "free space or use a smaller --size") from None
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -1,0 +1,55 @@
+"""One exception hierarchy: every message names the bad value and the fix.
+
+A traceback shown to a user means a bug in iobench, never bad input. Exit codes:
+0 ok, 1 the run failed, 2 bad input, 130 interrupted (partial result kept).
+"""
+
+from __future__ import annotations
+
+import click
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class IobenchError(click.ClickException):
+    """Base class. Rendered by Click as one line `error: <message>` and exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class UsageError(IobenchError):
+    """Bad input: a value, flag, YAML key or path the user can fix."""
+
+
+class SpecError(UsageError):
+    """A workload file or flag combination is invalid."""
+
+
+class TargetError(UsageError):
+    """The target directory cannot be used safely."""
+
+
+class ToolMissing(UsageError):
+    """An external tool (fio, mpirun) or optional package is not installed."""
+
+
+class RunFailed(IobenchError):
+    """The benchmark ran but failed (fio error, I/O error, disk full, corrupt data)."""
+
+    exit_code = EXIT_FAILED
+
+
+def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or the list of valid ones."""
+    import difflib
+
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (valid: {', '.join(sorted(choices))})"

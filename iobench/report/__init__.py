@@ -1,0 +1,1 @@
+"""Renderers: terminal (Rich tables, progress), CSV, compare."""

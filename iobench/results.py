@@ -1,0 +1,231 @@
+"""The Result model: versioned JSON, one file per run, written atomically.
+
+Schema history (bump SCHEMA_VERSION on any incompatible change and upgrade old files in
+`_upgrade`):
+  1 (iobench 0.1): first version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iobench import __version__
+from iobench.errors import UsageError
+from iobench.stats import Histogram, Timeline
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "partial", "failed")
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_phase(
+    name: str,
+    *,
+    nbytes: int,
+    seconds: float,
+    ops: int,
+    latency: Histogram | None = None,
+    timeline: Timeline | None = None,
+    engine: str = "native",
+    direction: str = "read",
+    metrics: Mapping[str, Any] | None = None,
+    latency_summary: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """One phase as the results schema stores it (JSON-ready).
+
+    `latency_summary` is for engines (fio) that report percentiles without a histogram
+    of ours; otherwise the summary is read off `latency`.
+    """
+    lat: dict[str, Any]
+    if latency is not None and latency.count:
+        lat = latency.summary()
+    elif latency_summary is not None:
+        lat = dict(latency_summary)
+    else:
+        lat = {k: None for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")}
+    bps = nbytes / seconds if seconds > 0 else 0.0
+    return {
+        "name": name,
+        "engine": engine,
+        "direction": direction,
+        "bytes": int(nbytes),
+        "seconds": float(seconds),
+        "bytes_per_s": bps,
+        "gb_per_s": bps / 1e9,
+        "gib_per_s": bps / 2**30,
+        "ops": int(ops),
+        "iops": ops / seconds if seconds > 0 else 0.0,
+        "latency_ns": lat,
+        "histogram": latency.to_dict() if latency is not None and latency.count else None,
+        "timeline": timeline.to_dict() if timeline is not None else None,
+        "metrics": dict(metrics or {}),
+    }
+
+
+@dataclass
+class Result:
+    """One run of one command. Mutable while the run builds it; frozen once written."""
+
+    kind: str  # io, fio, datagen, train, checkpoint, infer-randread, infer-load, suite
+    name: str  # pattern, workload or model name
+    spec: dict[str, Any]
+    engine: str = "native"
+    command_line: list[str] = field(default_factory=lambda: list(sys.argv))
+    started_utc: str = field(default_factory=utc_now)
+    finished_utc: str | None = None
+    sysinfo: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    reason: str | None = None
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    children: list[dict[str, Any]] = field(default_factory=list)  # suite steps
+    schema_version: int = SCHEMA_VERSION
+    iobench_version: str = __version__
+
+    def add_phase(self, phase: dict[str, Any]) -> dict[str, Any]:
+        self.phases.append(phase)
+        return phase
+
+    def mark(self, status: str, reason: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        # never upgrade a failure back to ok/partial
+        if self.status == "failed" and status != "failed":
+            return
+        self.status = status
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "iobench_version": self.iobench_version,
+            "kind": self.kind,
+            "name": self.name,
+            "engine": self.engine,
+            "started_utc": self.started_utc,
+            "finished_utc": self.finished_utc,
+            "command_line": self.command_line,
+            "spec": self.spec,
+            "sysinfo": self.sysinfo,
+            "cache": self.cache,
+            "status": {"state": self.status, "reason": self.reason},
+            "warnings": self.warnings,
+            "metrics": self.metrics,
+            "phases": self.phases,
+            "children": self.children,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> Result:
+        d = _upgrade(dict(d), source)
+        st = d.get("status") or {}
+        return cls(
+            kind=d["kind"], name=d["name"], spec=d.get("spec") or {},
+            engine=d.get("engine", "native"), command_line=d.get("command_line") or [],
+            started_utc=d.get("started_utc", ""), finished_utc=d.get("finished_utc"),
+            sysinfo=d.get("sysinfo") or {}, cache=d.get("cache") or {},
+            status=st.get("state", "ok"), reason=st.get("reason"),
+            phases=list(d.get("phases") or []), metrics=dict(d.get("metrics") or {}),
+            warnings=list(d.get("warnings") or []), children=list(d.get("children") or []),
+            schema_version=SCHEMA_VERSION, iobench_version=d.get("iobench_version", "?"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _upgrade(d: dict[str, Any], source: str) -> dict[str, Any]:
+    v = d.get("schema_version")
+    if not isinstance(v, int):
+        raise UsageError(f"{source}: not an iobench result (no integer schema_version)")
+    if v > SCHEMA_VERSION:
+        raise UsageError(
+            f"{source}: written with results schema {v} by iobench "
+            f"{d.get('iobench_version', '?')}; this iobench ({__version__}) reads up to "
+            f"schema {SCHEMA_VERSION}: upgrade iobench to read it"
+        )
+    for key in ("kind", "name", "phases"):
+        if key not in d:
+            raise UsageError(f"{source}: result has no {key!r}; the file is damaged")
+    return d
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "run"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path via a temp file + fsync + rename (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(result: Result, results_dir: Path) -> Path:
+    """Write result.json into a new directory results/<UTC time>-<kind>-<name>/."""
+    if result.finished_utc is None:
+        result.finished_utc = utc_now()
+    stamp = result.started_utc[:19].replace(":", "-")
+    base = f"{stamp}-{_slug(result.kind)}-{_slug(result.name)}"
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--results-dir {results_dir}: cannot create it ({e.strerror})") from e
+    for n in range(1000):
+        d = results_dir / (base if n == 0 else f"{base}-{n}")
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        path = d / "result.json"
+        write_atomic(path, result.to_json())
+        return path
+    raise UsageError(f"--results-dir {results_dir}: too many results named {base}")
+
+
+def load(path: str | Path) -> Result:
+    """Load a result.json, or the result.json inside a results directory."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "result.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such result file or directory") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict):
+        raise UsageError(f"{p}: not an iobench result (top level is not an object)")
+    return Result.from_dict(d, source=str(p))

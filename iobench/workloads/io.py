@@ -1,0 +1,111 @@
+"""`iobench io PATTERN`: plain sequential/random read/write patterns, native or fio."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from iobench import cache
+from iobench import target as target_mod
+from iobench.cli import (
+    DURATION,
+    SIZE,
+    cache_option,
+    cli,
+    common_run_options,
+    engine_option,
+)
+from iobench.engines import IOENGINES, PATTERNS, IOSpec
+from iobench.errors import UsageError
+from iobench.report.progress import ByteProgress
+from iobench.results import Result
+from iobench.runner import execute
+
+
+def io_files(root: Path, jobs: int) -> tuple[Path, ...]:
+    return tuple(root / f"job{j}.dat" for j in range(jobs))
+
+
+def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result,
+           json_out: bool = False) -> None:
+    """Lay out the files (reads), apply the cache policy, run the pattern, add its phases."""
+    if not spec.is_write:
+        missing = [f for f in spec.files if not f.exists() or f.stat().st_size < spec.size]
+        if missing:
+            with ByteProgress("layout", spec.size * len(missing), enabled=None if not json_out
+                              else False) as prog:
+                from iobench.engines import native
+
+                native.layout(missing, spec.size, seed=spec.seed, progress=prog)
+    method = cache.prepare(policy, spec.files) if not spec.is_write else (
+        "o_direct" if spec.direct else "none")
+    total = spec.size * spec.jobs
+    result.cache = cache.verdict(policy, method, total, reads=not spec.is_write,
+                                 rereads=spec.runtime > 0 or spec.is_random)
+    if engine == "fio":
+        from iobench.engines import fio
+
+        phases = fio.run(spec, workdir)
+    else:
+        from iobench.engines import native
+
+        with ByteProgress(spec.pattern, None if spec.runtime else total,
+                          enabled=False if json_out else None) as prog:
+            phases = native.run(spec, progress=prog)
+    for p in phases:
+        result.add_phase(p)
+    main = phases[0]
+    result.metrics.update({
+        "gb_per_s": main["bytes_per_s"] / 1e9,
+        "iops": main["iops"],
+        "p99_us": (main["latency_ns"].get("p99") or 0) / 1e3,
+        "bytes": main["bytes"],
+    })
+
+
+@cli.command("io")
+@click.argument("pattern", type=click.Choice(PATTERNS))
+@common_run_options
+@engine_option
+@click.option("--size", type=SIZE, default="64MiB", show_default=True,
+              help="File size per job.")
+@click.option("--block-size", "-b", type=SIZE, default="1MiB", show_default=True)
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--queue-depth", "-q", type=click.IntRange(min=1), default=1, show_default=True,
+              help="I/Os in flight per job (native: threads; fio: iodepth).")
+@click.option("--runtime", type=DURATION, default="0",
+              help="Run for this long (time-based, wraps around); 0 = one pass over --size.")
+@cache_option("drop")
+@click.option("--ioengine", type=click.Choice(IOENGINES), default=None,
+              help="fio ioengine (default psync at QD1, libaio above).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force: bool,
+           engine: str, size: int, block_size: int, jobs: int, queue_depth: int,
+           runtime: float, cache: str, ioengine: str | None, seed: int) -> None:
+    """Run a plain I/O PATTERN (seqread, seqwrite, randread, randwrite) on the target.
+
+    Each job owns one file of --size under <target>/io/; both engines use the same files.
+    """
+    if block_size > size:
+        raise UsageError(f"--block-size {block_size} is larger than --size {size}; "
+                         "give a larger --size or a smaller --block-size")
+    direct = cache == "direct"
+    if direct and block_size % 4096:
+        raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "
+                         "multiple of 4096 bytes, e.g. 4k")
+    tgt = target_mod.prepare(target, force=force)
+    workdir = tgt.subdir("io")
+    spec = IOSpec(pattern=pattern, size=size, block_size=block_size,  # type: ignore[arg-type]
+                  files=io_files(workdir, jobs), jobs=jobs, queue_depth=queue_depth,
+                  runtime=runtime, direct=direct,
+                  ioengine=ioengine or ("psync" if queue_depth == 1 else "libaio"), seed=seed)
+    need = sum(max(0, size - (f.stat().st_size if f.exists() else 0)) for f in spec.files)
+    tgt.check_space(need, f"{pattern} with {jobs} x {size} bytes")
+    spec_dict = {k: (list(map(str, v)) if k == "files" else v)
+                 for k, v in dataclasses.asdict(spec).items()}
+    spec_dict["cache"] = cache
+    result = Result(kind="io", name=pattern, spec=spec_dict, engine=engine)
+    execute(result, lambda r: run_io(spec, engine, cache, workdir, r, json_out),
+            results_dir=results_dir, json_out=json_out, target=tgt.root)
