@@ -4,34 +4,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio openmpi-bin libopenmpi-dev
+APT_PKGS := fio
 
 .PHONY: run test setup system-deps lint bench clean
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
+	$(BIN)/pip install -q -e '.[dev,formats]'
 	touch $@
 
 system-deps:
 	@missing=""; \
 	command -v fio >/dev/null || missing="$$missing fio"; \
-	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
-	[ -e /usr/include/x86_64-linux-gnu/openmpi ] || [ -e /usr/lib/x86_64-linux-gnu/openmpi/include ] || command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	  else \
-	    echo "iobench needs:$$missing. Install them with your package manager (e.g. dnf install fio openmpi-devel) and re-run."; exit 2; \
+	    echo "iobench needs:$$missing. Install it with your package manager (e.g. dnf install fio) and re-run."; exit 2; \
 	  fi; \
 	fi
 
 setup: system-deps $(BIN)/iobench
 
+# The main job on an embedded default: small sizes under ./iobench-scratch, about a minute.
 run: setup
-	$(BIN)/iobench run quick --target $(SCRATCH)
+	@for engine in native fio; do \
+	  $(BIN)/iobench io seqwrite --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 1MiB --results-dir $(SCRATCH)-results || exit $$?; \
+	  $(BIN)/iobench io seqread --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 1MiB --cache drop --results-dir $(SCRATCH)-results || exit $$?; \
+	  $(BIN)/iobench io randread --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 4k --queue-depth 16 --cache direct --runtime 5s --results-dir $(SCRATCH)-results || exit $$?; \
+	done
 
 test: setup
 	$(BIN)/ruff check iobench tests benchmarks

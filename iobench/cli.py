@@ -153,6 +153,7 @@ def _register() -> None:
     # Each module adds its commands to `cli`. Import order = order in --help.
     from iobench import commands as _commands  # noqa: F401
     from iobench.workloads import io as _io  # noqa: F401
+    from iobench.workloads import fiojob as _fiojob  # noqa: F401
 
 
 _register()

@@ -40,6 +40,12 @@ class ByteProgress:
             with self._lock:
                 self._progress.advance(self._task, nbytes)  # type: ignore[arg-type]
 
+    def set_label(self, label: str) -> None:
+        """Change the description (e.g. to show files done / total)."""
+        if self._progress is not None:
+            with self._lock:
+                self._progress.update(self._task, description=label)  # type: ignore[arg-type]
+
     def __enter__(self) -> ByteProgress:
         if self._progress is not None:
             self._progress.start()

@@ -71,6 +71,14 @@ def phases_table(phases: list[dict[str, Any]], title: str = "Phases") -> Table:
     return t
 
 
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
 def metrics_table(metrics: dict[str, Any], title: str = "Metrics") -> Table:
     t = Table(title=title, title_justify="left")
     t.add_column("metric")
@@ -78,7 +86,7 @@ def metrics_table(metrics: dict[str, Any], title: str = "Metrics") -> Table:
     for k, v in metrics.items():
         if isinstance(v, dict | list):
             continue
-        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        t.add_row(k, _num(v))
     return t
 
 

@@ -19,9 +19,14 @@ from iobench.cli import (
 )
 from iobench.engines import IOENGINES, PATTERNS, IOSpec
 from iobench.errors import UsageError
+from iobench.report import terminal
 from iobench.report.progress import ByteProgress
 from iobench.results import Result
 from iobench.runner import execute
+
+# The phases table already shows everything io's summary metrics hold (they exist for
+# suite criteria), so no extra table.
+terminal.register("io", lambda result: [])
 
 
 def io_files(root: Path, jobs: int) -> tuple[Path, ...]:
@@ -47,7 +52,14 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
     if engine == "fio":
         from iobench.engines import fio
 
-        phases = fio.run(spec, workdir)
+        try:
+            phases = fio.run(spec, workdir)
+        except KeyboardInterrupt as e:  # keep what fio measured before it was stopped
+            for p in fio.partial_phases(e):
+                result.add_phase(p)
+            raise
+        for p in phases[:1]:
+            result.warnings.extend((p.get("fio") or {}).get("warnings") or [])
     else:
         from iobench.engines import native
 

@@ -191,3 +191,21 @@ def test_partial_result_on_interrupt(tmp_path):
     assert r.status == "partial"
     assert "interrupted" in (r.reason or "")
     assert Path(saved[0]).stat().st_size > 0
+
+
+@pytest.mark.fio
+@pytest.mark.parametrize("pattern", ["seqwrite", "seqread", "randread"])
+def test_io_fio_engine_same_files(runner, tmp_path, have_fio, pattern):
+    """Both engines on the same files: identical byte counts for one pass."""
+    tgt = tmp_path / "t"
+    common = ["io", pattern, "--target", str(tgt), "--size", "1MiB", "-b", "64k", "--jobs", "2",
+              "--results-dir", str(tmp_path / "r")]
+    nat = run_json(runner, [*common, "--engine", "native"])
+    fio = run_json(runner, [*common, "--engine", "fio"])
+    assert fio["engine"] == "fio"
+    assert fio["phases"][0]["engine"] == "fio"
+    assert fio["phases"][0]["bytes"] == nat["phases"][0]["bytes"] == 2 * 1024 * 1024
+    assert fio["phases"][0]["latency_ns"]["p99"] > 0
+    assert (tgt / "io" / "job1.dat").stat().st_size == 1024 * 1024
+    assert sorted(p.name for p in (tgt / "io").iterdir() if p.suffix == ".dat") == [
+        "job0.dat", "job1.dat"]

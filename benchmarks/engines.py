@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Measure the native engine against dd and fio on the same files, in one run.
+
+Prints five ratios (issue 2): cached sequential read vs dd; O_DIRECT sequential read vs fio
+psync; 4 KiB random read QD1 vs fio psync; random read with 32 in flight vs fio libaio
+iodepth=32; sequential write + fsync vs fio end_fsync=1. Usage:
+
+    python benchmarks/engines.py --target ./iobench-scratch/bench [--size 1GiB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from iobench import cache, target
+from iobench.engines import IOSpec, native
+from iobench.units import parse_size
+
+
+def fio(args: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(["fio", "--output-format=json", f"--output={out.name}", *args],
+                       check=True, capture_output=True)
+        text = Path(out.name).read_text()
+    return json.loads(text[text.index("{"):])
+
+
+def fio_sum(d: dict, direction: str) -> tuple[float, float]:
+    """(bytes/s, IOPS) summed over jobs."""
+    jobs = d["jobs"]
+    return (sum(j[direction]["bw_bytes"] for j in jobs), sum(j[direction]["iops"] for j in jobs))
+
+
+def dd_read(path: Path) -> float:
+    p = subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M"], capture_output=True,
+                       text=True, check=True)
+    m = re.search(r"copied, ([0-9.]+) s", p.stderr)
+    assert m, p.stderr
+    return path.stat().st_size / float(m.group(1))
+
+
+def nat(spec: IOSpec) -> tuple[float, float]:
+    phases = native.run(spec)
+    return phases[0]["bytes_per_s"], phases[0]["iops"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--size", default="1GiB", help="file size per job")
+    ap.add_argument("--runtime", type=float, default=8.0, help="seconds per random-read cell")
+    a = ap.parse_args()
+    if shutil.which("fio") is None:
+        print("fio is not installed; apt-get install fio", file=sys.stderr)
+        return 2
+    size = parse_size(a.size)
+    t = target.prepare(a.target)
+    d = t.subdir("bench-engines")
+    files = (d / "f0.dat", d / "f1.dat")
+    native.layout(files, size)
+    rows: list[tuple[str, float, float, str, float]] = []
+
+    def seq(jobs: int, direct: bool) -> IOSpec:
+        return IOSpec(pattern="seqread", size=size, block_size=1 << 20, files=files[:jobs],
+                      jobs=jobs, direct=direct)
+
+    # 1. cached sequential read vs dd bs=1M (warm the cache first)
+    for f in files:
+        dd_read(f)
+    dd_bps = max(dd_read(files[0]) for _ in range(2))
+    n1 = max(nat(seq(1, False))[0] for _ in range(2))
+    n2 = max(nat(seq(2, False))[0] for _ in range(2))
+    rows.append(("cached seq read 1 MiB, 1 job", n1, dd_bps, "dd bs=1M", 0.95))
+    print(f"   native 2 jobs cached seq read: {n2 / 1e9:.2f} GB/s (goal >= 10 GB/s)")
+
+    # 2. O_DIRECT sequential read vs fio psync direct=1, 2 jobs
+    fio_files = ":".join(str(f) for f in files)
+    nd = nat(seq(2, True))[0]
+    fd = fio(["--name=seq", f"--filename={files[0]}", "--rw=read", "--bs=1M", "--direct=1",
+              "--ioengine=psync", f"--size={size}", "--name=seq2", f"--filename={files[1]}",
+              "--rw=read", "--bs=1M", "--direct=1", "--ioengine=psync", f"--size={size}"])
+    rows.append(("O_DIRECT seq read 1 MiB, 2 jobs", nd, fio_sum(fd, "read")[0],
+                 "fio psync direct=1", 0.95))
+
+    # 3. 4 KiB random read, 1 job, QD1, O_DIRECT
+    rr = IOSpec(pattern="randread", size=size, block_size=4096, files=files[:1], jobs=1,
+                direct=True, runtime=a.runtime, seed=1)
+    n_iops = nat(rr)[1]
+    f_iops = fio_sum(fio(["--name=rr", f"--filename={files[0]}", "--rw=randread", "--bs=4k",
+                          "--direct=1", "--ioengine=psync", f"--size={size}", "--time_based",
+                          f"--runtime={a.runtime}", "--randrepeat=0"]), "read")[1]
+    rows.append(("4 KiB rand read QD1 (IOPS)", n_iops, f_iops, "fio psync", 0.95))
+
+    # 4. 32 in flight
+    rr32 = IOSpec(pattern="randread", size=size, block_size=4096, files=files[:1], jobs=1,
+                  queue_depth=32, direct=True, runtime=a.runtime, seed=2)
+    n32 = nat(rr32)[1]
+    f32 = fio_sum(fio(["--name=rr32", f"--filename={files[0]}", "--rw=randread", "--bs=4k",
+                       "--direct=1", "--ioengine=libaio", "--iodepth=32", f"--size={size}",
+                       "--time_based", f"--runtime={a.runtime}", "--randrepeat=0"]), "read")[1]
+    rows.append(("4 KiB rand read 32 in flight (IOPS)", n32, f32, "fio libaio iodepth=32", 0.8))
+
+    # 5. sequential write + fsync
+    wfiles = (d / "w0.dat",)
+    ws = IOSpec(pattern="seqwrite", size=size, block_size=1 << 20, files=wfiles, jobs=1)
+    cache.drop(list(files))
+    nw = nat(ws)[0]
+    wfiles[0].unlink()
+    fw = fio_sum(fio(["--name=w", f"--filename={wfiles[0]}", "--rw=write", "--bs=1M",
+                      "--ioengine=psync", f"--size={size}", "--end_fsync=1", "--refill_buffers",
+                      "--buffer_compress_percentage=0"]), "write")[0]
+    wfiles[0].unlink()
+    rows.append(("seq write 1 MiB + fsync", nw, fw, "fio end_fsync=1", 0.95))
+    del fio_files
+
+    print(f"{'pattern':40} {'native':>12} {'reference':>12} {'ratio':>7} goal  against")
+    ok = True
+    for name, n, ref, against, goal in rows:
+        unit = 1 if "IOPS" in name else 1e9
+        ratio = n / ref
+        ok &= ratio >= goal
+        mark = "ok" if ratio >= goal else "LOW"
+        print(f"{name:40} {n / unit:12.2f} {ref / unit:12.2f} {ratio:7.3f} >={goal} {against}"
+              f" [{mark}]")
+    print("throughput in GB/s (10^9 B/s), random reads in IOPS; cached = page cache warm; "
+          f"size {size} B per file")
+    shutil.rmtree(d)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The fio engine with the real fio on tiny files: patterns, failures, timeouts, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from iobench.engines import IOSpec, fio
+from iobench.engines.native import layout
+from iobench.errors import RunFailed
+
+pytestmark = [pytest.mark.fio, pytest.mark.usefixtures("have_fio")]
+MiB = 1 << 20
+
+
+def files(tmp_path: Path, n: int = 2) -> tuple[Path, ...]:
+    return tuple(tmp_path / f"job{i}.dat" for i in range(n))
+
+
+def fio_children() -> list[int]:
+    """fio processes whose parent is this test process (none once a run is over)."""
+    me = os.getpid()
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if comm == "fio" and ppid == me:
+            out.append(int(d.name))
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["seqwrite", "seqread", "randread", "randwrite"])
+def test_patterns_on_the_native_engines_files(tmp_path, pattern):
+    fs = files(tmp_path)
+    if pattern.endswith("read"):
+        layout(fs, MiB)
+    bs = 65536 if pattern.startswith("seq") else 4096
+    spec = IOSpec(pattern=pattern, size=MiB, block_size=bs, files=fs, jobs=2)  # type: ignore[arg-type]
+    out = fio.run(spec, tmp_path)
+    p = out[0]
+    assert p["name"] == pattern
+    assert p["engine"] == "fio"
+    assert p["direction"] == ("write" if pattern.endswith("write") else "read")
+    assert p["bytes"] == 2 * MiB  # one pass of each job's file
+    assert p["ops"] == 2 * MiB // bs
+    assert p["latency_ns"]["count"] == p["ops"]
+    assert p["metrics"]["latency_source"] == "lat_ns"
+    assert p["metrics"]["latency_method"] == "json+ bins merged"
+    assert p["fio"]["jobfile"] == fio.jobfile_for(spec, pattern)
+    for f in fs:
+        assert f.stat().st_size == MiB
+    if pattern.endswith("write"):
+        assert p["metrics"]["includes_fsync"] is True
+        data = fs[0].read_bytes()
+        assert len(zlib.compress(data, 1)) > 0.99 * len(data)  # refilled random buffers
+        assert data[:4096] != data[4096:8192]
+
+
+def test_time_based_direct_libaio(tmp_path):
+    fs = files(tmp_path, 1)
+    layout(fs, 2 * MiB)
+    spec = IOSpec(pattern="randread", size=2 * MiB, block_size=4096, files=fs, jobs=1,
+                  queue_depth=8, runtime=0.4, direct=True, ioengine="libaio")
+    (p,) = fio.run(spec, tmp_path)
+    assert 0.35 <= p["seconds"] <= 2.0
+    assert p["bytes"] == p["ops"] * 4096
+    assert sum(p["timeline"]["bytes"]) == p["bytes"]
+    assert "iodepth=8" in p["fio"]["jobfile"]
+
+
+def test_psync_queue_depth_runs_slices(tmp_path):
+    fs = files(tmp_path, 1)
+    layout(fs, MiB)
+    spec = IOSpec(pattern="seqread", size=MiB, block_size=4096, files=fs, jobs=1, queue_depth=4)
+    (p,) = fio.run(spec, tmp_path)
+    assert p["metrics"]["fio_jobs"] == 4
+    assert p["bytes"] == MiB  # four disjoint quarter slices, the whole file once
+    assert p["fio"]["warnings"]
+
+
+def test_run_files_reads_each_file_whole(tmp_path):
+    fs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for f, n in zip(fs, (MiB, 3 * MiB, 65536), strict=True):
+        f.write_bytes(os.urandom(n))
+    (p,) = fio.run_files(fs, rw="read", block_size=MiB, jobs=2, direct=False, name="load")
+    assert p["name"] == "load"
+    # whole blocks only: the 64 KiB file is shorter than one 1 MiB block, so not read
+    assert p["bytes"] == 4 * MiB
+    assert p["metrics"]["unread_tail_bytes"] == 65536
+    assert "65536 bytes of file tails were not read" in p["fio"]["warnings"][0]
+    written = [tmp_path / f"w{i}" for i in range(3)]
+    (w,) = fio.run_files(written, rw="write", block_size=MiB, jobs=2, direct=False,
+                         size_per_file=2 * MiB, end_fsync=True)
+    assert w["bytes"] == 6 * MiB
+    assert [f.stat().st_size for f in written] == [2 * MiB] * 3
+
+
+def test_fio_failing_gives_the_tail_of_its_output(tmp_path):
+    bad = "[j]\nrw=reed\nsize=1m\nfilename=x\n"
+    with pytest.raises(RunFailed, match=r"fio failed \(exit 1\): .*failed parsing rw=reed"):
+        fio.run_fio(bad, tmp_path)
+
+
+def test_fio_job_error_is_a_run_failure(tmp_path):
+    (tmp_path / "d").write_bytes(os.urandom(65536))
+    verify = "[v]\nrw=read\nsize=64k\nfilename=d\nverify=md5\ninvalidate=0\n"
+    with pytest.raises(RunFailed, match="verify: bad magic header"):
+        fio.run_fio(verify, tmp_path)
+
+
+def test_fio_killed_by_a_signal(tmp_path, monkeypatch):
+    real = fio.subprocess.Popen
+
+    def popen(*a, **kw):
+        proc = real(*a, **kw)
+        threading.Timer(0.5, os.kill, (proc.pid, signal.SIGKILL)).start()
+        return proc
+
+    monkeypatch.setattr(fio.subprocess, "Popen", popen)
+    job = "[j]\nrw=read\nsize=1m\nfilename=x\ntime_based=1\nruntime=20\n"
+    with pytest.raises(RunFailed, match="fio was killed by signal SIGKILL"):
+        fio.run_fio(job, tmp_path)
+    assert fio_children() == []
+
+
+def test_timeout_stops_fio(tmp_path):
+    job = "[j]\nrw=read\nsize=1m\nfilename=x\ntime_based=1\nruntime=20\n"
+    t0 = time.monotonic()
+    with pytest.raises(RunFailed, match="longer than the 0.5 s limit"):
+        fio.run_fio(job, tmp_path, timeout=0.5)
+    assert time.monotonic() - t0 < 8
+    assert fio_children() == []
+
+
+def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
+    fs = files(tmp_path, 1)
+    layout(fs, MiB)
+    spec = IOSpec(pattern="randread", size=MiB, block_size=4096, files=fs, jobs=1, runtime=30)
+    timer = threading.Timer(1.5, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt) as e:
+        fio.run(spec, tmp_path)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 8
+    assert fio_children() == []
+    (p,) = fio.partial_phases(e.value)
+    assert p["name"] == "randread"
+    assert p["bytes"] > 0
+    assert 1.0 <= p["seconds"] <= elapsed  # fio's own runtime up to the interruption
+    assert p["latency_ns"]["count"] == p["ops"]
