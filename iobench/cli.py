@@ -149,11 +149,19 @@ def main() -> None:
         raise SystemExit(130) from None
 
 
+# Modules that add commands to `cli` (click lists commands alphabetically in --help).
+COMMAND_MODULES: tuple[str, ...] = (
+    "iobench.commands",
+    "iobench.workloads.io",
+    "iobench.workloads.fiojob",
+)
+
+
 def _register() -> None:
-    # Each module adds its commands to `cli`. Import order = order in --help.
-    from iobench import commands as _commands  # noqa: F401
-    from iobench.workloads import io as _io  # noqa: F401
-    from iobench.workloads import fiojob as _fiojob  # noqa: F401
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
 
 
 _register()
