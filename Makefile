@@ -4,25 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio
+APT_PKGS := fio openmpi-bin libopenmpi-dev
 
 .PHONY: run test setup system-deps lint bench clean
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,formats]'
+	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
 	touch $@
 
 system-deps:
 	@missing=""; \
 	command -v fio >/dev/null || missing="$$missing fio"; \
+	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
+	command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	  else \
-	    echo "iobench needs:$$missing. Install it with your package manager (e.g. dnf install fio) and re-run."; exit 2; \
+	    echo "iobench needs:$$missing. Install it with your package manager (e.g. dnf install fio openmpi-devel) and re-run."; exit 2; \
 	  fi; \
 	fi
 

@@ -154,6 +154,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
     "iobench.workloads.io",
     "iobench.workloads.fiojob",
+    "iobench.workloads.checkpoint",
 )
 
 

@@ -211,6 +211,11 @@ def save(result: Result, results_dir: Path) -> Path:
     raise UsageError(f"--results-dir {results_dir}: too many results named {base}")
 
 
+def rewrite(result: Result, path: Path) -> None:
+    """Replace this run's own result file (written by `save`) atomically."""
+    write_atomic(path, result.to_json())
+
+
 def load(path: str | Path) -> Result:
     """Load a result.json, or the result.json inside a results directory."""
     p = Path(path)

@@ -6,6 +6,7 @@ keeps a partial result on Ctrl-C/SIGTERM (exit 130) and a failed one on errors (
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -14,8 +15,8 @@ from typing import Any
 
 import click
 
+from iobench import dist, sysinfo
 from iobench import results as results_mod
-from iobench import sysinfo
 from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed
 from iobench.results import Result
 
@@ -40,42 +41,68 @@ def execute(
 ) -> Result:
     """Run `body(result)` and finish the result whatever happens; exit non-zero on failure.
 
-    Bad input raised before any phase was measured propagates (exit 2, no result file).
+    A provisional result (status failed, "did not finish") is written before the body
+    runs and replaced at the end, so even a SIGKILL leaves a result behind. Under MPI every
+    rank runs the body; only rank 0 writes and prints. Bad input raised before any phase
+    was measured propagates (exit 2, no result file).
     """
-    result.sysinfo = sysinfo.collect(target)
+    w = dist.world()
+    root = w.is_root
+    result.sysinfo = sysinfo.collect(target) if root else {}
+    if w.size > 1:
+        hosts = w.allgather(w.hostname())
+        result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
+                                 "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
+    path: Path | None = None
+    if save and root:
+        provisional = result.status, result.reason
+        result.mark("failed", "the run did not finish (killed, or the machine stopped)")
+        path = results_mod.save(result, results_dir)
+        result.status, result.reason = provisional
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     code = 0
+    message: str | None = None
     try:
         body(result)
     except KeyboardInterrupt as e:
-        what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
-        result.mark("partial", f"interrupted ({what}); phases measured so far are kept")
+        if isinstance(e, Terminated) and w.size > 1:
+            result.mark("failed", "terminated by mpirun: a rank died or the job was "
+                        "cancelled (mpirun's message names the rank)")
+        else:
+            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+            result.mark("partial", f"interrupted ({what}); phases measured so far are kept")
         code = EXIT_INTERRUPTED
     except RunFailed as e:
         result.mark("failed", e.format_message())
         code = EXIT_FAILED
-        click.echo(f"error: {e.format_message()}", err=True)
+        message = e.format_message()
     except IobenchError:
         if not result.phases:
+            if path is not None:
+                shutil.rmtree(path.parent, ignore_errors=True)
             raise
         result.mark("failed", "bad input found after measuring had begun")
         code = 2
     except OSError as e:
         result.mark("failed", f"I/O error: {e}")
         code = EXIT_FAILED
-        click.echo(f"error: I/O error: {e}", err=True)
+        message = f"I/O error: {e}"
     finally:
         signal.signal(signal.SIGTERM, old)
     result.finished_utc = results_mod.utc_now()
-    path = results_mod.save(result, results_dir) if save else None
-    if json_out:
-        click.echo(result.to_json())
-    else:
-        from iobench.report import terminal
+    if root:
+        if path is not None:
+            results_mod.rewrite(result, path)
+        if message:
+            click.echo(f"error: {message}", err=True)
+        if json_out:
+            click.echo(result.to_json())
+        else:
+            from iobench.report import terminal
 
-        (render or terminal.render)(result)
-    if path is not None:
-        click.echo(f"result: {path}", err=True)
+            (render or terminal.render)(result)
+        if path is not None:
+            click.echo(f"result: {path}", err=True)
     if code:
         sys.exit(code)
     return result

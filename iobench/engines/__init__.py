@@ -30,6 +30,7 @@ class IOSpec:
     ioengine: str = "psync"  # fio only; the native engine uses threads for depth
     end_fsync: bool = True  # writes: fsync at the end, timed separately
     seed: int = 0
+    first_job: int = 0  # global index of files[0] (MPI ranks own consecutive jobs)
 
     @property
     def is_write(self) -> bool:

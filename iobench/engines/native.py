@@ -152,14 +152,18 @@ def run_threads(n: int, target: Callable[[int, WorkerStats], None],
 
 
 def layout(files: Sequence[Path], size: int, content: str = "random", seed: int = 0,
-           chunk: int = 8 << 20, progress: Any = None) -> None:
-    """Create each file at `size` bytes of content, unless it already has that size."""
+           chunk: int = 8 << 20, progress: Any = None, first_stream: int = 0) -> None:
+    """Create each file at `size` bytes of content, unless it already has that size.
+
+    File i gets content stream `first_stream + i`, so files laid out by different ranks
+    never share a 4 KiB block.
+    """
     buf = aligned_buffer(chunk)
     arr = np.frombuffer(buf, dtype=np.uint8)
     for i, path in enumerate(files):
         if path.exists() and path.stat().st_size == size:
             continue
-        gen = Content(content, seed, stream=i)
+        gen = Content(content, seed, stream=first_stream + i)
         tmp = path.with_name(path.name + ".part")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -183,7 +187,7 @@ def _offsets(spec: IOSpec, job: int, file_size: int) -> np.ndarray:
         raise UsageError(f"--size {file_size} is smaller than --block-size {spec.block_size}; "
                          "give a larger --size")
     if spec.is_random:
-        rng = np.random.default_rng([spec.seed, job])
+        rng = np.random.default_rng([spec.seed, spec.first_job + job])
         return rng.integers(0, nblocks, size=nblocks, dtype=np.int64) * spec.block_size
     return np.arange(nblocks, dtype=np.int64) * spec.block_size
 
@@ -205,7 +209,8 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
     try:
         sizes = [os.fstat(fd).st_size if not spec.is_write else spec.size for fd in fds]
         offsets = [_offsets(spec, j, sizes[j]) for j in range(spec.jobs)]
-        gens = [Content("random", spec.seed, stream=j) for j in range(spec.jobs)]
+        gens = [Content("random", spec.seed, stream=spec.first_job + j)
+                for j in range(spec.jobs)]
         t0 = [0]
 
         def worker(i: int, st: WorkerStats) -> None:
@@ -251,7 +256,9 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                     break
 
         t0[0] = time.monotonic_ns()
+        wall0 = time.time_ns()
         stats, start_ns, end_ns = run_threads(nthreads, worker, stop)
+        wall0 += start_ns - t0[0]
         nbytes, ops, hist, tl = merge_workers(stats, start_ns)
         seconds = (end_ns - start_ns) / 1e9
         phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=seconds, ops=ops,
@@ -273,6 +280,13 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                                           "includes_fsync": True})]
             phases.append(make_phase("fsync", nbytes=0, seconds=fsync_s, ops=len(fds),
                                      engine="native", direction="sync"))
+            end_ns = f1
+        # wall-clock bounds, for merging ranks (iobench.dist)
+        phases[0]["start_wall_ns"] = wall0
+        phases[0]["end_wall_ns"] = wall0 + (end_ns - start_ns)
+        if len(phases) > 1:  # the fsync phase ends with the write phase
+            phases[1]["start_wall_ns"] = wall0 + (f0 - start_ns)
+            phases[1]["end_wall_ns"] = phases[0]["end_wall_ns"]
         return phases
     except OSError as e:
         if e.errno == errno.ENOSPC:

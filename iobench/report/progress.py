@@ -23,7 +23,11 @@ from rich.progress import (
 class ByteProgress:
     def __init__(self, label: str, total_bytes: int | None, enabled: bool | None = None) -> None:
         con = Console(stderr=True)
-        self.enabled = con.is_terminal if enabled is None else enabled
+        if enabled is None:  # under MPI only rank 0 draws
+            from iobench.dist import world
+
+            enabled = con.is_terminal and world().is_root
+        self.enabled = enabled
         self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._task = None

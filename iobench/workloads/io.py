@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import click
 
-from iobench import cache
+from iobench import cache, dist
 from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
@@ -29,51 +30,71 @@ from iobench.runner import execute
 terminal.register("io", lambda result: [])
 
 
-def io_files(root: Path, jobs: int) -> tuple[Path, ...]:
-    return tuple(root / f"job{j}.dat" for j in range(jobs))
+def io_files(root: Path, jobs: int, first: int = 0) -> tuple[Path, ...]:
+    return tuple(root / f"job{j}.dat" for j in range(first, first + jobs))
 
 
 def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result,
            json_out: bool = False) -> None:
-    """Lay out the files (reads), apply the cache policy, run the pattern, add its phases."""
-    if not spec.is_write:
-        missing = [f for f in spec.files if not f.exists() or f.stat().st_size < spec.size]
-        if missing:
-            with ByteProgress("layout", spec.size * len(missing), enabled=None if not json_out
-                              else False) as prog:
-                from iobench.engines import native
+    """Lay out the files (reads), apply the cache policy, run the pattern, add its phases.
 
-                native.layout(missing, spec.size, seed=spec.seed, progress=prog)
+    Under MPI each rank runs its own jobs (files job{first_job}..); the phases of all
+    ranks are merged (iobench.dist) and every rank sees the same merged figures.
+    """
+    w = dist.world()
+
+    def lay_out() -> None:
+        missing = [f for f in spec.files if not f.exists() or f.stat().st_size < spec.size]
+        if spec.is_write or not missing:
+            return
+        from iobench.engines import native
+
+        with ByteProgress("layout", spec.size * len(missing),
+                          enabled=False if json_out else None) as prog:
+            native.layout(missing, spec.size, seed=spec.seed, progress=prog,
+                          first_stream=spec.first_job + spec.files.index(missing[0]))
+
+    dist.collective(lay_out, w, "layout")
     method = cache.prepare(policy, spec.files) if not spec.is_write else (
         "o_direct" if spec.direct else "none")
-    total = spec.size * spec.jobs
+    total = spec.size * spec.jobs * w.size
     result.cache = cache.verdict(policy, method, total, reads=not spec.is_write,
                                  rereads=spec.runtime > 0 or spec.is_random)
-    if engine == "fio":
+
+    def run_fio() -> list[dict]:
         from iobench.engines import fio
 
+        start = time.time_ns()
         try:
             phases = fio.run(spec, workdir)
         except KeyboardInterrupt as e:  # keep what fio measured before it was stopped
             for p in fio.partial_phases(e):
                 result.add_phase(p)
             raise
-        for p in phases[:1]:
-            result.warnings.extend((p.get("fio") or {}).get("warnings") or [])
-    else:
+        end = time.time_ns()
+        for p in phases:
+            dist.stamp(p, start, end)
+        return phases
+
+    def run_native() -> list[dict]:
         from iobench.engines import native
 
         with ByteProgress(spec.pattern, None if spec.runtime else total,
                           enabled=False if json_out else None) as prog:
-            phases = native.run(spec, progress=prog)
+            return native.run(spec, progress=prog)
+
+    phases = dist.combine(run_fio if engine == "fio" else run_native, w, spec.pattern)
     for p in phases:
         result.add_phase(p)
+    for p in phases[:1]:
+        result.warnings.extend((p.get("fio") or {}).get("warnings") or [])
     main = phases[0]
     result.metrics.update({
         "gb_per_s": main["bytes_per_s"] / 1e9,
         "iops": main["iops"],
         "p99_us": (main["latency_ns"].get("p99") or 0) / 1e3,
         "bytes": main["bytes"],
+        "ranks": w.size,
     })
 
 
@@ -99,6 +120,7 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
     """Run a plain I/O PATTERN (seqread, seqwrite, randread, randwrite) on the target.
 
     Each job owns one file of --size under <target>/io/; both engines use the same files.
+    Under mpirun, --jobs is per rank and rank r owns files job{r*jobs}...
     """
     if block_size > size:
         raise UsageError(f"--block-size {block_size} is larger than --size {size}; "
@@ -107,12 +129,15 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
     if direct and block_size % 4096:
         raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "
                          "multiple of 4096 bytes, e.g. 4k")
-    tgt = target_mod.prepare(target, force=force)
-    workdir = tgt.subdir("io")
+    w = dist.world()
+    tgt = dist.root_first(lambda: target_mod.prepare(target, force=force), w)
+    workdir = dist.root_first(lambda: tgt.subdir("io"), w)
+    first = w.rank * jobs  # --jobs is per rank (as fio's numjobs per client)
     spec = IOSpec(pattern=pattern, size=size, block_size=block_size,  # type: ignore[arg-type]
-                  files=io_files(workdir, jobs), jobs=jobs, queue_depth=queue_depth,
+                  files=io_files(workdir, jobs, first), jobs=jobs, queue_depth=queue_depth,
                   runtime=runtime, direct=direct,
-                  ioengine=ioengine or ("psync" if queue_depth == 1 else "libaio"), seed=seed)
+                  ioengine=ioengine or ("psync" if queue_depth == 1 else "libaio"), seed=seed,
+                  first_job=first)
     need = sum(max(0, size - (f.stat().st_size if f.exists() else 0)) for f in spec.files)
     tgt.check_space(need, f"{pattern} with {jobs} x {size} bytes")
     spec_dict = {k: (list(map(str, v)) if k == "files" else v)

@@ -1,0 +1,260 @@
+"""The MPI world (mpi4py) or a one-process world with the same interface.
+
+Under `mpirun` every rank runs the same command; work is split by rank, every phase starts
+after a barrier, and rank 0 gathers each rank's phases (bytes, ops, histogram, timeline,
+wall-clock start and end) and writes one Result: aggregate throughput = total bytes /
+(last end - first start), per-rank min/median/max, first done vs last done, percentiles
+from the merged histogram. An error on any rank is reported by every rank at the next
+collective, naming the rank, so nobody hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from iobench.errors import RunFailed, ToolMissing
+from iobench.results import make_phase
+from iobench.stats import Histogram, Timeline
+
+T = TypeVar("T")
+
+# Variables that launchers set in every rank's environment.
+_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+
+
+def launched_size() -> int | None:
+    """World size an MPI launcher announced in the environment, or None."""
+    for var in _SIZE_VARS[:3]:
+        v = os.environ.get(var)
+        if v and v.isdigit():
+            return int(v)
+    if any(v in os.environ for v in _RANK_VARS):
+        return 1
+    return None
+
+
+class World:
+    """A world of one process: what iobench is without mpirun."""
+
+    rank = 0
+    size = 1
+    mpi = False
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        return None
+
+    def gather(self, obj: T) -> list[T] | None:
+        return [obj]
+
+    def allgather(self, obj: T) -> list[T]:
+        return [obj]
+
+    def bcast(self, obj: T) -> T:
+        return obj
+
+    def hostname(self) -> str:
+        return socket.gethostname()
+
+
+class MPIWorld(World):
+    mpi = True
+
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def gather(self, obj: T) -> list[T] | None:
+        return self.comm.gather(obj, root=0)
+
+    def allgather(self, obj: T) -> list[T]:
+        return self.comm.allgather(obj)
+
+    def bcast(self, obj: T) -> T:
+        return self.comm.bcast(obj, root=0)
+
+
+_WORLD: World | None = None
+
+
+def world() -> World:
+    """The process's world: MPI when launched by mpirun (and mpi4py is there), else one."""
+    global _WORLD
+    if _WORLD is None:
+        n = launched_size()
+        if n is None or os.environ.get("IOBENCH_NO_MPI"):
+            _WORLD = World()
+        else:
+            try:
+                _WORLD = MPIWorld()
+            except ImportError:
+                raise ToolMissing(
+                    f"launched under mpirun ({n} ranks) but mpi4py is not installed; "
+                    "install it with: pip install 'iobench[mpi]' (needs an MPI library, e.g. "
+                    "apt-get install libopenmpi-dev)"
+                ) from None
+    return _WORLD
+
+
+def set_world(w: World | None) -> None:
+    """For tests: force a world (None = detect again)."""
+    global _WORLD
+    _WORLD = w
+
+
+def split(n: int, w: World | None = None) -> range:
+    """The indices of n work items that this rank owns (contiguous blocks, deterministic)."""
+    w = w or world()
+    base, extra = divmod(n, w.size)
+    start = w.rank * base + min(w.rank, extra)
+    return range(start, start + base + (1 if w.rank < extra else 0))
+
+
+def collective(fn: Callable[[], T], w: World | None = None, what: str = "phase") -> list[T]:
+    """Run fn() on every rank and allgather the outcomes.
+
+    If any rank raised, every rank raises RunFailed naming the first failing rank, its
+    host and its error, so the others stop at the next collective instead of hanging.
+    KeyboardInterrupt is not caught: mpirun delivers it to every rank.
+    """
+    w = w or world()
+    try:
+        out: tuple[str, Any] = ("ok", fn())
+    except (RunFailed, OSError, ValueError, RuntimeError) as e:
+        msg = e.format_message() if isinstance(e, RunFailed) else f"{type(e).__name__}: {e}"
+        out = ("error", msg)
+        if w.size == 1:
+            raise
+    except Exception as e:  # noqa: BLE001 - other ranks must learn of it
+        out = ("error", f"{type(e).__name__}: {e}")
+        if w.size == 1:
+            raise
+    outcomes = w.allgather(out)
+    for rank, (state, value) in enumerate(outcomes):
+        if state == "error":
+            host = w.hostname() if rank == w.rank else "its host"
+            raise RunFailed(f"rank {rank} ({host}) failed in {what}: {value}")
+    return [v for _, v in outcomes]
+
+
+def stamp(phase: dict[str, Any], start_wall_ns: int, end_wall_ns: int) -> dict[str, Any]:
+    """Record a phase's wall-clock start and end (for merging across ranks and hosts)."""
+    phase["start_wall_ns"] = int(start_wall_ns)
+    phase["end_wall_ns"] = int(end_wall_ns)
+    return phase
+
+
+def wall_from_mono(mono_ns: int) -> int:
+    """Convert a monotonic timestamp taken in this process into wall-clock ns."""
+    return time.time_ns() - (time.monotonic_ns() - mono_ns)
+
+
+def merge_phases(per_rank: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Merge each rank's phases (same names, same order) into one set of phases.
+
+    Aggregate throughput = total bytes / (last end - first start); percentiles from the
+    merged histogram; per-rank min/median/max GB/s and first/last done in `metrics`.
+    """
+    if len(per_rank) == 1:
+        return list(per_rank[0])
+    merged: list[dict[str, Any]] = []
+    for i, first in enumerate(per_rank[0]):
+        group = [ph[i] for ph in per_rank]
+        names = {p["name"] for p in group}
+        if len(names) != 1:
+            raise RunFailed(f"ranks ran different phases at position {i}: {sorted(names)}")
+        stamped = all("start_wall_ns" in p and "end_wall_ns" in p for p in group)
+        starts: list[int] = [int(p.get("start_wall_ns", 0)) for p in group]
+        ends: list[int] = [int(p.get("end_wall_ns", 0)) for p in group]
+        nbytes = sum(p["bytes"] for p in group)
+        ops = sum(p["ops"] for p in group)
+        t0: int | None = None
+        t1: int | None = None
+        if stamped:
+            t0, t1 = min(starts), max(ends)
+            seconds = (t1 - t0) / 1e9
+            done = sorted((e - t0) / 1e9 for e in ends)
+        else:  # phases that were not stamped: the slowest rank's duration
+            seconds = max(p["seconds"] for p in group)
+            done = sorted(p["seconds"] for p in group)
+        hists = [Histogram.from_dict(p["histogram"]) for p in group if p.get("histogram")]
+        hist = Histogram.merged(hists) if hists else None
+        tl = None
+        if all(p.get("timeline") for p in group) and t0 is not None:
+            interval_ns = int(first["timeline"]["interval_s"] * 1e9)
+            tl = Timeline(start_ns=t0, interval_ns=interval_ns)
+            for p, s in zip(group, starts, strict=True):
+                other = Timeline(start_ns=s, interval_ns=interval_ns,
+                                 bins=list(p["timeline"]["bytes"]))
+                tl.merge(other)
+        rank_rates = [p["bytes_per_s"] / 1e9 for p in group]
+        metrics = dict(first.get("metrics") or {})
+        metrics.update({
+            "ranks": len(group),
+            "rank_gb_per_s_min": min(rank_rates),
+            "rank_gb_per_s_median": statistics.median(rank_rates),
+            "rank_gb_per_s_max": max(rank_rates),
+            "first_done_s": done[0],
+            "last_done_s": done[-1],
+        })
+        out = make_phase(first["name"], nbytes=nbytes, seconds=seconds, ops=ops, latency=hist,
+                         timeline=tl, engine=first.get("engine", "native"),
+                         direction=first.get("direction", "read"), metrics=metrics)
+        if t0 is not None and t1 is not None:
+            stamp(out, t0, t1)
+        merged.append(out)
+    return merged
+
+
+def combine(run_phase: Callable[[], list[dict[str, Any]]], w: World | None = None,
+            what: str = "phase") -> list[dict[str, Any]]:
+    """Barrier, run this rank's part of a phase, then merge every rank's phases.
+
+    Returns the merged phases on every rank (so every rank can compute the same summary).
+    """
+    w = w or world()
+    w.barrier()
+    per_rank = collective(run_phase, w, what)
+    return merge_phases(per_rank)
+
+
+def root_first(fn: Callable[[], T], w: World | None = None) -> T:
+    """Rank 0 runs fn first (e.g. creating and marking the target), then the others.
+
+    If rank 0 fails with bad input, it reports the one line and the other ranks exit with
+    the same code silently, so a user sees the error once, not once per rank.
+    """
+    import click
+
+    from iobench.errors import IobenchError
+
+    w = w or world()
+    if w.size == 1:
+        return fn()
+    if w.is_root:
+        try:
+            value = fn()
+        except IobenchError as e:
+            w.bcast((e.exit_code, e.format_message()))
+            raise
+        w.bcast(None)
+        return value
+    failed = w.bcast(None)
+    if failed is not None:
+        raise click.exceptions.Exit(failed[0])
+    return fn()
