@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -85,8 +86,8 @@ def test_killed_rank_bounded_exit_and_failed_result(tmp_path, mpirun):
             if not pid.isdigit():
                 continue
             try:
-                env = open(f"/proc/{pid}/environ", "rb").read()
-                cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                env = Path(f"/proc/{pid}/environ").read_bytes()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
             if b"OMPI_COMM_WORLD_RANK=1\x00" in env and str(tgt).encode() in cmdline:
