@@ -154,6 +154,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
     "iobench.workloads.io",
     "iobench.workloads.fiojob",
+    "iobench.workloads.datagen",
+    "iobench.workloads.train",
     "iobench.workloads.checkpoint",
 )
 

@@ -258,3 +258,29 @@ def root_first(fn: Callable[[], T], w: World | None = None) -> T:
     if failed is not None:
         raise click.exceptions.Exit(failed[0])
     return fn()
+
+
+def root_first_value(fn: Callable[[], T], w: World | None = None) -> T:
+    """Rank 0 computes a value (e.g. a plan from a manifest) and every rank receives it.
+
+    Bad input on rank 0 is reported once, as in `root_first`.
+    """
+    import click
+
+    from iobench.errors import IobenchError
+
+    w = w or world()
+    if w.size == 1:
+        return fn()
+    if w.is_root:
+        try:
+            value = fn()
+        except IobenchError as e:
+            w.bcast(("error", (e.exit_code, e.format_message())))
+            raise
+        w.bcast(("ok", value))
+        return value
+    msg: tuple[str, Any] = w.bcast(("ok", None))
+    if msg[0] == "error":
+        raise click.exceptions.Exit(msg[1][0])
+    return msg[1]

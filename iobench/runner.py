@@ -76,12 +76,13 @@ def execute(
         result.mark("failed", e.format_message())
         code = EXIT_FAILED
         message = e.format_message()
-    except IobenchError:
+    except IobenchError as e:
         if not result.phases:
             if path is not None:
                 shutil.rmtree(path.parent, ignore_errors=True)
             raise
-        result.mark("failed", "bad input found after measuring had begun")
+        message = e.format_message()
+        result.mark("failed", f"bad input found after measuring had begun: {message}")
         code = 2
     except OSError as e:
         result.mark("failed", f"I/O error: {e}")

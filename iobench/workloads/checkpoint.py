@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iobench import cache as cache_mod
-from iobench import presets
+from iobench import dist, presets
 from iobench import spec as spec_mod
 from iobench import target as target_mod
 from iobench.checkpoint import economics, layout
@@ -238,6 +239,36 @@ class Runner:
             self.pool.close()
             self.pool = None
 
+    def _run_ranks(self, op: str, jobs: list[RankJob], prog: Any) -> list[dict[str, Any]]:
+        """Run the checkpoint ranks' jobs; under MPI each MPI rank runs its share of them
+        as local rank processes and every MPI rank gets all results, in plan order."""
+        w = dist.world()
+        if w.size == 1:
+            return self._pool(len(jobs)).run(op, jobs, prog)
+        mine = [jobs[i] for i in dist.split(len(jobs), w)]
+
+        def part() -> list[dict[str, Any]]:
+            res = self._pool(len(mine)).run(op, mine, prog) if mine else []
+            # monotonic clocks differ between hosts: report wall-clock times
+            offset = time.time_ns() - time.monotonic_ns()
+            for r in res:
+                for key in [k for k in r if k.endswith("_end_ns") or k in ("start_ns",
+                                                                           "end_ns")]:
+                    if isinstance(r[key], int) and r[key] > 0:
+                        r[key] += offset
+            return res
+
+        w.barrier()
+        parts = dist.collective(part, w, f"checkpoint {op}")
+        return [r for p in parts for r in p]
+
+    def _on_root(self, fn: Any, *args: Any) -> None:
+        """Shared-namespace changes (directories, manifests, `latest`) are rank 0's."""
+        w = dist.world()
+        if w.is_root:
+            fn(*args)
+        w.barrier()
+
     # -- helpers --
     def _progress(self, label: str, total: int) -> ByteProgress:
         return ByteProgress(label, total, enabled=False if self.opts.json_out else None)
@@ -251,6 +282,10 @@ class Runner:
                         files=tuple(FileJob(str(step_path / f.relpath), f.bytes, f.stream)
                                     for f in self.plan.files[r]))
                 for r in self.plan.ranks]
+
+    def _fresh_dir(self, path: Path) -> None:
+        self._remove_step(path)
+        path.mkdir(parents=True)
 
     def _remove_step(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -285,8 +320,8 @@ class Runner:
         for i in range(1, self.opts.count + 1):
             step = i
             step_path = self.root / layout.step_dir(p.layout, step)
-            self._remove_step(step_path)
-            step_path.mkdir(parents=True)
+
+            self._on_root(self._fresh_dir, step_path)
             seed = self.opts.seed * 1_000_003 + step
             if self.opts.engine == "fio":
                 from iobench.checkpoint import fio_engine
@@ -296,8 +331,7 @@ class Runner:
             else:
                 with self._progress(f"checkpoint {i}/{self.opts.count}",
                                     p.checkpoint_bytes) as prog:
-                    results = self._pool(len(p.ranks)).run(
-                        "write", self._write_jobs(step_path, seed), prog)
+                    results = self._run_ranks("write", self._write_jobs(step_path, seed), prog)
                 self._disk_full(results, step_path)
                 self._errors(results, "write")
                 phase = summarise(f"write-{i}", results, p.ranks, "write", "native",
@@ -309,7 +343,7 @@ class Runner:
                     for path, lst in r["crc32c"].items():
                         crcs[Path(path).name] = lst
                 files = [f for r in p.ranks for f in p.files[r]]
-                layout.write_manifest(step_path, p.layout, {
+                self._on_root(layout.write_manifest, step_path, p.layout, {
                     "model": p.spec.name, "layout": p.layout, "step": step, "seed": seed,
                     "content": "random", "chunk_bytes": CHUNK, "ranks": list(p.ranks),
                     "mode": p.mode, "scale": p.scale,
@@ -318,11 +352,11 @@ class Runner:
                 # DeepSpeed's tag file, written after every rank saved (as rank 0 does)
                 from iobench.results import write_atomic
 
-                write_atomic(self.root / "latest", f"global_step{step}")
+                self._on_root(write_atomic, self.root / "latest", f"global_step{step}")
             self.written.append((step, step_path))
             if self.opts.keep and len(self.written) > self.opts.keep:
                 old_step, old = self.written.pop(0)
-                self._remove_step(old)
+                self._on_root(self._remove_step, old)
 
     # -- reading --
     def discover(self) -> list[tuple[int, Path]]:
@@ -378,10 +412,9 @@ class Runner:
         self.result.cache = cache_mod.verdict(self.opts.policy, method, data)
         bad: list[dict[str, Any]] = []
         for i, (step, d, jobs, _paths, ranks) in enumerate(prepared, 1):
-            pool = self._pool(len(ranks))
             total = sum(f.bytes for j in jobs for f in j.files)
             with self._progress(f"restore {i}/{len(prepared)}", total) as prog:
-                results = pool.run("read", jobs, prog)
+                results = self._run_ranks("read", jobs, prog)
             self._errors(results, "read")
             mism = [m for r in results for m in r["mismatches"]]
             phase = summarise(f"read-{i}", results, ranks, "read", "native",
@@ -646,14 +679,17 @@ def checkpoint_cmd(model: str, target: Path, json_out: bool, results_dir: Path, 
             con.print(plan_table(pd))
             con.print(Text("what-if: nothing was written"))
         return
-    tgt = target_mod.prepare(target, force=force)
-    tgt.claim("checkpoint")
+    w = dist.world()
+    tgt = dist.root_first(lambda: target_mod.prepare(target, force=force), w)
+    dist.root_first(lambda: tgt.claim("checkpoint"), w)
     root = tgt.root / "checkpoint" / spec.name
     if do_write:
-        if root.exists():  # an earlier run's checkpoints of this model: ours to replace
-            shutil.rmtree(root)
-        root.mkdir(parents=True, exist_ok=True)
-        if space_check:
+        if w.is_root:
+            if root.exists():  # an earlier run's checkpoints of this model: ours to replace
+                shutil.rmtree(root)
+            root.mkdir(parents=True, exist_ok=True)
+        w.barrier()
+        if space_check and w.is_root:
             tgt.check_space(pd["peak_disk_bytes"],
                             f"checkpoint {spec.name} ({count} x {plan.checkpoint_bytes} bytes"
                             + (f", keeping {keep}" if keep else "") + ")")

@@ -1,0 +1,168 @@
+"""The training workload spec (workloads/training/*.yaml) and the accelerator table
+(workloads/accelerators.yaml): frozen dataclasses, loaded and checked before any I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from iobench import presets
+from iobench.errors import SpecError, did_you_mean
+from iobench.spec import from_mapping, load_yaml, size_field
+
+FORMATS = ("raw", "npz", "hdf5", "tfrecord", "indexed")
+TOKEN_BYTES = {"uint16": 2, "uint32": 4}
+NPZ_MAX_RECORD = 0xFFFFFFFF - 4096  # no ZIP64: one member must stay below 4 GiB
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """One training workload: what datagen writes and what the training replay reads.
+
+    Fields that shape the bytes on disk (format, record sizes, samples per file, seed,
+    token layout) are the data set's identity; `files` only says how many shard files.
+    The rest (batch size, AU threshold, epochs, reader threads) is for the replay.
+    """
+
+    name: str
+    format: Literal["raw", "npz", "hdf5", "tfrecord", "indexed"]
+    record_size: int = size_field(0)  # mean bytes per sample (indexed: derived from seq_len)
+    record_size_stdev: int = size_field(0)  # 0 = fixed size; else normal(mean, stdev)
+    record_size_min: int = size_field(0)  # lower clip; 0 = max(1, mean - 3 stdev)
+    record_size_max: int = size_field(0)  # upper clip; 0 = mean + 3 stdev
+    samples_per_file: int = 1
+    files: int = 1  # shard files in the data set (indexed: .bin/.idx pairs)
+    batch_size: int = 1  # samples per step per accelerator
+    au_threshold_pct: float = 90.0  # MLPerf minimum accelerator utilisation
+    seed: int = 0
+    seq_len: int = 0  # indexed: tokens per sequence (one sample)
+    token_dtype: Literal["uint16", "uint32"] = "uint16"
+    hdf5_chunk_bytes: int = size_field(1 << 20)  # hdf5: chunk size of the data set
+    epochs: int = 1  # replay: passes over the data set
+    read_threads: int = 4  # replay: reader threads per accelerator (DLIO read_threads)
+    shuffle: Literal["none", "file", "sample"] = "sample"  # replay: sample order
+    description: str = ""
+    source: str = ""  # where the numbers come from
+
+    @property
+    def mean_record_bytes(self) -> int:
+        if self.format == "indexed":
+            return self.seq_len * TOKEN_BYTES[self.token_dtype]
+        return self.record_size
+
+    @property
+    def clip_bytes(self) -> tuple[int, int]:
+        """(min, max) sample size after clipping the normal distribution."""
+        mean, sd = self.mean_record_bytes, self.record_size_stdev
+        lo = self.record_size_min or max(1, mean - 3 * sd)
+        hi = self.record_size_max or mean + 3 * sd
+        return lo, hi
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the bytes of each shard; a data set is reusable when it matches."""
+        d = dataclasses.asdict(self)
+        keep = ("format", "record_size", "record_size_stdev", "record_size_min",
+                "record_size_max", "samples_per_file", "seed", "seq_len", "token_dtype",
+                "hdf5_chunk_bytes")
+        return {k: d[k] for k in keep}
+
+
+def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
+    """Refuse specs that cannot be generated; one line naming the key and the fix."""
+    if spec.format == "indexed":
+        if spec.seq_len <= 0:
+            raise SpecError(f"{where}.seq_len: indexed data sets need seq_len > 0 tokens "
+                            "(e.g. 8192)")
+        if spec.record_size and spec.record_size != spec.mean_record_bytes:
+            raise SpecError(f"{where}.record_size: {spec.record_size} disagrees with "
+                            f"seq_len x {spec.token_dtype} = {spec.mean_record_bytes} bytes; "
+                            "drop record_size for indexed data sets")
+        if spec.record_size_stdev:
+            raise SpecError(f"{where}.record_size_stdev: indexed sequences are fixed "
+                            "(seq_len tokens); remove record_size_stdev")
+    else:
+        if spec.record_size <= 0:
+            if spec.record_size_stdev:
+                raise SpecError(f"{where}.record_size_stdev: given without a mean; add "
+                                "record_size (the mean), e.g. record_size: 146.6MB")
+            raise SpecError(f"{where}.record_size: must be > 0 bytes, e.g. 115KB or 1MiB")
+        if spec.seq_len:
+            raise SpecError(f"{where}.seq_len: only for format indexed; remove it")
+    lo, hi = spec.clip_bytes
+    if lo <= 0 or hi < lo:
+        raise SpecError(f"{where}: record size clip [{lo}, {hi}] is empty; fix "
+                        "record_size_min/record_size_max")
+    if spec.format == "npz" and hi > NPZ_MAX_RECORD:
+        raise SpecError(f"{where}: npz records must stay below 4 GiB (largest possible "
+                        f"{hi} bytes); lower record_size_max or record_size_stdev")
+    for key in ("samples_per_file", "files", "batch_size", "epochs", "read_threads"):
+        v = getattr(spec, key)
+        if v <= 0:
+            raise SpecError(f"{where}.{key}: {v} must be >= 1")
+    if not 0 < spec.hdf5_chunk_bytes <= 64 << 20:
+        raise SpecError(f"{where}.hdf5_chunk_bytes: {spec.hdf5_chunk_bytes} must be in "
+                        "(0, 64 MiB], e.g. 1MiB (a worker holds one batch of chunks)")
+    if not 0 < spec.au_threshold_pct <= 100:
+        raise SpecError(f"{where}.au_threshold_pct: {spec.au_threshold_pct} must be in "
+                        "(0, 100]")
+    if spec.seed < 0:
+        raise SpecError(f"{where}.seed: {spec.seed} must be >= 0")
+    return spec
+
+
+def load_workload(name_or_path: str) -> TrainingSpec:
+    """A training preset by name (workloads/training/NAME.yaml) or a YAML path."""
+    path = presets.find("training", name_or_path)
+    data = load_yaml(path)
+    if isinstance(data, dict) and "format" in data and data["format"] not in FORMATS:
+        raise SpecError(f"{path.stem}.format: unknown format {data['format']!r}"
+                        f"{did_you_mean(str(data['format']), FORMATS)}")
+    if isinstance(data, dict) and "name" not in data:
+        data = {"name": path.stem, **data}
+    spec = from_mapping(TrainingSpec, data, path.stem)
+    return validate(spec, path.stem)
+
+
+# --- accelerators ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Accelerator:
+    description: str = ""
+    host_ram_per_accelerator: int = size_field(0)  # MLPerf: ~0.5 GB per simulated one
+    compute_seconds_per_step: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AcceleratorTable:
+    accelerators: dict[str, Accelerator]
+    source: str = ""
+
+
+def accelerators_path() -> Path:
+    return presets.presets_root() / "accelerators.yaml"
+
+
+def load_accelerators(path: Path | None = None) -> AcceleratorTable:
+    p = path or accelerators_path()
+    return from_mapping(AcceleratorTable, load_yaml(p), p.stem)
+
+
+def accelerator(name: str, table: AcceleratorTable | None = None) -> Accelerator:
+    t = table or load_accelerators()
+    key = name.lower()
+    if key not in t.accelerators:
+        raise SpecError(f"--accelerator: unknown accelerator {name!r}"
+                        f"{did_you_mean(key, list(t.accelerators))}")
+    return t.accelerators[key]
+
+
+def compute_seconds(workload: str, accel: str, table: AcceleratorTable | None = None) -> float:
+    """Emulated compute time of one step of `workload` on one `accel` (accelerators.yaml)."""
+    a = accelerator(accel, table)
+    if workload not in a.compute_seconds_per_step:
+        have = ", ".join(sorted(a.compute_seconds_per_step)) or "none"
+        raise SpecError(f"accelerators.yaml: no compute time for workload {workload!r} on "
+                        f"{accel}; it has {have}. Add {accel}.compute_seconds_per_step."
+                        f"{workload} to workloads/accelerators.yaml")
+    return a.compute_seconds_per_step[workload]

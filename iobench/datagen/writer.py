@@ -1,0 +1,291 @@
+"""Streaming, crash-safe file writing for datagen: temp name, running CRC32C, fsync, rename;
+the per-shard record plan; and the resumable manifest.
+
+Memory per worker is one CHUNK_BYTES buffer whatever the record size: payload is
+generated into it and written chunk by chunk, never held whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import crc32c as _crc32c
+import numpy as np
+
+from iobench.content import BLOCK, Content
+from iobench.datagen.spec import TrainingSpec
+from iobench.results import utc_now
+
+CHUNK_BYTES = 8 << 20  # generation/write chunk: big enough for storage speed, small in RAM
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+TMP_MARK = ".tmp-datagen"
+
+# Set in each worker process by the pool initializer: a shared byte counter for progress,
+# and whether the parent takes over the fsyncs (see FileWriter.commit).
+_progress: Any = None
+_defer_sync = False
+
+
+def set_progress_counter(counter: Any, defer_sync: bool = False) -> None:
+    global _progress, _defer_sync
+    _progress = counter
+    _defer_sync = defer_sync
+
+
+def sync_now() -> bool:
+    """Whether a worker fsyncs its own files (False: the parent does, before the manifest
+    marks them complete, so workers go on generating while the device flushes)."""
+    return not _defer_sync
+
+
+def sync_files(directory: Path, names: list[str]) -> None:
+    """fsync finished files and their directory (the parent's half of a commit)."""
+    for name in names:
+        fd = os.open(directory / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(directory)
+
+
+def _advance(n: int) -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += n
+
+
+def crc32c(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
+    return int(_crc32c.crc32c(data, value))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One finished output file, as the manifest stores it."""
+
+    name: str
+    size: int
+    crc32c: int
+    samples: int
+    role: str = "data"  # data | index (a sidecar index that readers also need)
+
+
+class FileWriter:
+    """Write one file to a temp name with a running CRC32C of every byte written;
+    `commit()` fsyncs, renames into place and fsyncs the directory.
+
+    Headers and payload are staged in the worker's buffer and written a full buffer at a
+    time, so a TFRecord shard of 1251 small records costs a handful of write calls, not
+    three per record. Under the datagen pool the fsyncs move to the parent
+    (`sync_files`), which runs them before the manifest marks the file complete: a file
+    renamed but not yet synced when the machine dies is not in the manifest, so the next
+    run rewrites it.
+    """
+
+    def __init__(self, path: Path, buf: np.ndarray) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}{TMP_MARK}")
+        self.buf = buf
+        self.fill = 0  # bytes staged in buf
+        self.flushed = 0
+        self.crc = 0
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    @property
+    def pos(self) -> int:
+        """Bytes written so far (the offset the next byte lands at)."""
+        return self.flushed + self.fill
+
+    def _flush(self) -> None:
+        if not self.fill:
+            return
+        mv = memoryview(self.buf[: self.fill])  # type: ignore[arg-type]
+        self.crc = crc32c(mv, self.crc)
+        done = 0
+        while done < len(mv):
+            done += os.write(self.fd, mv[done:])
+        _advance(self.fill)
+        self.flushed += self.fill
+        self.fill = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        src = np.frombuffer(data, dtype=np.uint8)
+        done = 0
+        while done < src.size:
+            n = min(src.size - done, self.buf.size - self.fill)
+            self.buf[self.fill : self.fill + n] = src[done : done + n]
+            self.fill += n
+            done += n
+            if self.fill == self.buf.size:
+                self._flush()
+
+    def stream(self, content: Content, content_offset: int, length: int,
+               tap: Callable[[memoryview], None] | None = None) -> None:
+        """Write `length` bytes of `content` from `content_offset`, generated straight into
+        the staging buffer; `tap` sees each piece (for a format's own checksum)."""
+        done = 0
+        while done < length:
+            n = min(length - done, self.buf.size - self.fill)
+            end = content_offset + done + n
+            if done + n < length and end % BLOCK and n > end % BLOCK:
+                n -= end % BLOCK  # keep the next piece on the fast, block-aligned path
+            view = self.buf[self.fill : self.fill + n]
+            content.fill(view, content_offset + done)
+            if tap is not None:
+                tap(memoryview(view))  # type: ignore[arg-type]
+            self.fill += n
+            done += n
+            if self.fill == self.buf.size:
+                self._flush()
+
+    def commit(self, samples: int, role: str = "data") -> FileRecord:
+        self._flush()
+        if sync_now():
+            os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.tmp, self.path)
+        if sync_now():
+            fsync_dir(self.path.parent)
+        return FileRecord(self.path.name, self.flushed, self.crc, samples, role)
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+@contextlib.contextmanager
+def writing(path: Path, buf: np.ndarray) -> Iterator[FileWriter]:
+    """A FileWriter that is removed again if the body fails before commit."""
+    w = FileWriter(path, buf)
+    try:
+        yield w
+    finally:
+        if w.fd >= 0:
+            w.abort()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_crc32c(path: Path, buf: np.ndarray | None = None) -> tuple[int, int]:
+    """(size, CRC32C) of a whole file, read in bounded chunks."""
+    b = buf if buf is not None else np.empty(CHUNK_BYTES, dtype=np.uint8)
+    mv = memoryview(b)  # type: ignore[arg-type]
+    crc = 0
+    size = 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            n = os.readv(fd, [mv])
+            if n == 0:
+                break
+            crc = crc32c(mv[:n], crc)
+            size += n
+    finally:
+        os.close(fd)
+    return size, crc
+
+
+# --- the record plan -------------------------------------------------------------------
+def record_sizes(spec: TrainingSpec, shard: int) -> np.ndarray:
+    """Sample sizes (bytes) of one shard: fixed, or normal(mean, stdev) clipped, drawn
+    from a generator seeded by (seed, shard) so any shard is reproducible alone."""
+    n = spec.samples_per_file
+    mean = spec.mean_record_bytes
+    lo, hi = spec.clip_bytes
+    if spec.record_size_stdev == 0:
+        return np.full(n, min(max(mean, lo), hi), dtype=np.int64)
+    rng = np.random.default_rng([spec.seed, shard, 0x5123])
+    s = np.rint(rng.normal(mean, spec.record_size_stdev, n))
+    return np.clip(s, lo, hi).astype(np.int64)
+
+
+def content_offsets(sizes: np.ndarray) -> np.ndarray:
+    """Where each record's bytes start in the shard's content stream: 4 KiB aligned, so
+    generation runs on the fast aligned path and no two records share content."""
+    padded = (sizes + BLOCK - 1) // BLOCK * BLOCK
+    out = np.zeros(sizes.size, dtype=np.int64)
+    np.cumsum(padded[:-1], out=out[1:])
+    return out
+
+
+def content_for(kind: str, spec: TrainingSpec, shard: int) -> Content:
+    # The workload name is part of the stream so two data sets with the same seed in one
+    # target never share blocks (a dedup-capable array would otherwise fold them).
+    return Content(kind, spec.seed, (crc32c(spec.name.encode()) << 32) | shard)
+
+
+@dataclass
+class ShardJob:
+    """Everything a worker needs to write one shard (picklable)."""
+
+    spec: TrainingSpec
+    shard: int
+    directory: Path
+    content: str
+
+
+# --- manifest --------------------------------------------------------------------------
+def manifest_path(directory: Path) -> Path:
+    return directory / MANIFEST
+
+
+def load_manifest(directory: Path) -> dict[str, Any] | None:
+    p = manifest_path(directory)
+    if not p.exists():
+        return None
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # a manifest is only ever replaced atomically; unreadable = start over
+    if not isinstance(d, dict) or d.get("iobench_datagen") != MANIFEST_VERSION:
+        return None
+    return d
+
+
+def new_manifest(spec: TrainingSpec, content: str) -> dict[str, Any]:
+    from iobench.spec import to_dict
+
+    return {
+        "iobench_datagen": MANIFEST_VERSION,
+        "workload": spec.name,
+        "format": spec.format,
+        "content": content,
+        "identity": spec.identity(),
+        "spec": to_dict(spec),
+        "files_planned": spec.files,
+        "created_utc": utc_now(),
+        "updated_utc": utc_now(),
+        "entries": {},
+        "last_run": None,
+    }
+
+
+def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Atomic: temp file, fsync, rename, fsync the directory."""
+    from iobench.results import write_atomic
+
+    manifest["updated_utc"] = utc_now()
+    write_atomic(manifest_path(directory), json.dumps(manifest, indent=0, sort_keys=True))
+    fsync_dir(directory)
+
+
+def entry(rec: FileRecord, shard: int) -> dict[str, Any]:
+    return {"name": rec.name, "shard": shard, "size": rec.size, "crc32c": rec.crc32c,
+            "samples": rec.samples, "role": rec.role, "complete": True}

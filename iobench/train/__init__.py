@@ -1,0 +1,1 @@
+"""Training replay: emulated accelerators fed by reader threads, AU, find-max, checkpoints."""

@@ -1,0 +1,91 @@
+"""Opens a generated data set for the replay through datagen's reader API, checking it
+first (right workload, every shard present, whole and indexable) so a bad data set is
+one line naming the shard before anything is measured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from iobench.datagen import reader as dg_reader
+from iobench.datagen.spec import TrainingSpec
+from iobench.errors import UsageError
+from iobench.train.emulate import Dataset
+from iobench.train.plan import SampleTable
+
+INDEX_THREADS = 8  # indexing reads a header per shard: latency-bound, so overlap it
+
+
+def _regen(spec: TrainingSpec, target: Path) -> str:
+    return f"regenerate it with `iobench datagen {spec.name} --target {target}`"
+
+
+def open_for_training(target: Path, spec: TrainingSpec) -> tuple[dg_reader.Dataset, Dataset]:
+    """The datagen data set of `spec` under target/datagen/, and its sample table."""
+    ds = dg_reader.open_dataset(target, spec.name)
+    want, have = spec.identity(), ds.spec.identity()
+    # the data seed only picks contents and sizes, which the index reads back: not checked
+    diff = [k for k in want if k != "seed" and want[k] != have.get(k)]
+    if diff:
+        k = diff[0]
+        raise UsageError(
+            f"{ds.root}: the data set was generated for another workload spec ({k} "
+            f"{have.get(k)!r}, this workload wants {want[k]!r}); {_regen(spec, target)} "
+            "or train the workload it was made for")
+    if not ds.files:
+        raise UsageError(f"{ds.root}: the data set has no files; {_regen(spec, target)}")
+
+    def check(i: int) -> np.ndarray:
+        path = ds.files[i]
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise UsageError(f"{path}: shard missing from the data set; "
+                             f"{_regen(spec, target)}") from None
+        if size != ds.file_bytes[i]:
+            raise UsageError(
+                f"{path}: shard is {size} bytes but datagen wrote {ds.file_bytes[i]}; it is "
+                f"truncated or corrupt: {_regen(spec, target)}")
+        try:
+            table = ds.samples(i)
+        except Exception as e:  # noqa: BLE001 - any parse failure means a damaged shard
+            msg = e.format_message() if hasattr(e, "format_message") else str(e)
+            raise UsageError(f"{path}: shard is corrupt, its sample index cannot be read "
+                             f"({msg.removeprefix(str(path) + ': ')}); "
+                             f"{_regen(spec, target)}") from None
+        if table.shape[0] != spec.samples_per_file or (
+                table.size and int((table[:, 0] + table[:, 1]).max()) > size):
+            raise UsageError(
+                f"{path}: shard is corrupt ({table.shape[0]} samples indexed, "
+                f"{spec.samples_per_file} expected, or a sample past the end); "
+                f"{_regen(spec, target)}")
+        return table
+
+    n = len(ds.files)
+    if n > 16:
+        with ThreadPoolExecutor(INDEX_THREADS) as pool:
+            tables = list(pool.map(check, range(n)))
+    else:
+        tables = [check(i) for i in range(n)]
+    table = SampleTable.from_files([(t[:, 0], t[:, 1]) for t in tables])
+    return ds, Dataset(files=list(ds.files), table=table, name=spec.name)
+
+
+def decoder(ds: dg_reader.Dataset) -> Callable[[int, memoryview], None]:
+    """Parse each sample as the format's framework reader would (datagen's decoders); a
+    sample that does not parse names its shard."""
+    fmt, spec, files = ds.format, ds.spec, ds.files
+
+    def decode(file_index: int, data: memoryview) -> None:
+        try:
+            dg_reader.decode(fmt, bytes(data), spec)
+        except Exception as e:  # noqa: BLE001 - a sample that will not parse is corruption
+            msg = e.format_message() if hasattr(e, "format_message") else str(e)
+            raise UsageError(f"{files[file_index]}: a sample failed to decode as {fmt} "
+                             f"({msg}); the shard is corrupt: regenerate it with iobench "
+                             "datagen") from None
+
+    return decode

@@ -1,0 +1,545 @@
+"""`iobench datagen`: write a training workload's synthetic data set with parallel worker
+processes, resumably (atomic manifest), and verify it against its checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import RenderableType
+from rich.table import Table
+
+from iobench import dist
+from iobench import target as target_mod
+from iobench.cli import SIZE, cli, common_run_options
+from iobench.content import CONTENTS, Content
+from iobench.datagen import plan as plan_mod
+from iobench.datagen import writer
+from iobench.datagen.reader import DATAGEN_DIR, list_datasets
+from iobench.datagen.spec import TrainingSpec, accelerator, load_workload, validate
+from iobench.errors import RunFailed, SpecError, TargetError, UsageError
+from iobench.report import terminal
+from iobench.report.progress import ByteProgress
+from iobench.results import Result, make_phase, utc_now
+from iobench.runner import execute
+from iobench.spec import to_dict
+from iobench.units import format_bytes
+
+PROBE_BYTES = 64 << 20
+MIN_SPEED_BYTES = 256 << 20  # smallest past run whose speed --what-if will reuse
+_SAVE_EVERY_S = 1.0  # manifest rewrite interval: bounded cost for 500k-file data sets
+
+
+def host_ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# --- sizing ----------------------------------------------------------------------------
+def sized_spec(
+    spec: TrainingSpec, files: int | None, dataset_size: int | None, auto: bool,
+    host_ram: int, accelerators: int,
+) -> tuple[TrainingSpec, tuple[str, ...]]:
+    given = [n for n, v in (("--files", files), ("--dataset-size", dataset_size),
+                            ("--auto-size", auto or None)) if v is not None]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: give only one way to size the data set")
+    reasons: tuple[str, ...] = ()
+    if files is not None:
+        if files <= 0:
+            raise UsageError(f"--files: {files} must be >= 1")
+        n = files
+    elif dataset_size is not None:
+        n = plan_mod.files_for_size(spec, dataset_size)
+        per = spec.mean_record_bytes * spec.samples_per_file
+        reasons = (f"--dataset-size {format_bytes(dataset_size)} / ~{format_bytes(per)} "
+                   f"per file -> {n} files",)
+    elif auto:
+        n, reasons = plan_mod.auto_size(spec, host_ram, accelerators)
+    else:
+        n = spec.files
+        reasons = (f"{n} files from the workload spec",)
+    return dataclasses.replace(spec, files=n), reasons
+
+
+# --- write speed for --what-if ---------------------------------------------------------
+def last_write_speed(target: Path) -> tuple[float, str] | None:
+    """The most recent datagen speed recorded in this target's manifests."""
+    best: tuple[str, float, str] | None = None
+    for name in list_datasets(target):
+        m = writer.load_manifest(target / DATAGEN_DIR / name)
+        run = (m or {}).get("last_run") or {}
+        # a small run measures start-up, not the storage: only trust >= MIN_SPEED_BYTES
+        if (run.get("bytes_per_s") and run.get("bytes", 0) >= MIN_SPEED_BYTES
+                and (best is None or run["utc"] > best[0])):
+            best = (run["utc"], float(run["bytes_per_s"]),
+                    f"last datagen on this target ({name}, {run['utc'][:19]}Z)")
+    return (best[1], best[2]) if best else None
+
+
+def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
+    """Write `nbytes` of random content + fsync into the target and time it."""
+    path = directory / f".probe{writer.TMP_MARK}"
+    buf_c = Content("random", 0, os.getpid())
+    import numpy as np
+
+    buf = np.empty(writer.CHUNK_BYTES, dtype=np.uint8)
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        done = 0
+        while done < nbytes:
+            n = min(buf.size, nbytes - done)
+            buf_c.fill(buf[:n], done)
+            done += os.write(fd, memoryview(buf[:n]))  # type: ignore[arg-type]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return nbytes / (time.perf_counter() - t0)
+
+
+def show_plan(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, directory: Path,
+            accelerators: int, accel: str, host_ram: int, json_out: bool) -> None:
+    speed = last_write_speed(tgt.root)
+    if speed is None:
+        speed = (probe_write_speed(directory),
+                 f"a {format_bytes(PROBE_BYTES)} write + fsync probe just now")
+    bps, source = speed
+    free = tgt.free_bytes()
+    info: dict[str, Any] = {
+        "workload": spec.name, "format": spec.format, "directory": str(directory),
+        "files": p.files, "samples": p.samples,
+        "record_bytes_mean": spec.mean_record_bytes,
+        "record_bytes_stdev": spec.record_size_stdev,
+        "payload_bytes": p.payload_bytes, "bytes": p.est_bytes, "bytes_exact": p.exact,
+        "steps_per_epoch": p.steps_per_epoch(accelerators), "accelerators": accelerators,
+        "accelerator": accel, "host_ram_bytes": host_ram,
+        "dataset_to_ram": p.est_bytes / host_ram if host_ram else None,
+        "write_bytes_per_s": bps, "write_speed_source": source,
+        "seconds_estimate": p.est_bytes / bps if bps else None,
+        "free_bytes": free, "fits": p.est_bytes <= free, "sizing": list(p.reasons),
+    }
+    if json_out:
+        click.echo(json.dumps(info, indent=1))
+        return
+    t = Table(title=f"datagen plan: {spec.name} (nothing written)", title_justify="left")
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    t.add_row("format", spec.format)
+    t.add_row("files", str(p.files))
+    t.add_row("samples", str(p.samples))
+    sd = f" ± {format_bytes(spec.record_size_stdev)}" if spec.record_size_stdev else ""
+    t.add_row("sample size", f"{format_bytes(spec.mean_record_bytes)}{sd}")
+    t.add_row("data set", f"{format_bytes(p.est_bytes)} ({p.est_bytes / 1e9:.3f} GB)"
+              + ("" if p.exact else ", estimated from the mean"))
+    t.add_row("data set / host RAM", f"{p.est_bytes / host_ram:.2f} x" if host_ram else "-")
+    t.add_row(f"steps per epoch ({accelerators} x {accel}, batch {spec.batch_size})",
+              str(p.steps_per_epoch(accelerators)))
+    t.add_row("write speed", f"{bps / 1e9:.3f} GB/s")
+    est_s = p.est_bytes / bps if bps else 0.0
+    hours = f" ({est_s / 3600:.1f} h)" if est_s >= 3600 else ""
+    t.add_row("time estimate", f"{est_s:.1f} s{hours}" if bps else "-")
+    verdict = "enough" if p.est_bytes <= free else "SHORT"
+    t.add_row("free space", f"{format_bytes(free)} ({verdict})")
+    t.caption = f"write speed from {source}; " + "; ".join(p.reasons)
+    terminal.console().print(t)
+
+
+# --- generation ------------------------------------------------------------------------
+def _init_worker(counter: Any) -> None:
+    # Ctrl-C goes to the whole process group: only the parent handles it and stops the
+    # pool, so workers never die half-way through a manifest update they do not own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    writer.set_progress_counter(counter, defer_sync=True)
+
+
+def _clean_temps(directory: Path) -> int:
+    n = 0
+    for p in directory.glob(f".*{writer.TMP_MARK}"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def _remove_entries(directory: Path, names: list[str]) -> None:
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+
+
+RANK_MANIFEST = ".manifest-rank{rank}.json"
+
+
+def _rank_manifest(directory: Path, rank: int) -> Path:
+    """Under MPI, ranks other than 0 record the shards they completed here (atomically);
+    rank 0 folds them into the one manifest at the end, or on the next run after a kill."""
+    return directory / RANK_MANIFEST.format(rank=rank)
+
+
+def _fold_rank_manifests(directory: Path, m: dict[str, Any]) -> int:
+    n = 0
+    for p in sorted(directory.glob(RANK_MANIFEST.format(rank="*"))):
+        try:
+            entries = json.loads(p.read_text())
+        except (OSError, ValueError):
+            entries = {}  # a torn file cannot be: it was written atomically; be safe anyway
+        for name, e in entries.items():
+            if e.get("complete"):
+                m["entries"][name] = e
+                n += 1
+        p.unlink(missing_ok=True)
+    return n
+
+
+def prepare_manifest(spec: TrainingSpec, content: str, directory: Path,
+                     force: bool) -> tuple[dict[str, Any], list[int], list[str]]:
+    """Load or start the manifest; return it, the shards still to write, and notes."""
+    notes: list[str] = []
+    m = writer.load_manifest(directory)
+    if m is not None:
+        _fold_rank_manifests(directory, m)
+    if m is not None and (m.get("identity") != spec.identity() or m.get("content") != content):
+        if not force:
+            raise TargetError(
+                f"{directory}: holds a {m.get('workload')} data set generated with other "
+                f"parameters (format/record sizes/seed/content differ: {m.get('identity')}, "
+                f"content {m.get('content')}); pass --force to replace it, or use another "
+                "--target")
+        _remove_entries(directory, list(m.get("entries", {})))
+        notes.append(f"replaced a data set with other parameters ({len(m['entries'])} files)")
+        m = None
+    if m is None:
+        m = writer.new_manifest(spec, content)
+    if _clean_temps(directory):
+        notes.append("removed temp files of an interrupted run")
+    entries: dict[str, Any] = m["entries"]
+    # shards beyond the requested count (a smaller --files than last time) go away
+    extra = [n for n, e in entries.items() if e.get("shard", 0) >= spec.files]
+    if extra:
+        _remove_entries(directory, extra)
+        for n in extra:
+            del entries[n]
+        notes.append(f"removed {len(extra)} files beyond --files {spec.files}")
+    todo: list[int] = []
+    for shard in range(spec.files):
+        names = plan_mod.shard_outputs(spec, shard)
+        done = True
+        for n in names:
+            e = entries.get(n)
+            p = directory / n
+            if not (e and e.get("complete") and p.is_file() and p.stat().st_size == e["size"]):
+                done = False
+        if not done:
+            todo.append(shard)
+            for n in names:
+                entries[n] = {"name": n, "shard": shard, "complete": False}
+    m["files_planned"] = spec.files
+    m["spec"] = to_dict(spec)
+    return m, todo, notes
+
+
+def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
+             tgt: target_mod.Target, jobs: int, force: bool, json_out: bool) -> None:
+    """Write the shards still to do. Under MPI, rank 0 owns the manifest and the plan; each
+    rank writes its share of the shards (iobench.dist.split) with its own worker pool."""
+    w = dist.world()
+
+    def plan_on_root() -> tuple[dict[str, Any], list[int], list[str]]:
+        m, todo, notes = prepare_manifest(spec, content, directory, force)
+        p = plan_mod.make_plan(spec)
+        need = p.est_bytes * len(todo) // max(1, spec.files)
+        tgt.check_space(need, f"datagen {spec.name} ({len(todo)} files)")
+        writer.save_manifest(directory, m)
+        return m, todo, notes
+
+    m, all_todo, notes = dist.root_first_value(plan_on_root, w)
+    for n in notes:
+        result.warnings.append(n)
+    todo = [all_todo[i] for i in dist.split(len(all_todo), w)]
+    if not w.is_root:  # this rank's completed entries, folded into rank 0's manifest later
+        m = {"entries": {}}
+    p = plan_mod.make_plan(spec)
+    need = p.est_bytes * len(todo) // max(1, spec.files)
+    skipped = spec.files - len(all_todo)
+    wall0 = time.time_ns()
+    failure: str | None = None
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    t0 = time.perf_counter()
+    written = 0
+    worker_rss = 0
+    last_save = time.monotonic()
+    bar = ByteProgress(f"datagen {spec.name}", need, enabled=False if json_out else None)
+    pool = (ctx.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter,))
+            if todo else None)
+    # fsyncs run here, in threads, so workers keep generating while the device flushes;
+    # a file is marked complete only once its fsync (and its directory's) returned
+    syncer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="datagen-fsync")
+    pending: list[tuple[Future[None], int, list[writer.FileRecord]]] = []
+
+    def save(man: dict[str, Any]) -> None:
+        if w.is_root:
+            writer.save_manifest(directory, man)
+        else:
+            from iobench.results import write_atomic
+
+            write_atomic(_rank_manifest(directory, w.rank),
+                         json.dumps({k: e for k, e in man["entries"].items()
+                                     if e.get("complete")}))
+
+    def settle(wait: bool) -> None:
+        nonlocal written
+        keep = []
+        for fut, shard, recs in pending:
+            if not (wait or fut.done()):
+                keep.append((fut, shard, recs))
+                continue
+            fut.result()  # an fsync error (EIO, ENOSPC) surfaces here
+            for r in recs:
+                m["entries"][r.name] = writer.entry(r, shard)
+            written += 1
+        pending[:] = keep
+
+    try:
+        with bar:
+            if pool is not None:
+                it = pool.imap_unordered(
+                    plan_mod.generate_shard,
+                    [writer.ShardJob(spec, s, directory, content) for s in todo], chunksize=1)
+                seen = 0
+                while True:
+                    try:
+                        shard, recs, rss = it.next(timeout=0.2)
+                    except mp.TimeoutError:
+                        pass
+                    except StopIteration:
+                        break
+                    else:
+                        worker_rss = max(worker_rss, rss)
+                        names = [r.name for r in recs]
+                        pending.append((syncer.submit(writer.sync_files, directory, names),
+                                        shard, recs))
+                    settle(wait=False)
+                    bar.set_label(f"datagen {spec.name} {written + skipped}/{spec.files} files")
+                    if time.monotonic() - last_save >= _SAVE_EVERY_S:
+                        save(m)
+                        last_save = time.monotonic()
+                    now = counter.value
+                    bar.advance(now - seen)
+                    seen = now
+                settle(wait=True)
+    except OSError as e:
+        failure = f"datagen {spec.name}: writing in {directory} failed: {e}"
+        raise RunFailed(failure) from None
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        syncer.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(BaseException):
+            pending[:] = [x for x in pending if x[0].done() and not x[0].cancelled()
+                          and x[0].exception() is None]
+            settle(wait=True)  # files whose fsync finished count; the rest are redone
+        seconds = time.perf_counter() - t0
+        nbytes = int(counter.value)
+        save(m)
+        if w.size > 1:  # one manifest and one phase for the whole world
+            def part() -> tuple[int, int, int, int, int]:
+                if failure:  # the other ranks must learn of it, not wait for this rank
+                    raise RunFailed(failure)
+                return nbytes, written, worker_rss, wall0, time.time_ns()
+
+            parts = dist.collective(part, w, "datagen")
+            if w.is_root:
+                _fold_rank_manifests(directory, m)
+            nbytes = sum(x[0] for x in parts)
+            written = sum(x[1] for x in parts)
+            worker_rss = max(x[2] for x in parts)
+            seconds = (max(x[4] for x in parts) - min(x[3] for x in parts)) / 1e9
+            m = dist.root_first_value(lambda: m, w)
+        bps = nbytes / seconds if seconds > 0 else 0.0
+        complete = all(e.get("complete") for e in m["entries"].values())
+        if all_todo and complete:
+            m["last_run"] = {"utc": utc_now(), "bytes": nbytes, "seconds": seconds,
+                             "bytes_per_s": bps, "jobs": jobs, "ranks": w.size}
+        if w.is_root:
+            writer.save_manifest(directory, m)
+        total_bytes = sum(int(e.get("size", 0)) for e in m["entries"].values()
+                          if e.get("complete"))
+        metrics = {
+            "files": written, "bytes": nbytes, "gb_per_s": bps / 1e9,
+            "files_skipped": skipped, "files_total": spec.files,
+            "samples_total": spec.files * spec.samples_per_file,
+            "dataset_bytes": total_bytes, "complete": complete, "jobs": jobs,
+            "worker_max_rss_bytes": worker_rss, "ranks": w.size,
+        }
+        result.add_phase(make_phase("datagen", nbytes=nbytes, seconds=seconds, ops=written,
+                                    direction="write", metrics=metrics))
+        result.metrics.update({k: metrics[k] for k in ("files", "bytes", "gb_per_s")})
+        result.metrics.update(files_total=spec.files, dataset_bytes=total_bytes,
+                              worker_max_rss_bytes=worker_rss,
+                              files_skipped=skipped, directory=str(directory))
+
+
+# --- verification ----------------------------------------------------------------------
+def _check_file(args: tuple[Path, int, int]) -> tuple[str, str | None, int]:
+    path, size, crc = args
+    try:
+        got_size, got_crc = writer.file_crc32c(path)
+    except FileNotFoundError:
+        return path.name, "missing", 0
+    except OSError as e:
+        return path.name, f"unreadable ({e.strerror})", 0
+    if got_size != size:
+        return path.name, f"size {got_size} bytes, manifest says {size}", got_size
+    if got_crc != crc:
+        return path.name, f"checksum mismatch (crc32c {got_crc:08x}, manifest {crc:08x})", got_size
+    return path.name, None, got_size
+
+
+def run_verify(result: Result, spec_name: str, directory: Path, jobs: int) -> None:
+    m = writer.load_manifest(directory)
+    if m is None:
+        raise UsageError(f"{directory}: no data set manifest to verify; run iobench datagen "
+                         f"{spec_name} first")
+    entries = m["entries"]
+    bad: list[tuple[str, str]] = []
+    checks = []
+    for name, e in sorted(entries.items()):
+        if not e.get("complete"):
+            bad.append((name, "incomplete (generation did not finish)"))
+        else:
+            checks.append((directory / name, int(e["size"]), int(e["crc32c"])))
+    t0 = time.perf_counter()
+    nbytes = 0
+    ctx = mp.get_context("fork")
+    with ctx.Pool(max(1, min(jobs, len(checks) or 1))) as pool:
+        for name, problem, n in pool.imap_unordered(_check_file, checks, chunksize=1):
+            nbytes += n
+            if problem:
+                bad.append((name, problem))
+    seconds = time.perf_counter() - t0
+    result.add_phase(make_phase("verify", nbytes=nbytes, seconds=seconds, ops=len(checks),
+                                direction="read",
+                                metrics={"files": len(entries), "bad": len(bad)}))
+    result.metrics.update(files_checked=len(entries), files_bad=len(bad), bytes=nbytes)
+    if bad:
+        for name, _ in bad:
+            entries[name]["complete"] = False  # so the next datagen run rewrites them
+        writer.save_manifest(directory, m)
+        for name, problem in sorted(bad):
+            click.echo(f"bad: {directory / name}: {problem}", err=True)
+        shown = ", ".join(f"{n} ({p})" for n, p in sorted(bad)[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise RunFailed(f"verify: {len(bad)} of {len(entries)} files bad: {shown}{more}; "
+                        f"re-run `iobench datagen {spec_name}` on this target to rewrite them")
+
+
+# --- report ----------------------------------------------------------------------------
+def _tables(result: Result) -> list[RenderableType]:
+    t = Table(title="Data set", title_justify="left")
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    s = result.spec
+    t.add_row("workload", f"{result.name} ({s.get('format')}, content {s.get('content')})")
+    if "directory" in result.metrics:
+        t.add_row("directory", str(result.metrics["directory"]))
+    for k in ("files", "files_skipped", "files_total", "files_checked", "files_bad"):
+        if k in result.metrics:
+            t.add_row(k.replace("_", " "), str(result.metrics[k]))
+    for k in ("bytes", "dataset_bytes"):
+        if k in result.metrics:
+            v = int(result.metrics[k])
+            t.add_row(k.replace("_", " "), f"{format_bytes(v)} ({v / 1e9:.3f} GB)")
+    if "gb_per_s" in result.metrics:
+        t.add_row("write GB/s", f"{result.metrics['gb_per_s']:.3f}")
+    return [t]
+
+
+terminal.register("datagen", _tables)
+
+
+# --- command ---------------------------------------------------------------------------
+@cli.command()
+@click.argument("workload")
+@common_run_options
+@click.option("--files", type=int, default=None, help="Number of shard files (overrides the spec).")
+@click.option("--dataset-size", type=SIZE, default=None,
+              help="Total sample bytes wanted, e.g. 50GiB (files = size / file size).")
+@click.option("--auto-size", is_flag=True,
+              help="MLPerf sizing: >= 5 x host RAM and >= 500 steps per epoch.")
+@click.option("--accelerators", type=int, default=1, show_default=True,
+              help="Simulated accelerators, for --auto-size's steps-per-epoch rule.")
+@click.option("--accelerator", default="h100", show_default=True,
+              help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
+@click.option("--host-ram", type=SIZE, default=None,
+              help="RAM of all clients together for --auto-size (default: this host's).")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: CPU cores).")
+@click.option("--content", type=click.Choice(CONTENTS), default="random", show_default=True,
+              help="random: incompressible; bf16: compresses like weights; zeros.")
+@click.option("--seed", type=int, default=None, help="Override the spec's seed.")
+@click.option("--verify", is_flag=True,
+              help="Check every file's size and CRC32C against the manifest; write nothing.")
+@click.option("--what-if", is_flag=True,
+              help="Print the plan (files, bytes, time at the measured write speed) only.")
+def datagen(workload: str, target: Path, json_out: bool, results_dir: Path, force: bool,
+            files: int | None, dataset_size: int | None, auto_size: bool, accelerators: int,
+            accelerator: str, host_ram: int | None, jobs: int | None, content: str,
+            seed: int | None, verify: bool, what_if: bool) -> None:
+    """Write the synthetic data set of a training WORKLOAD (preset name or YAML path) under
+    TARGET/datagen/WORKLOAD/, resumably; --verify checks it against its manifest."""
+    spec = load_workload(workload)
+    if seed is not None:
+        spec = validate(dataclasses.replace(spec, seed=seed), "--seed")
+    if jobs is not None and jobs <= 0:
+        raise UsageError(f"--jobs: {jobs} must be >= 1")
+    if accelerators <= 0:
+        raise UsageError(f"--accelerators: {accelerators} must be >= 1")
+    _accel(accelerator)
+    ram = host_ram or host_ram_bytes()
+    spec, reasons = sized_spec(spec, files, dataset_size, auto_size, ram, accelerators)
+    n_jobs = jobs or os.cpu_count() or 1
+    if auto_size and not (json_out or what_if):
+        click.echo(f"--auto-size: {spec.files} files; " + "; ".join(reasons), err=True)
+    tgt = target_mod.prepare(target, force)
+    have = list_datasets(tgt.root)
+    others = [w for w in have if w != spec.name]
+    # a second workload's data beside the first is refused once, when it is added
+    if others and spec.name not in have and not (force or verify):
+        raise TargetError(
+            f"--target {tgt.root}: already holds the {', '.join(others)} data set(s); pass "
+            f"--force to add {spec.name} beside them, or use another --target")
+    directory = tgt.subdir(f"{DATAGEN_DIR}/{spec.name}")
+    if what_if:
+        show_plan(spec, plan_mod.make_plan(spec, reasons), tgt, directory, accelerators,
+                   accelerator, ram, json_out)
+        return
+    spec_d = {**to_dict(spec), "content": content, "jobs": n_jobs, "verify": verify}
+    result = Result("datagen", spec.name, spec_d)
+
+    def body(r: Result) -> None:
+        if verify:  # reading every file once is enough: rank 0 does it under MPI
+            if dist.world().is_root:
+                run_verify(r, spec.name, directory, n_jobs)
+        else:
+            generate(r, spec, content, directory, tgt, n_jobs, force, json_out)
+
+    execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
+
+
+def _accel(name: str) -> Any:
+    try:
+        return accelerator(name)
+    except SpecError:
+        raise
+    except OSError as e:
+        raise SpecError(f"accelerators.yaml: cannot read it ({e})") from None
