@@ -157,6 +157,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "iobench.workloads.datagen",
     "iobench.workloads.train",
     "iobench.workloads.checkpoint",
+    "iobench.workloads.infer",
 )
 
 

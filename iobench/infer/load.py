@@ -1,0 +1,378 @@
+"""Load methods for model-weight files, each timed from open to the last tensor in memory.
+
+read: one whole-file read per file; pread: threads x chunk parallel preads into one
+preallocated buffer per file; direct: the same with O_DIRECT (reads widened to 4 KiB,
+tensors sliced out of the aligned buffer); mmap: map and touch every page of every
+tensor; safetensors / gguf: the libraries' own loaders (safe_open + get_tensor,
+GGUFReader + touch). With `discard`, data lands in bounded per-thread buffers instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iobench.engines.native import ALIGN, aligned_buffer, open_file, run_threads
+from iobench.errors import ToolMissing, UsageError, did_you_mean
+from iobench.infer import gguf_fmt, safetensors_fmt
+from iobench.infer.safetensors_fmt import Entry
+from iobench.stats import Histogram, LatencyRecorder
+
+METHODS = ("read", "pread", "direct", "mmap", "safetensors", "gguf")
+LIBRARY_METHOD = {"safetensors": "safetensors", "gguf": "gguf"}  # format -> its library
+READ_CHUNK = 64 << 20  # whole-file `read` is split only where one read(2) cannot do it
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    threads: int = 8
+    chunk: int = 16 << 20
+    discard: bool = False
+
+
+@dataclass
+class LoadStats:
+    """What one load measured. `bytes` are the files' bytes; `bytes_read` what was read
+    (O_DIRECT widening adds the tail up to 4 KiB)."""
+
+    method: str
+    bytes: int
+    bytes_read: int
+    seconds: float
+    first_tensor_s: float
+    tensors: int
+    ops: int
+    latency: Histogram
+    start_ns: int = 0
+    end_ns: int = 0
+    peak_buffer_bytes: int = 0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_methods(methods: Sequence[str], fmt: str) -> None:
+    for m in methods:
+        if m not in METHODS:
+            raise UsageError(f"--method {m!r}: unknown load method{did_you_mean(m, METHODS)}")
+        if m in LIBRARY_METHOD and LIBRARY_METHOD[m] != fmt:
+            raise UsageError(f"--method {m}: loads {m} files, not {fmt}; with --format {fmt} "
+                             f"use read, pread, direct, mmap or {LIBRARY_METHOD.get(fmt, fmt)}")
+
+
+def parse(path: Path, fmt: str) -> list[Entry]:
+    if fmt == "gguf":
+        return gguf_fmt.parse(path)[0]
+    return safetensors_fmt.parse_header(path)[0]
+
+
+def _numpy_extra_dtypes() -> None:
+    """safetensors' numpy backend finds bf16/fp8 through ml_dtypes (numpy has neither)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ToolMissing("the safetensors load method needs ml_dtypes for BF16/F8 tensors "
+                          "in numpy: pip install ml-dtypes (or iobench[formats])") from None
+    for name in ("float8_e4m3fn", "float8_e5m2"):
+        if not hasattr(np, name):
+            setattr(np, name, getattr(ml_dtypes, name))
+
+
+def _first_ready(entries: list[Entry], done: list[tuple[int, int, int]]) -> int:
+    """Completion time of the first tensor: the last of the reads that cover its bytes."""
+    if not entries:
+        return done[-1][2] if done else 0
+    e = entries[0]
+    covering = [t for (b, end, t) in done if b < e.end and end > e.begin]
+    return max(covering) if covering else 0
+
+
+def _chunked(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    """pread / direct: chunks of every file, in order, pulled by `threads` workers."""
+    direct = method == "direct"
+    t0 = time.monotonic_ns()
+    entries = [parse(p, fmt) for p in files]
+    sizes = [Path(p).stat().st_size for p in files]
+    chunk = max(ALIGN, (opts.chunk + ALIGN - 1) // ALIGN * ALIGN) if direct else opts.chunk
+    work = [(fi, off, min(chunk, sizes[fi] - off))
+            for fi in range(len(files)) for off in range(0, sizes[fi], chunk)]
+    fds = [open_file(p, direct=direct) for p in files]
+    bufs: list[mmap.mmap] = []
+    if not opts.discard:  # the model in memory: one preallocated (aligned) buffer per file
+        bufs = [aligned_buffer(s + ALIGN) for s in sizes]
+    done: list[list[tuple[int, int, int, int]]] = [[] for _ in range(opts.threads)]
+    counter = itertools.count()
+    nwork = len(work)
+    stop = threading.Event()
+
+    def worker(i: int, st: Any) -> None:
+        own = aligned_buffer(chunk) if opts.discard else None
+        rec: LatencyRecorder = st.recorder
+        mine = done[i]
+        mono = time.monotonic_ns
+        while not stop.is_set():
+            k = next(counter)
+            if k >= nwork:
+                return
+            fi, off, n = work[k]
+            length = (n + ALIGN - 1) // ALIGN * ALIGN if direct else n
+            target = own if own is not None else bufs[fi]
+            mv = memoryview(target)[: length] if own is not None else \
+                memoryview(target)[off: off + length]
+            a = mono()
+            got = 0
+            while got < n:  # short reads: loop (O_DIRECT returns less only at EOF)
+                r = os.preadv(fds[fi], [mv[got:]], off + got)
+                if r == 0:
+                    break
+                got += r
+            b = mono()
+            rec.add(b - a)
+            st.bytes += got
+            st.ops += 1
+            mine.append((fi, off, off + n, b))
+
+    try:
+        stats, _, t_end = run_threads(min(opts.threads, max(1, nwork)), worker, stop)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # the tensors, sliced out of the buffers (zero-copy views), as a loader hands them on
+    views: list[memoryview] = []
+    for fi, ents in enumerate(entries):
+        if bufs:
+            whole = memoryview(bufs[fi])
+            views += [whole[e.begin:e.end] for e in ents]
+            views.append(whole)
+    ntensors = sum(len(ents) for ents in entries)
+    t_views = time.monotonic_ns()
+    first_file = [(b, e, t) for w in done for (fi, b, e, t) in w if fi == 0]
+    first = _first_ready(entries[0], first_file) if entries else t_views
+    hist = Histogram.merged(s.recorder.flush() for s in stats)
+    peak = sum(len(b) for b in bufs) if bufs else chunk * opts.threads
+    for v in views:
+        v.release()
+    views.clear()
+    for b in bufs:
+        b.close()
+    return LoadStats(method, sum(sizes), sum(s.bytes for s in stats), (t_views - t0) / 1e9,
+                     (first - t0) / 1e9, ntensors, sum(s.ops for s in stats), hist, t0,
+                     max(t_end, t_views), peak)
+
+
+def _read(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    """Whole-file read(2): the naive loader; the first tensor is ready when its file is."""
+    t0 = time.monotonic_ns()
+    rec = LatencyRecorder()
+    first = 0
+    total = nread = ops = ntensors = 0
+    peak = 0
+    for fi, p in enumerate(files):
+        ents = parse(p, fmt)
+        ntensors += len(ents)
+        size = Path(p).stat().st_size
+        total += size
+        step = min(opts.chunk, size) if opts.discard else READ_CHUNK
+        buf = aligned_buffer(max(1, step if opts.discard else size))
+        peak = max(peak, len(buf))
+        mv = memoryview(buf)
+        with open(p, "rb", buffering=0) as f:
+            off = 0
+            while off < size:
+                n = min(size - off, step)
+                a = time.monotonic_ns()
+                got = f.readinto(mv[: n] if opts.discard else mv[off: off + n])
+                b = time.monotonic_ns()
+                rec.add(b - a)
+                ops += 1
+                if not got:
+                    break
+                off += got
+                nread += got
+                if fi == 0 and not first and ents and off >= ents[0].end:
+                    first = b
+        del mv
+        buf.close()
+    end = time.monotonic_ns()
+    return LoadStats("read", total, nread, (end - t0) / 1e9, ((first or end) - t0) / 1e9,
+                     ntensors, ops, rec.flush(), t0, end, peak)
+
+
+def _touch(arr: np.ndarray) -> int:
+    """Read one byte of every 4 KiB page (and the last byte): each page is faulted in."""
+    if arr.size == 0:
+        return 0
+    return int(arr[::ALIGN].sum(dtype=np.uint64)) + int(arr[-1])
+
+
+def _mmap(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    t0 = time.monotonic_ns()
+    rec = LatencyRecorder()
+    first = 0
+    total = ntensors = 0
+    for p in files:
+        ents = parse(p, fmt)
+        size = Path(p).stat().st_size
+        total += size
+        with open(p, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            whole = np.frombuffer(mm, dtype=np.uint8)
+            for e in ents:
+                a = time.monotonic_ns()
+                _touch(whole[e.begin:e.end])
+                b = time.monotonic_ns()
+                rec.add(b - a)
+                ntensors += 1
+                first = first or b
+            del whole
+        finally:
+            mm.close()
+    end = time.monotonic_ns()
+    return LoadStats("mmap", total, total, (end - t0) / 1e9, ((first or end) - t0) / 1e9,
+                     ntensors, ntensors, rec.flush(), t0, end, 0)
+
+
+def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    """The reference loaders users know; latency is per tensor (get_tensor / touch)."""
+    t0 = time.monotonic_ns()
+    rec = LatencyRecorder()
+    first = 0
+    total = ntensors = 0
+    kept: list[Any] = []
+    for p in files:
+        total += Path(p).stat().st_size
+        if method == "safetensors":
+            _numpy_extra_dtypes()
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(p), framework="np") as f:
+                    for name in f.keys():  # noqa: SIM118 - safe_open is not a dict
+                        a = time.monotonic_ns()
+                        t = f.get_tensor(name)
+                        b = time.monotonic_ns()
+                        rec.add(b - a)
+                        ntensors += 1
+                        first = first or b
+                        if not opts.discard:
+                            kept.append(t)
+            except Exception as e:  # noqa: BLE001 - the library's own error, named
+                from iobench.errors import RunFailed
+
+                raise RunFailed(f"{p}: the safetensors library refused it: {e}") from None
+        else:
+            try:
+                from gguf import GGUFReader
+            except ImportError:
+                raise ToolMissing("the gguf load method needs the gguf package: pip install "
+                                  "gguf (or iobench[formats])") from None
+            reader = GGUFReader(str(p))
+            for t in reader.tensors:
+                a = time.monotonic_ns()
+                _touch(np.asarray(t.data).reshape(-1).view(np.uint8))
+                b = time.monotonic_ns()
+                rec.add(b - a)
+                ntensors += 1
+                first = first or b
+            del reader
+    end = time.monotonic_ns()
+    kept.clear()
+    return LoadStats(method, total, total, (end - t0) / 1e9, ((first or end) - t0) / 1e9,
+                     ntensors, ntensors, rec.flush(), t0, end, 0)
+
+
+def load(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    """Load a model's files with one method; everything from open to last tensor is timed."""
+    if method in ("pread", "direct"):
+        return _chunked(method, files, fmt, opts)
+    if method == "read":
+        return _read(files, fmt, opts)
+    if method == "mmap":
+        return _mmap(files, fmt, opts)
+    if method in LIBRARY_METHOD:
+        return _library(method, files, fmt, opts)
+    raise UsageError(f"--method {method!r}: unknown load method{did_you_mean(method, METHODS)}")
+
+
+def warm(files: Sequence[Path], chunk: int = 8 << 20) -> None:
+    """An untimed buffered pass so the files sit in the page cache (the warm state)."""
+    buf = bytearray(chunk)
+    for p in files:
+        with open(p, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+# --- replicas: R processes load at once ----------------------------------------------------
+def _replica(method: str, files: list[str], fmt: str, opts: LoadOptions, barrier: Any,
+             out: Any) -> None:
+    try:
+        barrier.wait(120)
+        st = load(method, [Path(f) for f in files], fmt, opts)
+        out.put(("ok", st.start_ns, st.end_ns, st.bytes, st.first_tensor_s, st.ops,
+                 st.latency.to_dict()))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which names it
+        out.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def replicas(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions,
+             count: int) -> dict[str, Any]:
+    """`count` processes load the same files at once, released by one barrier.
+
+    Time to ready per replica = its end - the earliest start (the fleet's start);
+    aggregate GB/s = all bytes / (last end - first start). CLOCK_MONOTONIC is system-wide,
+    so the processes' timestamps compare.
+    """
+    import multiprocessing as mp
+
+    from iobench.errors import RunFailed
+
+    ctx = mp.get_context("spawn")  # no fork of a threaded parent
+    barrier = ctx.Barrier(count)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_replica, args=(method, [str(f) for f in files], fmt, opts,
+                                                barrier, out), daemon=True)
+             for _ in range(count)]
+    for p in procs:
+        p.start()
+    rows: list[tuple[Any, ...]] = []
+    try:
+        import queue
+
+        while len(rows) < count:
+            try:
+                rows.append(out.get(timeout=0.5))
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:  # died before reporting (killed, or could not start)
+                    raise RunFailed(f"a load replica exited with code {dead[0].exitcode} "
+                                    "before reporting; see its output above") from None
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    errors = [r[1] for r in rows if r[0] == "error"]
+    if errors:
+        raise RunFailed(f"a load replica failed: {errors[0]}")
+    start = min(r[1] for r in rows)
+    end = max(r[2] for r in rows)
+    ready = Histogram()
+    ready.record_many([r[2] - start for r in rows])
+    lat = Histogram.merged(Histogram.from_dict(r[6]) for r in rows)
+    nbytes = sum(r[3] for r in rows)
+    seconds = (end - start) / 1e9
+    return {"bytes": nbytes, "seconds": seconds, "ops": sum(r[5] for r in rows),
+            "latency": lat, "ready_ns": ready, "replicas": count,
+            "first_tensor_s": [r[4] for r in rows]}

@@ -1,0 +1,122 @@
+"""Small random reads over a file set (embedding / KV / vector lookups): one cell per
+block size x queue depth, native threads or fio on the same files."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iobench.engines.native import aligned_buffer, merge_workers, open_file, run_threads
+from iobench.errors import UsageError
+from iobench.results import make_phase
+from iobench.units import format_bytes
+
+BATCH = 4096  # random offsets drawn per refill (one numpy call, not one per I/O)
+
+
+def file_set(root: Path, count: int) -> list[Path]:
+    return [root / f"file-{i:03d}.dat" for i in range(count)]
+
+
+def cell_name(block_size: int, queue_depth: int) -> str:
+    return f"randread bs={format_bytes(block_size).replace(' ', '')} qd={queue_depth}"
+
+
+def check(block_sizes: Sequence[int], file_size: int, direct: bool) -> None:
+    for bs in block_sizes:
+        if direct and bs % 4096:
+            raise UsageError(f"--block-size {bs}: O_DIRECT (--cache direct) needs a multiple "
+                             "of 4096; use e.g. 4k, 16k, or --cache drop")
+        if bs > file_size:
+            raise UsageError(f"--block-size {format_bytes(bs)} is larger than --file-size "
+                             f"{format_bytes(file_size)}; give a larger --file-size")
+
+
+def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,
+                direct: bool, seed: int = 0) -> dict[str, Any]:
+    """`queue_depth` threads, each with one page-aligned buffer and one request in flight,
+    each read at a uniformly random block of a uniformly random file (as fio's
+    randrepeat=0, norandommap, file_service_type=random)."""
+    fds = [open_file(p, direct=direct) for p in files]
+    try:
+        nblocks = min(os.fstat(fd).st_size for fd in fds) // block_size
+        stop = threading.Event()
+        end_ns = [0]
+
+        def worker(i: int, st: Any) -> None:
+            rng = np.random.default_rng([seed, i, time.monotonic_ns()])
+            buf = aligned_buffer(block_size)
+            mv = memoryview(buf)[:block_size]
+            rec = st.recorder
+            mono = time.monotonic_ns
+            preadv = os.preadv
+            nf = len(fds)
+            stop_at = end_ns[0]
+            ops = 0
+            nbytes = 0
+            while not stop.is_set():
+                fsel = rng.integers(0, nf, BATCH).tolist()
+                offs = (rng.integers(0, nblocks, BATCH) * block_size).tolist()
+                done = False
+                for f, off in zip(fsel, offs, strict=False):
+                    a = mono()
+                    got = preadv(fds[f], [mv], off)
+                    b = mono()
+                    rec.add(b - a)
+                    ops += 1
+                    nbytes += got
+                    if b >= stop_at:
+                        done = True
+                        break
+                if done:
+                    break
+            st.ops, st.bytes = ops, nbytes
+
+        end_ns[0] = time.monotonic_ns() + int(runtime_s * 1e9)
+        stats, start_ns, stop_ns = run_threads(queue_depth, worker, stop)
+        nbytes, ops, hist, _ = merge_workers(stats, start_ns)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return make_phase(cell_name(block_size, queue_depth), nbytes=nbytes,
+                      seconds=(stop_ns - start_ns) / 1e9, ops=ops, latency=hist,
+                      engine="native", direction="read",
+                      metrics={"block_size": block_size, "queue_depth": queue_depth,
+                               "direct": direct, "threads": queue_depth})
+
+
+def fio_jobfile(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,
+                direct: bool, ioengine: str, file_size: int) -> str:
+    """One fio job, `queue_depth` I/Os in flight over all files (the native total)."""
+    from iobench import __version__
+    from iobench.engines.fio import PERCENTILE_LIST, _escape
+
+    return "\n".join([
+        f"; iobench {__version__}: {cell_name(block_size, queue_depth)}, fio engine",
+        "[global]", "rw=randread", f"bs={block_size}", f"ioengine={ioengine}",
+        f"iodepth={queue_depth}", f"direct={int(direct)}", "randrepeat=0", "norandommap=1",
+        "invalidate=0", "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
+        "file_service_type=random", f"nrfiles={len(files)}", f"filesize={file_size}",
+        "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}",
+        "", "[randread]", "filename=" + ":".join(_escape(p) for p in files), "",
+    ])
+
+
+def fio_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,
+             direct: bool, ioengine: str, file_size: int, workdir: Path) -> dict[str, Any]:
+    from iobench.engines import fio
+
+    name = cell_name(block_size, queue_depth)
+    text = fio_jobfile(files, block_size, queue_depth, runtime_s, direct, ioengine, file_size)
+    doc = fio.run_fio(text, workdir)
+    phase = fio.parse(doc, name=name)[0]
+    phase["metrics"].update({"block_size": block_size, "queue_depth": queue_depth,
+                             "direct": direct, "ioengine": ioengine})
+    phase["fio"] = {"jobfile": text, "command": (doc.get("iobench") or {}).get("command")}
+    return phase
