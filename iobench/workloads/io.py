@@ -114,9 +114,14 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
 @click.option("--ioengine", type=click.Choice(IOENGINES), default=None,
               help="fio ioengine (default psync at QD1, libaio above).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fio-hosts", "fio_hosts", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="Run on the `fio --server` daemons listed in FILE (host or host,port a "
+                   "line), all at once; needs --engine fio. See docs/fio-hosts.md.")
 def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force: bool,
            engine: str, size: int, block_size: int, jobs: int, queue_depth: int,
-           runtime: float, cache: str, ioengine: str | None, seed: int) -> None:
+           runtime: float, cache: str, ioengine: str | None, seed: int,
+           fio_hosts: Path | None) -> None:
     """Run a plain I/O PATTERN (seqread, seqwrite, randread, randwrite) on the target.
 
     Each job owns one file of --size under <target>/io/; both engines use the same files.
@@ -130,6 +135,14 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
         raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "
                          "multiple of 4096 bytes, e.g. 4k")
     w = dist.world()
+    servers = None
+    if fio_hosts is not None:  # checked before the target is touched: fails fast
+        from iobench.engines import fio_hosts as hosts
+
+        if w.size > 1:
+            raise UsageError("--fio-hosts runs fio's own client/server mode: run it "
+                             "without mpirun (one iobench drives every server)")
+        servers = hosts.load(fio_hosts, engine)
     tgt = dist.root_first(lambda: target_mod.prepare(target, force=force), w)
     workdir = dist.root_first(lambda: tgt.subdir("io"), w)
     first = w.rank * jobs  # --jobs is per rank (as fio's numjobs per client)
@@ -138,11 +151,18 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
                   runtime=runtime, direct=direct,
                   ioengine=ioengine or ("psync" if queue_depth == 1 else "libaio"), seed=seed,
                   first_job=first)
-    need = sum(max(0, size - (f.stat().st_size if f.exists() else 0)) for f in spec.files)
-    tgt.check_space(need, f"{pattern} with {jobs} x {size} bytes")
+    if servers is None:  # the servers' disks are not this host's: fio reports ENOSPC
+        need = sum(max(0, size - (f.stat().st_size if f.exists() else 0)) for f in spec.files)
+        tgt.check_space(need, f"{pattern} with {jobs} x {size} bytes")
     spec_dict = {k: (list(map(str, v)) if k == "files" else v)
                  for k, v in dataclasses.asdict(spec).items()}
     spec_dict["cache"] = cache
     result = Result(kind="io", name=pattern, spec=spec_dict, engine=engine)
+    if servers is not None:
+        spec_dict["files"] = hosts.spec_files(spec, len(servers), workdir)
+        spec_dict["fio_hosts"] = [s.address for s in servers]
+        execute(result, lambda r: hosts.run_io(spec, servers, cache, workdir, r),
+                results_dir=results_dir, json_out=json_out, target=tgt.root)
+        return
     execute(result, lambda r: run_io(spec, engine, cache, workdir, r, json_out),
             results_dir=results_dir, json_out=json_out, target=tgt.root)
