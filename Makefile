@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio openmpi-bin libopenmpi-dev
+APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
 .PHONY: run test setup system-deps lint bench clean
 
@@ -19,6 +19,7 @@ system-deps:
 	command -v fio >/dev/null || missing="$$missing fio"; \
 	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
 	command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \
@@ -30,13 +31,10 @@ system-deps:
 
 setup: system-deps $(BIN)/iobench
 
-# The main job on an embedded default: small sizes under ./iobench-scratch, about a minute.
+# The main job on an embedded default: the quick suite (every workload family at small
+# size, with pass/fail criteria) under ./iobench-scratch, about a minute.
 run: setup
-	@for engine in native fio; do \
-	  $(BIN)/iobench io seqwrite --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 1MiB --results-dir $(SCRATCH)-results || exit $$?; \
-	  $(BIN)/iobench io seqread --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 1MiB --cache drop --results-dir $(SCRATCH)-results || exit $$?; \
-	  $(BIN)/iobench io randread --target $(SCRATCH) --engine $$engine --size 256MiB --block-size 4k --queue-depth 16 --cache direct --runtime 5s --results-dir $(SCRATCH)-results || exit $$?; \
-	done
+	$(BIN)/iobench run quick --target $(SCRATCH) --results-dir $(SCRATCH)-results
 
 test: setup
 	$(BIN)/ruff check iobench tests benchmarks

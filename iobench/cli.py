@@ -158,6 +158,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "iobench.workloads.train",
     "iobench.workloads.checkpoint",
     "iobench.workloads.infer",
+    "iobench.workloads.suite",
 )
 
 

@@ -18,8 +18,11 @@ from iobench.errors import UsageError
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(path_type=Path), default=None,
               help="Also write every metric of every phase to this CSV file.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path), default=None,
+              help="Also write one self-contained HTML report (charts inline) to this file.")
 @click.option("--json", "json_out", is_flag=True, help="Print the results as JSON.")
-def report(results: tuple[Path, ...], csv_file: Path | None, json_out: bool) -> None:
+def report(results: tuple[Path, ...], csv_file: Path | None, html_file: Path | None,
+           json_out: bool) -> None:
     """Re-render saved results (result directories or result.json files)."""
     from iobench.report import csv_out, terminal
 
@@ -27,6 +30,11 @@ def report(results: tuple[Path, ...], csv_file: Path | None, json_out: bool) -> 
     if csv_file is not None:
         results_mod.write_atomic(csv_file, csv_out.to_csv(loaded))
         click.echo(f"csv: {csv_file}", err=True)
+    if html_file is not None:
+        from iobench.report import html
+
+        results_mod.write_atomic(html_file, html.render(loaded))
+        click.echo(f"html: {html_file}", err=True)
     if json_out:
         click.echo(json.dumps([r.to_dict() for _, r in loaded], indent=1))
         return

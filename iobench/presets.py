@@ -14,6 +14,11 @@ def presets_root() -> Path:
     repo = here.parent / "workloads"
     if repo.is_dir():
         return repo
+    # installed wheel: the YAML sits in iobench/presets/, a directory without __init__.py
+    # that importlib cannot open as a package because the module presets.py shadows it
+    wheel = here / "presets"
+    if wheel.is_dir():
+        return wheel
     import importlib.resources
 
     return Path(str(importlib.resources.files("iobench.presets")))

@@ -1,12 +1,19 @@
 """Compare results side by side: deltas in percent, and whether a delta is noise.
 
-Without repeated runs a delta under 5% is flagged as within noise (MLPerf asks runs to
-agree within 5%). Where a result carries `metrics.runs` (per-run values), the noise band
-is twice the larger coefficient of variation of the two results.
+The noise band a delta must exceed, per metric, from the best evidence available:
+  1. both results carry per-run values (`metrics.runs`, a list of {metric: value} from
+     `--runs`): twice the standard error of the difference of the means,
+     2 * sqrt(sA^2/nA + sB^2/nB) / |mean A| (about a 95% band); the means are compared;
+  2. both carry `metrics.runs_cv_pct`: twice the larger coefficient of variation, but
+     never under 5% (the CV is of the headline rate; it says little about, e.g., a p99);
+  3. otherwise 5% (MLPerf asks repeated runs to agree within 5%).
+Suites are compared step by step (children matched by step id).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -21,6 +28,19 @@ _PHASE_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("GB/s", "gb_per_s", True), ("IOPS", "iops", True), ("seconds", "seconds", False),
     ("p50 us", "lat:p50", False), ("p99 us", "lat:p99", False), ("p99.9 us", "lat:p99_9", False),
 )
+_HIGHER = ("per_s", "iops", "au_pct", "accelerators_fed", "train_to_raw")
+_LOWER_SUFFIX = ("_us", "_ms", "_ns", "_s", "seconds")
+_LOWER_WORDS = ("latency", "stall", "wait", "errors", "waste", "cpu_util", "spread", "cv_pct")
+
+
+@dataclass(frozen=True)
+class Value:
+    mean: float
+    stdev: float | None = None  # per-run sample stdev, when runs were repeated
+    n: int = 1
+
+
+Row = tuple[str, str, float | None, float | None, float | None, str]
 
 
 def _get(phase: dict[str, Any], key: str) -> float | None:
@@ -29,6 +49,15 @@ def _get(phase: dict[str, Any], key: str) -> float | None:
         return v / 1e3 if v is not None else None
     v = phase.get(key)
     return float(v) if isinstance(v, int | float) else None
+
+
+def direction(metric: str) -> bool | None:
+    """True: higher is better; False: lower is better; None: neither (a count, a size)."""
+    if any(h in metric for h in _HIGHER):
+        return True
+    if metric.endswith(_LOWER_SUFFIX) or any(w in metric for w in _LOWER_WORDS):
+        return False
+    return None
 
 
 def check_comparable(results: list[tuple[str, Result]], force: bool) -> None:
@@ -46,31 +75,78 @@ def noise_pct(r: Result) -> float | None:
     return float(runs) if isinstance(runs, int | float) else None
 
 
-def delta_rows(base: Result, other: Result) -> list[tuple[str, str, float | None, float | None,
-                                                          float | None, str]]:
-    """(phase, metric, base value, other value, delta %, verdict) for every shared metric."""
-    noise = NOISE_PCT
+def run_values(r: Result) -> dict[str, Value]:
+    """Per-metric mean and stdev over `metrics.runs` (a list of {metric: value} dicts)."""
+    runs = r.metrics.get("runs")
+    if not isinstance(runs, list):
+        return {}
+    cols: dict[str, list[float]] = {}
+    for run in runs:
+        if not isinstance(run, dict):
+            continue
+        for k, v in run.items():
+            if k != "run" and isinstance(v, int | float) and not isinstance(v, bool):
+                cols.setdefault(k, []).append(float(v))
+    out = {}
+    for k, vals in cols.items():
+        if len(vals) >= 2:
+            m = sum(vals) / len(vals)
+            sd = math.sqrt(sum((x - m) ** 2 for x in vals) / (len(vals) - 1))
+            out[k] = Value(m, sd, len(vals))
+    return out
+
+
+def _flatten(r: Result, prefix: str = "") -> dict[tuple[str, str], tuple[Value, bool | None]]:
+    """(section, metric) -> value and direction; sections are phases, 'result' and steps."""
+    out: dict[tuple[str, str], tuple[Value, bool | None]] = {}
+    for p in r.phases:
+        for label, key, higher in _PHASE_METRICS:
+            v = _get(p, key)
+            if v is not None:
+                out[(f"{prefix}{p['name']}", label)] = (Value(v), higher)
+    runs = run_values(r)
+    for k, v in r.metrics.items():
+        if k.startswith("runs") or k.startswith("criteria") or k.startswith("steps"):
+            continue
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[(f"{prefix}result", k)] = (runs.get(k, Value(float(v))), direction(k))
+    for child in r.children:
+        c = Result.from_dict(child, source="suite step")
+        sid = child.get("step_id") or f"{c.kind}-{c.name}"
+        out.update(_flatten(c, f"{sid}/"))
+    return out
+
+
+def _band(a: Value, b: Value, base: Result, other: Result) -> tuple[float, str]:
+    """Noise band in % of the baseline, and where it came from."""
+    if a.stdev is not None and b.stdev is not None and a.mean:
+        se = math.sqrt(a.stdev ** 2 / a.n + b.stdev ** 2 / b.n)
+        return 2 * se / abs(a.mean) * 100.0, "runs"
     nb, no = noise_pct(base), noise_pct(other)
     if nb is not None and no is not None:
-        noise = 2 * max(nb, no)
-    out: list[tuple[str, str, float | None, float | None, float | None, str]] = []
-    by_name = {p["name"]: p for p in other.phases}
-    for p in base.phases:
-        q = by_name.get(p["name"])
-        if q is None:
+        return max(NOISE_PCT, 2 * max(nb, no)), "cv"
+    return NOISE_PCT, "5%"
+
+
+def delta_rows(base: Result, other: Result) -> list[Row]:
+    """(section, metric, base value, other value, delta %, verdict) for every shared metric."""
+    fa, fb = _flatten(base), _flatten(other)
+    out: list[Row] = []
+    for key, (a, higher) in fa.items():
+        if key not in fb:
             continue
-        for label, key, higher in _PHASE_METRICS:
-            a, b = _get(p, key), _get(q, key)
-            if a is None or b is None:
-                continue
-            d = (b - a) / a * 100.0 if a else None
-            if d is None:
-                verdict = "-"
-            elif abs(d) < noise:
-                verdict = "within noise"
-            else:
-                verdict = "better" if (d > 0) == higher else "worse"
-            out.append((p["name"], label, a, b, d, verdict))
+        b = fb[key][0]
+        d = (b.mean - a.mean) / abs(a.mean) * 100.0 if a.mean else None
+        band, _src = _band(a, b, base, other)
+        if d is None:
+            verdict = "-" if b.mean != a.mean else "same"
+        elif abs(d) <= band:
+            verdict = f"within noise (±{band:.1f}%)"
+        elif higher is None:
+            verdict = f"changed (beyond ±{band:.1f}%)"
+        else:
+            verdict = ("better" if (d > 0) == higher else "worse") + f" (beyond ±{band:.1f}%)"
+        out.append((key[0], key[1], a.mean, b.mean, d, verdict))
     return out
 
 
@@ -101,7 +177,14 @@ def table(results: list[tuple[str, Result]]) -> Table:
                 first = False
             row += [f"{b:.4g}", f"{d:+.1f}%" if d is not None else "-", verdict]
         t.add_row(*row)
-    noise = "5% (no repeated runs)" if not all(noise_pct(r) for _, r in results) else \
-        "2 x the run-to-run coefficient of variation"
-    t.caption = f"noise band: {noise}; GB/s = 10^9 B/s"
+    runs = all(run_values(r) for _, r in results)
+    if runs:
+        noise = ("from the repeated runs: 2 x the standard error of the difference of the "
+                 "means (metrics with per-run values); elsewhere 2 x the larger run-to-run CV, "
+                 "at least 5%")
+    elif all(noise_pct(r) is not None for _, r in results):
+        noise = "2 x the larger run-to-run coefficient of variation, at least 5%"
+    else:
+        noise = "5% (no repeated runs: repeat with --runs N for a measured band)"
+    t.caption = f"noise band: {noise}; GB/s = 10^9 B/s; means compared where runs repeat"
     return t

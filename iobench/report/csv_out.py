@@ -33,6 +33,10 @@ def rows(result: Result, label: str) -> list[dict[str, Any]]:
         if isinstance(v, int | float | str | bool) or v is None:
             out.append({**base, "phase": "", "engine": result.engine, "metric": key,
                         "value": v, "unit": ""})
+    # a suite's steps: each step's rows, labelled <suite label>/<step id>
+    for child in result.children:
+        c = Result.from_dict(child, source=f"{label} step")
+        out += rows(c, f"{label}/{child.get('step_id') or c.kind}")
     return out
 
 

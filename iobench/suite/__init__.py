@@ -1,0 +1,1 @@
+"""Suites: steps that run registered commands in-process, criteria that judge their results."""

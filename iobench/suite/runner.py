@@ -1,0 +1,160 @@
+"""Run a suite's steps in order, collect their Results, judge the criteria.
+
+Each step is the registered Click command invoked in-process with a results directory of
+its own, so the Result it saved is found without guessing. A step that fails is recorded
+and the suite goes on (its criteria fail); Ctrl-C stops the suite and keeps what finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from iobench import results as results_mod
+from iobench.errors import EXIT_INTERRUPTED
+from iobench.results import Result
+from iobench.suite import criteria as crit
+from iobench.suite.steps import Step
+
+
+@dataclass
+class StepOutcome:
+    id: str
+    command: str
+    command_line: str
+    state: str  # ok | partial | failed (from its Result), error (no Result), interrupted
+    exit_code: int
+    seconds: float
+    result_path: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _exit_code(e: SystemExit) -> int:
+    if e.code is None:
+        return 0
+    return e.code if isinstance(e.code, int) else 1
+
+
+def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force: bool,
+             stdout_to_stderr: bool = False) -> tuple[StepOutcome, dict[str, Any] | None]:
+    """Invoke one step; return its outcome and its saved Result (as a dict) if any.
+
+    Raises KeyboardInterrupt after recording, when the step was interrupted.
+    """
+    argv = step.argv(target, step_dir, force)
+    t0 = time.monotonic()
+    code, reason = 0, None
+    redirect = (contextlib.redirect_stdout(sys.stderr) if stdout_to_stderr
+                else contextlib.nullcontext())
+    try:
+        with redirect:
+            group.main(args=argv, prog_name="iobench", standalone_mode=False)
+    except SystemExit as e:  # runner.execute exits 1 (failed) or 130 (interrupted)
+        code = _exit_code(e)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
+    except click.ClickException as e:  # bad input found by the command: no Result
+        code, reason = e.exit_code, e.format_message()
+        click.echo(f"error: step '{step.id}': {reason}", err=True)
+    except Exception as e:  # a bug in a command must not lose the other steps' results
+        code, reason = 1, f"internal error: {type(e).__name__}: {e} (a bug in iobench)"
+        click.echo(f"error: step '{step.id}': {reason}", err=True)
+        if os.environ.get("IOBENCH_DEBUG"):
+            traceback.print_exc()
+    seconds = time.monotonic() - t0
+    saved = sorted(step_dir.glob("*/result.json"))
+    child: dict[str, Any] | None = None
+    state = "error" if code else "ok"
+    path = None
+    if saved:
+        path = saved[-1]
+        res = results_mod.load(path)
+        child = res.to_dict()
+        child["step_id"] = step.id
+        state = res.status
+        reason = reason or res.reason
+    elif code == 0:
+        state, reason = "error", "the command saved no result"
+    if code == EXIT_INTERRUPTED:
+        state = "interrupted"
+    out = StepOutcome(id=step.id, command=step.command_name, command_line=step.display(),
+                      state=state, exit_code=code, seconds=seconds,
+                      result_path=str(path) if path else None, reason=reason)
+    return out, child
+
+
+def judge(result: Result, criteria: list[crit.Criterion], outcomes: list[StepOutcome],
+          steps: list[Step]) -> list[crit.Verdict]:
+    """Evaluate every criterion against the children; write verdicts into result.metrics."""
+    all_ids = [s.id for s in steps]
+    leaf = {s.id: s.path[-1] for s in steps}
+    by_id = {c.get("step_id"): c for c in result.children}
+    ran = {o.id: o for o in outcomes}
+    verdicts: list[crit.Verdict] = []
+    for c in criteria:
+        o = ran.get(c.step)
+        if o is None:
+            note = "not run (the suite was interrupted)" if c.step in all_ids else "no such step"
+        elif o.state == "interrupted":
+            note = "not run (the suite was interrupted)" if c.step not in by_id else ""
+        else:
+            note = f"step {o.state}: {o.reason}" if c.step not in by_id else ""
+        v = crit.evaluate(c, by_id.get(c.step), note or "step did not run",
+                          prefix=leaf.get(c.step, ""))
+        if o is not None and o.state == "interrupted" and v.state == "FAIL" \
+                and v.measured is None:
+            # a partial step that never got to this figure: unknown, not failed
+            v = crit.Verdict(c, "SKIP", None, f"step interrupted before it measured this "
+                                              f"({v.note})")
+        verdicts.append(v)
+    passed = sum(v.state == "PASS" for v in verdicts)
+    failed = sum(v.state == "FAIL" for v in verdicts)
+    bad_steps = [o.id for o in outcomes if o.state in ("failed", "error")]
+    interrupted = result.status == "partial" or any(o.state == "interrupted" for o in outcomes)
+    if interrupted:
+        verdict = "INCOMPLETE"
+    elif failed or bad_steps:
+        verdict = "FAIL"
+    else:
+        verdict = "PASS"
+    result.metrics.update({
+        "verdict": verdict, "criteria_total": len(verdicts), "criteria_passed": passed,
+        "criteria_failed": failed, "criteria_skipped": len(verdicts) - passed - failed,
+        "steps_total": len(all_ids), "steps_run": len(outcomes),
+        "steps_failed": len(bad_steps),
+        "criteria": [v.to_dict() for v in verdicts],
+        "steps": [o.to_dict() for o in outcomes],
+    })
+    return verdicts
+
+
+def run_steps(group: click.Group, steps: list[Step], result: Result, suite_dir: Path,
+              target: Path, force: bool, stdout_to_stderr: bool,
+              announce: Callable[[int, Step], None], outcomes: list[StepOutcome]) -> None:
+    """Run the steps in order into result.children and `outcomes`.
+
+    Ctrl-C (in a step or between steps) propagates as KeyboardInterrupt once the
+    interrupted step's partial Result has been recorded.
+    """
+    for i, step in enumerate(steps):
+        announce(i, step)
+        step_dir = suite_dir / "steps" / f"{i + 1:02d}-{step.id}"
+        outcome, child = run_step(group, step, target, step_dir, force, stdout_to_stderr)
+        outcomes.append(outcome)
+        if child is not None:
+            result.children.append(child)
+        result.metrics["steps"] = [o.to_dict() for o in outcomes]
+        if outcome.state == "interrupted":
+            raise KeyboardInterrupt
