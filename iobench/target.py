@@ -127,10 +127,13 @@ def prepare(path: str | Path, force: bool = False, create: bool = True) -> Targe
             raise TargetError(f"--target {p}: does not exist; run a command that creates it")
         try:
             p.mkdir(parents=True)
+            created = True
+        except FileExistsError:  # another rank or process made it a moment ago
+            created = False
+            _refuse_special(p)
         except OSError as e:
             raise TargetError(f"--target {p}: cannot create it ({e.strerror}); check the path "
                               "and permissions") from None
-        created = True
     else:
         created = False
     marker = p / MARKER

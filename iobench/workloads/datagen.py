@@ -510,7 +510,7 @@ def datagen(workload: str, target: Path, json_out: bool, results_dir: Path, forc
     n_jobs = jobs or os.cpu_count() or 1
     if auto_size and not (json_out or what_if):
         click.echo(f"--auto-size: {spec.files} files; " + "; ".join(reasons), err=True)
-    tgt = target_mod.prepare(target, force)
+    tgt = dist.root_first(lambda: target_mod.prepare(target, force))
     have = list_datasets(tgt.root)
     others = [w for w in have if w != spec.name]
     # a second workload's data beside the first is refused once, when it is added
