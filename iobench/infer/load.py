@@ -315,10 +315,15 @@ def warm(files: Sequence[Path], chunk: int = 8 << 20) -> None:
 
 
 # --- replicas: R processes load at once ----------------------------------------------------
-def _replica(method: str, files: list[str], fmt: str, opts: LoadOptions, barrier: Any,
-             out: Any) -> None:
+READY_TIMEOUT_S = 120.0  # replicas that cannot start (import, spawn) within this fail the run
+
+
+def _replica(method: str, files: list[str], fmt: str, opts: LoadOptions, ready: Any,
+             go: Any, out: Any) -> None:
     try:
-        barrier.wait(120)
+        ready.put(os.getpid())  # started (and imported) ...
+        if not go.wait(READY_TIMEOUT_S):  # ... and released together (across MPI ranks)
+            raise TimeoutError(f"not released within {READY_TIMEOUT_S:.0f} s")
         st = load(method, [Path(f) for f in files], fmt, opts)
         out.put(("ok", st.start_ns, st.end_ns, st.bytes, st.first_tensor_s, st.ops,
                  st.latency.to_dict()))
@@ -326,46 +331,85 @@ def _replica(method: str, files: list[str], fmt: str, opts: LoadOptions, barrier
         out.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def replicas(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions,
-             count: int) -> dict[str, Any]:
-    """`count` processes load the same files at once, released by one barrier.
+class ReplicaFleet:
+    """`count` processes that load the same files at once: `start()` spawns them and
+    returns once all are ready, `go()` releases them together, `rows()` waits for what
+    each measured. Under MPI every rank runs its share of the replicas and releases them
+    right after a collective, so all ranks' replicas start together."""
 
-    Time to ready per replica = its end - the earliest start (the fleet's start);
-    aggregate GB/s = all bytes / (last end - first start). CLOCK_MONOTONIC is system-wide,
-    so the processes' timestamps compare.
-    """
-    import multiprocessing as mp
+    def __init__(self, method: str, files: Sequence[Path], fmt: str, opts: LoadOptions,
+                 count: int) -> None:
+        import multiprocessing as mp
 
-    from iobench.errors import RunFailed
+        self.count = count
+        ctx = mp.get_context("spawn")  # no fork of a threaded parent
+        # each replica says it is ready, then waits for the parent to release them all
+        self._ready = ctx.Queue()
+        self._go = ctx.Event()
+        self._out = ctx.Queue()
+        self._procs = [ctx.Process(target=_replica,
+                                   args=(method, [str(f) for f in files], fmt, opts,
+                                         self._ready, self._go, self._out), daemon=True)
+                       for _ in range(count)]
 
-    ctx = mp.get_context("spawn")  # no fork of a threaded parent
-    barrier = ctx.Barrier(count)
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_replica, args=(method, [str(f) for f in files], fmt, opts,
-                                                barrier, out), daemon=True)
-             for _ in range(count)]
-    for p in procs:
-        p.start()
-    rows: list[tuple[Any, ...]] = []
-    try:
+    def start(self) -> None:
+        """Spawn the replicas; returns when every one is ready to load."""
         import queue
 
-        while len(rows) < count:
+        from iobench.errors import RunFailed
+
+        for p in self._procs:
+            p.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        ready = 0
+        while ready < self.count:
             try:
-                rows.append(out.get(timeout=0.5))
+                self._ready.get(timeout=0.5)
+                ready += 1
             except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                dead = [p for p in self._procs if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    why = (f"exited with code {dead[0].exitcode}" if dead else
+                           f"did not start within {READY_TIMEOUT_S:.0f} s")
+                    raise RunFailed(f"a load replica {why} before loading; see its output "
+                                    "above") from None
+
+    def go(self) -> None:
+        self._go.set()
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """(state, start_ns, end_ns, bytes, first_tensor_s, ops, latency dict) per replica
+        (CLOCK_MONOTONIC: system-wide, so the processes' timestamps compare)."""
+        import queue
+
+        from iobench.errors import RunFailed
+
+        rows: list[tuple[Any, ...]] = []
+        while len(rows) < self.count:
+            try:
+                rows.append(self._out.get(timeout=0.5))
+            except queue.Empty:
+                dead = [p for p in self._procs if p.exitcode not in (None, 0)]
                 if dead:  # died before reporting (killed, or could not start)
                     raise RunFailed(f"a load replica exited with code {dead[0].exitcode} "
                                     "before reporting; see its output above") from None
-    finally:
-        for p in procs:
+        errors = [r[1] for r in rows if r[0] == "error"]
+        if errors:
+            raise RunFailed(f"a load replica failed: {errors[0]}")
+        return rows
+
+    def close(self) -> None:
+        for p in self._procs:
+            if p.pid is None:
+                continue
             p.join(10)
             if p.is_alive():
                 p.kill()
-    errors = [r[1] for r in rows if r[0] == "error"]
-    if errors:
-        raise RunFailed(f"a load replica failed: {errors[0]}")
+
+
+def summarize_replicas(rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """Time to ready per replica = its end - the earliest start (the fleet's start);
+    aggregate GB/s = all bytes / (last end - first start); latency merged."""
     start = min(r[1] for r in rows)
     end = max(r[2] for r in rows)
     ready = Histogram()
@@ -374,5 +418,17 @@ def replicas(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions,
     nbytes = sum(r[3] for r in rows)
     seconds = (end - start) / 1e9
     return {"bytes": nbytes, "seconds": seconds, "ops": sum(r[5] for r in rows),
-            "latency": lat, "ready_ns": ready, "replicas": count,
+            "latency": lat, "ready_ns": ready, "replicas": len(rows),
             "first_tensor_s": [r[4] for r in rows]}
+
+
+def replicas(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions,
+             count: int) -> dict[str, Any]:
+    """`count` processes load the same files at once, released together (one process)."""
+    fleet = ReplicaFleet(method, files, fmt, opts, count)
+    try:
+        fleet.start()
+        fleet.go()
+        return summarize_replicas(fleet.rows())
+    finally:
+        fleet.close()

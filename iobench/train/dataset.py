@@ -71,7 +71,8 @@ def open_for_training(target: Path, spec: TrainingSpec) -> tuple[dg_reader.Datas
     else:
         tables = [check(i) for i in range(n)]
     table = SampleTable.from_files([(t[:, 0], t[:, 1]) for t in tables])
-    return ds, Dataset(files=list(ds.files), table=table, name=spec.name)
+    return ds, Dataset(files=list(ds.files), table=table, name=spec.name,
+                       file_bytes=tuple(ds.file_bytes))
 
 
 def decoder(ds: dg_reader.Dataset) -> Callable[[int, memoryview], None]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -60,6 +61,7 @@ class Dataset:
     table: SampleTable
     decode: Decoder | None = None
     name: str = ""
+    file_bytes: tuple[int, ...] = ()  # each file's size (from the manifest), when known
 
     @property
     def max_sample_bytes(self) -> int:
@@ -194,21 +196,77 @@ class _Stopped(Exception):
     pass
 
 
+class StepSync(Protocol):
+    """The per-step barrier across processes (MPI ranks): every process calls it once per
+    step with whether it can go on; it returns False when any process cannot (then all
+    stop at the same step, so nobody waits on a process that left)."""
+
+    steps: int | None  # steps of the epoch under way (None: not planned yet)
+    calls: int  # calls made in this epoch
+    agreed_stop: bool  # a call returned False: every process stops at this step
+
+    def reset(self) -> None: ...
+
+    def __call__(self, ok: bool) -> bool: ...
+
+    def abandon(self) -> None: ...
+
+
+class PeerStopped(RunFailed):
+    """This process was fine, but another one failed and every process stopped."""
+
+
+def _drain(sync: StepSync) -> None:
+    """This process is leaving the epoch early: tell the others at their next step, which
+    is the call they are waiting in (nobody passes a call this process has not made)."""
+    if not sync.agreed_stop and (sync.steps is None or sync.calls < sync.steps):
+        sync(False)
+
+
 def run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, *,
               timeline_start_ns: int | None = None,
               step_offset: int = 0, checkpointer: Checkpointer | None = None,
               limiter: RateLimiter | None = None, stop: threading.Event | None = None,
-              progress: Callable[[int], None] | None = None) -> EpochStats:
+              progress: Callable[[int], None] | None = None,
+              accels: range | None = None, sync: StepSync | None = None) -> EpochStats:
     """Replay one epoch with `cfg.accelerators` accelerators; returns what it measured.
 
     `step_offset` is the number of steps already run (checkpoints count global steps);
-    the timeline starts at `timeline_start_ns`, or at the epoch's start.
+    the timeline starts at `timeline_start_ns`, or at the epoch's start. Under MPI this
+    process emulates the accelerators `accels` (global indices) of the global plan, and
+    `sync` makes every step's barrier span all processes.
     """
+    if sync is None:
+        return _run_epoch(ds, cfg, epoch, timeline_start_ns, step_offset, checkpointer,
+                          limiter, stop, progress, accels, None)
+    sync.reset()
+    try:
+        return _run_epoch(ds, cfg, epoch, timeline_start_ns, step_offset, checkpointer,
+                          limiter, stop, progress, accels, sync)
+    except KeyboardInterrupt:
+        sync.abandon()  # mpirun interrupts every rank: nobody waits for this one
+        raise
+    except BaseException:
+        _drain(sync)
+        raise
+
+
+def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: int | None,
+               step_offset: int, checkpointer: Checkpointer | None,
+               limiter: RateLimiter | None, stop: threading.Event | None,
+               progress: Callable[[int], None] | None, accels: range | None,
+               sync: StepSync | None) -> EpochStats:
     plan: EpochPlan = plan_epoch(ds.table, accelerators=cfg.accelerators,
                                  batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch,
                                  shuffle=cfg.shuffle, max_steps=cfg.max_steps)
-    acc, bsz, steps = cfg.accelerators, cfg.batch_size, plan.steps
+    mine = accels if accels is not None else range(cfg.accelerators)
+    acc, bsz, steps = len(mine), cfg.batch_size, plan.steps
     order = plan.order
+    if acc != cfg.accelerators:  # this process's accelerators' batches, still step-major
+        order = order.reshape(steps, cfg.accelerators, bsz)[:, mine.start:mine.stop, :]
+        order = order.reshape(-1)
+    if sync is not None:
+        sync.steps = steps
     s_file: list[int] = ds.table.file_index[order].tolist()
     s_off: list[int] = ds.table.offset[order].tolist()
     s_len: list[int] = ds.table.length[order].tolist()
@@ -324,7 +382,22 @@ def run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, *,
             except BaseException as e:  # noqa: BLE001
                 errors.append(e)
                 stop.set()
+        # the all-reduce spans every process: the step ends when the last one gets here
+        if sync is not None and not sync(not stop.is_set()):
+            stop.set()
+            return
         step_end.append(time.monotonic_ns())
+
+    if acc == 0:  # more processes than accelerators: this one only keeps step
+        cpu0 = os.times()
+        start_ns = time.monotonic_ns()
+        for _ in range(steps):
+            on_barrier()
+            if stop.is_set():
+                break
+        return _finish(epoch, ds, start_ns, cpu0, [], errors, step_end, steps, acc, n_items,
+                       s_len, np.zeros((0, steps), dtype=np.int64),
+                       np.zeros((0, steps), dtype=np.int64), timeline_start_ns, sync)
 
     barrier = threading.Barrier(acc, action=on_barrier)
     compute_s = cfg.compute_s
@@ -381,6 +454,14 @@ def run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, *,
     finally:
         for fd in fds.values():
             os.close(fd)
+    return _finish(epoch, ds, start_ns, cpu0, readers, errors, step_end, steps, acc, n_items,
+                   s_len, compute, wait, tl_start, sync)
+
+
+def _finish(epoch: int, ds: Dataset, start_ns: int, cpu0: os.times_result,
+            readers: list[_Reader], errors: list[BaseException], step_end: list[int],
+            steps: int, acc: int, n_items: int, s_len: list[int], compute: np.ndarray,
+            wait: np.ndarray, tl_start: int | None, sync: StepSync | None) -> EpochStats:
     end_ns = step_end[-1] if len(step_end) == steps else time.monotonic_ns()
     cpu1 = os.times()
     for r in readers:
@@ -389,13 +470,16 @@ def run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, *,
     if errors:
         raise errors[0]
     if len(step_end) != steps:
+        if sync is not None and sync.agreed_stop:
+            raise PeerStopped(f"epoch {epoch + 1} stopped after {len(step_end)} of {steps} "
+                              "steps: another rank failed")
         raise RunFailed(f"epoch {epoch + 1} stopped after {len(step_end)} of {steps} steps")
 
     # each read went into exactly one of the two; their merge is the whole epoch
     out_hist = Histogram.merged(r.rec.flush() for r in readers)
     in_hist = Histogram.merged(r.in_rec.flush() for r in readers)
     hist = Histogram().merge(out_hist).merge(in_hist)
-    tl = Timeline(tl_start)
+    tl = Timeline(start_ns if tl_start is None else tl_start)
     for r in readers:
         tl.merge(r.timeline)
     return EpochStats(

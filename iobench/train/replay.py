@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from iobench import cache
+from iobench import cache, dist
 from iobench.errors import RunFailed
 from iobench.results import make_phase
 from iobench.stats import Histogram, Timeline
@@ -68,12 +68,20 @@ class RunStats:
 def checkpoint_writer(directory: Path, size_bytes: int, direct: bool,
                       seed: int) -> Callable[[int], int]:
     """write(n) -> bytes: checkpoint n through the checkpoint workload's streaming rank
-    writer (bounded memory, fsync'd), alternating two files as keep-last-one does."""
+    writer (bounded memory, fsync'd), alternating two files as keep-last-one does.
+
+    Under MPI every rank writes its share of the checkpoint (as data-parallel ranks save
+    their shards) to its own file, so the checkpoint's bytes add up to `size_bytes`.
+    """
     from iobench.checkpoint.rankio import FileJob, RankJob, write_rank
 
+    w = dist.world()
+    share = len(dist.split(size_bytes, w)) if w.size > 1 else size_bytes
+    suffix = f"-rank{w.rank}" if w.size > 1 else ""
+
     def write(n: int) -> int:
-        path = directory / f"train-ckpt-{n % 2}.bin"
-        out = write_rank(RankJob(rank=0, files=(FileJob(str(path), size_bytes, stream=n),),
+        path = directory / f"train-ckpt-{n % 2}{suffix}.bin"
+        out = write_rank(RankJob(rank=w.rank, files=(FileJob(str(path), share, stream=n),),
                                  seed=seed, direct=direct))
         err = out.get("error")
         if err:
@@ -89,7 +97,16 @@ def run_replay(ds: Dataset, cfg: ReplayConfig, *, epochs: int, policy: str, labe
                write_checkpoint: Callable[[int], int] | None = None,
                stop: threading.Event | None = None,
                progress: Callable[[int], None] | None = None) -> RunStats:
-    """One run of `epochs` epochs; the cache policy is applied before every epoch."""
+    """One run of `epochs` epochs; the cache policy is applied before every epoch.
+
+    Under mpirun each rank emulates its share of the accelerators (iobench.dist.split) and
+    every rank gets the epochs and checkpoints of all ranks merged (train.ranks).
+    """
+    w = dist.world()
+    if w.size > 1:
+        return _run_replay_ranks(w, ds, cfg, epochs=epochs, policy=policy, label=label,
+                                 write_checkpoint=write_checkpoint, stop=stop,
+                                 progress=progress)
     run = RunStats(label)
     ckpt = (Checkpointer(write_checkpoint, cfg.checkpoint_mode, cfg.checkpoint_every)
             if write_checkpoint is not None and cfg.checkpoint_every > 0 else None)
@@ -108,6 +125,52 @@ def run_replay(ds: Dataset, cfg: ReplayConfig, *, epochs: int, policy: str, labe
             run.checkpoints = list(ckpt.records)
     if ckpt is not None and ckpt.error is not None:
         raise ckpt.error
+    return run
+
+
+def _run_replay_ranks(w: dist.World, ds: Dataset, cfg: ReplayConfig, *, epochs: int,
+                      policy: str, label: str, write_checkpoint: Callable[[int], int] | None,
+                      stop: threading.Event | None,
+                      progress: Callable[[int], None] | None) -> RunStats:
+    from iobench.train import ranks
+
+    run = RunStats(label)
+    ckpt = (Checkpointer(write_checkpoint, cfg.checkpoint_mode, cfg.checkpoint_every)
+            if write_checkpoint is not None and cfg.checkpoint_every > 0 else None)
+    # --read-rate-limit is for all readers together: each rank gets its accelerators' share
+    mine = len(dist.split(cfg.accelerators, w))
+    rate = cfg.read_rate_limit * mine / cfg.accelerators
+    limiter = RateLimiter(rate) if rate > 0 else None
+    sync = ranks.MPIStepSync(w)
+    offset = ranks.wall_offset_ns()  # one clock per run: epochs and checkpoints agree
+    steps_done = 0
+    try:
+        for e in range(epochs):
+            # every rank drops its host's cache, and no rank starts reading before all
+            # have (a late drop would evict what another rank just read): the collective
+            # is the barrier, and a rank that cannot drop is named instead of hanging
+            methods = dist.collective(lambda: cache.prepare(policy, ds.files), w,
+                                      f"epoch {e + 1} cache {policy}")
+            run.cache_methods.append(methods[0])
+            st = ranks.run_epoch_ranks(w, sync, offset, ds=ds, cfg=cfg, epoch=e,
+                                       step_offset=steps_done, checkpointer=ckpt,
+                                       limiter=limiter, stop=stop, progress=progress)
+            steps_done += st.steps
+            run.epochs.append(st)
+    except BaseException:
+        if ckpt is not None:  # an async checkpoint still being written: let it finish
+            ckpt.drain()
+        raise
+
+    def local_records() -> list[CheckpointRecord]:
+        if ckpt is None:
+            return []
+        ckpt.drain()
+        if ckpt.error is not None:
+            raise ckpt.error
+        return list(ckpt.records)
+
+    run.checkpoints = ranks.gather_records(w, local_records, offset)
     return run
 
 

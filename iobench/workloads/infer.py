@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from iobench import cache as cache_mod
+from iobench import dist
 from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
@@ -69,31 +71,77 @@ def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, e
         from iobench.engines.fio import fio_binary
 
         fio_binary()  # missing fio: one line, before anything is written
-    tgt = target_mod.prepare(target, force)
+    w = dist.world()
+
+    def prepare() -> target_mod.Target:  # on rank 0 first: bad input is reported once
+        if nfiles < w.size:
+            raise UsageError(f"--files {nfiles}: under mpirun each of the {w.size} ranks "
+                             f"reads its own files; give --files {w.size} or more")
+        return target_mod.prepare(target, force)
+
+    tgt = dist.root_first(prepare, w)
     spec = {"file_size": file_size, "files": nfiles, "block_sizes": block_size,
             "queue_depths": queue_depth, "runtime_s": runtime, "cache": cache,
             "engine": engine, "ioengine": ioengine if engine == "fio" else None}
+    if w.size > 1:
+        spec["ranks"] = w.size
     result = Result("infer-randread", "randread", spec=spec, engine=engine)
 
     def body(res: Result) -> None:
-        root = tgt.subdir("infer/randread")
-        paths = rr.file_set(root, nfiles)
-        missing = [p for p in paths if not p.exists() or p.stat().st_size != file_size]
-        if missing:
+        root = dist.root_first(lambda: tgt.subdir("infer/randread"), w)
+        every = rr.file_set(root, nfiles)
+        # under mpirun rank r lays out and reads its own files (dist.split), and runs its
+        # share of each cell's queue depth; the cells are merged (IOPS over all ranks)
+        mine = list(dist.split(nfiles, w))
+        paths = [every[i] for i in mine]
+
+        def lay_out() -> None:
+            missing = [i for i in mine
+                       if not every[i].exists() or every[i].stat().st_size != file_size]
+            if not missing:
+                return
             tgt.check_space(file_size * len(missing), "the random-read file set")
             from iobench.engines import native
 
             with ByteProgress("layout", file_size * len(missing),
                               enabled=False if json_out else None) as prog:
-                native.layout(missing, file_size, progress=prog)
+                for i in missing:  # stream i: no two files share a block, whoever lays out
+                    native.layout([every[i]], file_size, progress=prog, first_stream=i)
+
+        dist.collective(lay_out, w, "layout")
         method = "o_direct"
         for bs in block_size:
             for qd in queue_depth:
-                method = cache_mod.prepare(cache, paths)
-                if engine == "fio":
-                    ph = rr.fio_cell(paths, bs, qd, runtime, direct, ioengine, file_size, root)
-                else:
-                    ph = rr.native_cell(paths, bs, qd, runtime, direct)
+                methods = dist.collective(lambda: cache_mod.prepare(cache, paths), w,
+                                          f"cache {cache}")
+                method = methods[0]
+                threads = len(dist.split(qd, w))
+
+                def cell(bs: int = bs, qd: int = qd, threads: int = threads) -> list[dict]:
+                    start = dist.wall_from_mono(time.monotonic_ns())
+                    if threads == 0:  # fewer I/Os in flight than ranks: this one idles
+                        ph = make_phase(rr.cell_name(bs, qd), nbytes=0, seconds=0.0, ops=0,
+                                        engine=engine, direction="read")
+                    elif engine == "fio":
+                        ph = rr.fio_cell(paths, bs, threads, runtime, direct, ioengine,
+                                         file_size, root)
+                        ph["name"] = rr.cell_name(bs, qd)
+                    else:
+                        ph = rr.native_cell(paths, bs, threads, runtime, direct, seed=w.rank)
+                        ph["name"] = rr.cell_name(bs, qd)
+                    if w.size > 1:
+                        dist.stamp(ph, start, dist.wall_from_mono(time.monotonic_ns()))
+                    return [ph]
+
+                ph = dist.combine(cell, w, rr.cell_name(bs, qd))[0] if w.size > 1 \
+                    else cell()[0]
+                # the merged phase keeps rank 0's metrics: the cell's are all ranks'
+                ph["metrics"].update({"block_size": bs, "queue_depth": qd, "direct": direct})
+                if w.size > 1:
+                    ph["metrics"].update({"threads" if engine == "native" else "iodepth": qd,
+                                          "files": nfiles})
+                    if engine == "fio":
+                        ph["metrics"]["ioengine"] = ioengine
                 res.add_phase(ph)
                 key = f"randread.bs{bs}.qd{qd}"
                 res.metrics[f"{key}.iops"] = ph["iops"]
@@ -185,32 +233,57 @@ def load_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, f
         return
     states = ["cold", "warm"] if cold is None else (["cold"] if cold else ["warm"])
     opts = load_mod.LoadOptions(threads=threads, chunk=chunk, discard=discard)
-    tgt = target_mod.prepare(target, force)
+    w = dist.world()
+    tgt = dist.root_first(lambda: target_mod.prepare(target, force), w)
     spec = {"model": m.name, "format": fmt, "precisions": precisions, "methods": methods,
             "threads": threads, "chunk": chunk, "replicas": replicas, "states": states,
             "discard": discard, "model_spec": {k: v for k, v in m.__dict__.items()}}
+    if w.size > 1:
+        spec["ranks"] = w.size
     result = Result("infer-load", m.name, spec=spec, engine="native")
 
     def body(res: Result) -> None:
-        root = tgt.subdir(f"infer/models/{m.name}")
-        todo = [p for p in plans if not files_mod.is_complete(p, root)]
-        need = sum(p.total_bytes for p in todo)
-        if todo:
-            tgt.check_space(need, f"the {m.name} weight files")
-            with ByteProgress("write weights", need, enabled=False if json_out else None) as pg:
-                for p in todo:
-                    files_mod.write(p, root, progress=pg)
+        root = dist.root_first(lambda: tgt.subdir(f"infer/models/{m.name}"), w)
+
+        def write_weights() -> None:  # rank 0 writes; the others read what it wrote
+            todo = [p for p in plans if not files_mod.is_complete(p, root)]
+            need = sum(p.total_bytes for p in todo)
+            if todo:
+                tgt.check_space(need, f"the {m.name} weight files")
+                with ByteProgress("write weights", need,
+                                  enabled=False if json_out else None) as pg:
+                    for p in todo:
+                        files_mod.write(p, root, progress=pg)
+
+        if w.size > 1:
+            dist.collective(lambda: write_weights() if w.is_root else None, w, "write weights")
+        else:
+            write_weights()
         cache_method = "none"
         base = plans[0].total_bytes
         for p in plans:
             paths = files_mod.paths(p, root)
             for meth in methods:
                 for state in states:
-                    if state == "cold":
-                        cache_method = cache_mod.prepare("drop", paths)
+                    def one(state: str = state, meth: str = meth,
+                            paths: list[Path] = paths) -> tuple[str, Any]:
+                        # one process loading the model: under mpirun rank 0 measures it
+                        # while the other ranks wait (the replicas below use every rank)
+                        if not w.is_root:
+                            return "none", None
+                        if state == "cold":
+                            method = cache_mod.prepare("drop", paths)
+                        else:
+                            method = "none"
+                            load_mod.warm(paths)
+                        return method, load_mod.load(meth, paths, fmt, opts)
+
+                    if w.size > 1:
+                        got, st = dist.collective(one, w, f"load {p.precision} {meth}")[0]
                     else:
-                        load_mod.warm(paths)
-                    st = load_mod.load(meth, paths, fmt, opts)
+                        got, st = one()
+                    if state == "cold":
+                        cache_method = got
                     name = f"load {p.precision} {meth} {state}"
                     ph = make_phase(name, nbytes=st.bytes, seconds=st.seconds, ops=st.ops,
                                     latency=st.latency, engine="native", direction="read",
@@ -235,8 +308,7 @@ def load_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, f
                         res.metrics["load.seconds"] = st.seconds
                         res.metrics["load.gb_per_s"] = st.bytes_per_s / 1e9
                 if replicas > 1:
-                    cache_method = cache_mod.prepare("drop", paths)
-                    r = load_mod.replicas(meth, paths, fmt, opts, replicas)
+                    cache_method, r = _replicas(w, meth, paths, fmt, opts, replicas)
                     ready = r["ready_ns"]
                     ph = make_phase(f"load {p.precision} {meth} x{replicas} replicas cold",
                                     nbytes=r["bytes"], seconds=r["seconds"], ops=r["ops"],
@@ -249,6 +321,9 @@ def load_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, f
                                              "ready_max_s": (ready.max or 0) / 1e9,
                                              "aggregate_gb_per_s": r["bytes"] / r["seconds"]
                                              / 1e9 if r["seconds"] else 0.0})
+                    if w.size > 1:
+                        ph["metrics"]["ranks"] = w.size
+                        ph["metrics"]["replicas_per_rank"] = r["replicas_per_rank"]
                     res.add_phase(ph)
                     key = f"load.{p.precision}.{meth}.replicas{replicas}"
                     res.metrics[f"{key}.aggregate_gb_per_s"] = ph["metrics"]["aggregate_gb_per_s"]
@@ -264,6 +339,39 @@ def load_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, f
                                 "bounce buffers; --discard keeps only threads x chunk")
 
     execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
+
+
+def _replicas(w: dist.World, meth: str, paths: list[Path], fmt: str, opts: Any,
+              replicas: int) -> tuple[str, dict[str, Any]]:
+    """`replicas` processes cold-loading at once; under mpirun each rank runs its share
+    (dist.split), all released together after one collective; figures over all replicas.
+    Returns (cache method, summary)."""
+    from iobench.infer import load as load_mod
+
+    if w.size == 1:
+        method = cache_mod.prepare("drop", paths)
+        return method, load_mod.replicas(meth, paths, fmt, opts, replicas)
+    fleet = load_mod.ReplicaFleet(meth, paths, fmt, opts, len(dist.split(replicas, w)))
+    try:
+        def start() -> str:
+            # every rank drops its host's cache before any replica anywhere starts loading
+            method = cache_mod.prepare("drop", paths)
+            fleet.start()
+            return method
+
+        methods = dist.collective(start, w, f"replicas {meth} start")
+        fleet.go()  # right after the collective: every rank's replicas start together
+        offset = time.time_ns() - time.monotonic_ns()  # replicas' CLOCK_MONOTONIC -> wall
+
+        def rows() -> list[tuple[Any, ...]]:
+            return [(r[0], r[1] + offset, r[2] + offset, *r[3:]) for r in fleet.rows()]
+
+        per_rank = dist.collective(rows, w, f"replicas {meth}")
+    finally:
+        fleet.close()
+    out = load_mod.summarize_replicas([r for rs in per_rank for r in rs])
+    out["replicas_per_rank"] = [len(rs) for rs in per_rank]
+    return methods[0], out
 
 
 def _what_if(m: Any, plans: list[Any], target: Path, json_out: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from iobench import cache as cache_mod
+from iobench import dist
 from iobench import target as target_mod
 from iobench.cli import DURATION, SIZE, cache_option, cli, common_run_options, engine_option
 from iobench.datagen.spec import TrainingSpec, accelerator, compute_seconds, load_workload
@@ -160,10 +162,12 @@ def run_training(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Datase
                  tgt: target_mod.Target, data_bytes: int, json_out: bool) -> None:
     """The body run under `execute`: runs (or the find-max search), phases, metrics."""
     stop = threading.Event()
+    w = dist.world()
     write_ckpt: Callable[[int], int] | None = None
     if o.checkpoint_every:
-        write_ckpt = replay.checkpoint_writer(tgt.subdir("train"), o.checkpoint_size,
-                                              o.cache == "direct", spec.seed)
+        write_ckpt = replay.checkpoint_writer(dist.root_first(lambda: tgt.subdir("train"), w),
+                                              o.checkpoint_size, o.cache == "direct",
+                                              spec.seed)
     thr = spec.au_threshold_pct
     per_run = ds.table.total_bytes * o.epochs
     n_runs = (o.runs + 1) if o.runs is not None else 1
@@ -172,9 +176,20 @@ def run_training(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Datase
 
         def one_run(cfg: ReplayConfig, label: str, epochs: int, on_phase: bool,
                     run_no: int | None) -> replay.RunStats:
+            advance: Callable[[int], None] = prog.advance
+            mine = len(dist.split(cfg.accelerators, w))
+            if w.size > 1 and mine:
+                # only rank 0 draws; the ranks move in step (the per-step barrier), so its
+                # share scaled up is the aggregate
+                scale = cfg.accelerators / mine
+
+                def advance_scaled(n: int) -> None:
+                    prog.advance(int(n * scale))
+
+                advance = advance_scaled
             run = replay.run_replay(ds, cfg, epochs=epochs, policy=o.cache, label=label,
                                     write_checkpoint=write_ckpt, stop=stop,
-                                    progress=prog.advance)
+                                    progress=advance)
             if not result.cache:
                 result.cache = cache_mod.verdict(
                     o.cache, run.cache_methods[0] if run.cache_methods else "none",
@@ -287,24 +302,50 @@ def _find_max(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
 def _raw_fio(result: Result, ds: Dataset, o: TrainOptions, accelerators: int,
              tgt: target_mod.Target) -> None:
     """The same files read by fio, each whole and sequentially: the storage's raw
-    capability, beside what the training replay got out of it."""
+    capability, beside what the training replay got out of it. Under MPI each rank reads
+    its share of the files with its accelerators' threads; the ranks' phases are merged."""
     from iobench.engines import fio
+    from iobench.results import make_phase
 
-    cache_mod.prepare(o.cache, ds.files)
+    w = dist.world()
+    mine = [ds.files[i] for i in dist.split(len(ds.files), w)]
+    threads = max(1, len(dist.split(accelerators, w)) * o.read_threads)
+    dist.collective(lambda: cache_mod.prepare(o.cache, mine) if mine else None, w,
+                    f"raw (fio) cache {o.cache}")
     # fio reads whole blocks only (a file's tail under one block is left unread) and
     # refuses a block larger than a file, so shards under 8 blocks get a smaller
     # power-of-two block: the tail left is then under 1/8 of the smallest shard
-    sizes = [f.stat().st_size for f in ds.files]
+    sizes = list(ds.file_bytes) or [f.stat().st_size for f in ds.files]
     bs = o.block_size
     while bs > 4096 and bs * 8 > min(sizes):
         bs //= 2
     bs = max(4096, bs - bs % 4096)
-    phases = fio.run_files(ds.files, rw="read", block_size=bs,
-                           jobs=accelerators * o.read_threads, direct=o.cache == "direct",
-                           name="raw (fio)", workdir=tgt.subdir("train"))
+    workdir = dist.root_first(lambda: tgt.subdir("train"), w)
+
+    def part() -> list[dict[str, Any]]:
+        start = dist.wall_from_mono(time.monotonic_ns())
+        if not mine:  # more ranks than files: this rank reads nothing
+            phases = [make_phase("raw (fio)", nbytes=0, seconds=0.0, ops=0, engine="fio",
+                                 direction="read")]
+        else:
+            phases = fio.run_files(mine, rw="read", block_size=bs, jobs=threads,
+                                   direct=o.cache == "direct", name="raw (fio)",
+                                   workdir=workdir)
+        end = dist.wall_from_mono(time.monotonic_ns())
+        if w.size > 1:  # merged on one clock: aggregate = all bytes / (last end - first start)
+            for p in phases:
+                dist.stamp(p, start, end)
+        return phases
+
+    phases = dist.combine(part, w, "raw (fio)") if w.size > 1 else part()
+    tail = sum(size % bs for size in sizes)
     for p in phases:
         p["metrics"]["block_size"] = bs
         p["metrics"]["fraction_of_files_read"] = p["bytes"] / sum(sizes) if sum(sizes) else 0
+        if w.size > 1:  # the merged phase keeps rank 0's metrics: the totals are all ranks'
+            p["metrics"]["jobs"] = accelerators * o.read_threads
+            if tail:
+                p["metrics"]["unread_tail_bytes"] = tail
         result.add_phase(p)
     raw = phases[0]
     result.metrics["raw_gb_per_s"] = raw["gb_per_s"]
@@ -401,13 +442,27 @@ def train_cmd(workload: str, target: Path, json_out: bool, results_dir: Path, fo
         from iobench.engines import fio
 
         fio.fio_binary()  # not installed: one line with the install hint, before any run
-    if not target.exists():
-        raise UsageError(f"--target {target}: does not exist; generate the data set first: "
-                         f"iobench datagen {spec.name} --target {target}")
-    tgt = target_mod.prepare(target, force=force)
+    w = dist.world()
+
+    def prepare() -> target_mod.Target:
+        if not target.exists():
+            raise UsageError(f"--target {target}: does not exist; generate the data set "
+                             f"first: iobench datagen {spec.name} --target {target}")
+        return target_mod.prepare(target, force=force)
+
+    tgt = dist.root_first(prepare, w)
     from iobench.train import dataset as ds_mod
 
-    dg, ds = ds_mod.open_for_training(tgt.root, spec)
+    def open_dataset() -> tuple[Any, Dataset]:
+        dg, ds = ds_mod.open_for_training(tgt.root, spec)
+        if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
+            dg = dataclasses.replace(dg, _index={})
+        return dg, ds
+
+    # rank 0 checks the manifest and indexes every shard once; the other ranks receive the
+    # sample table instead of reading every shard's index again (and every rank derives
+    # the same per-epoch shuffle from the seed)
+    dg, ds = dist.root_first_value(open_dataset, w)
     if decode:
         ds.decode = ds_mod.decoder(dg)
     n_acc = accelerators or 1
