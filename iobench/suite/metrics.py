@@ -104,6 +104,8 @@ _RESULT_METRICS: dict[str, dict[str, str]] = {
     },
     "infer randread": {
         "max_iops": "best IOPS over the block-size x queue-depth grid",
+        "p99_us": "worst p99 read latency over the grid, us",
+        "p99_9_us": "worst p99.9 read latency over the grid, us",
     },
     "infer load": {
         "seconds": "time of the first load measured (first precision, method, state), s",

@@ -149,6 +149,11 @@ def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, e
                 res.metrics[f"{key}.p99_us"] = (ph["latency_ns"].get("p99") or 0) / 1e3
         res.cache = cache_mod.verdict(cache, method, file_size * nfiles, rereads=True)
         res.metrics["max_iops"] = max((p["iops"] for p in res.phases), default=0.0)
+        # the grid's worst tail: what `randread.p99_us <= 500` in a suite holds to
+        p99s = [(p["latency_ns"].get("p99") or 0) / 1e3 for p in res.phases]
+        res.metrics["p99_us"] = max(p99s, default=0.0)
+        res.metrics["p99_9_us"] = max(((p["latency_ns"].get("p99_9") or 0) / 1e3
+                                       for p in res.phases), default=0.0)
 
     execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
 
