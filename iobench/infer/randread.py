@@ -40,9 +40,11 @@ def check(block_sizes: Sequence[int], file_size: int, direct: bool) -> None:
 
 def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,
                 direct: bool, seed: int = 0) -> dict[str, Any]:
-    """`queue_depth` threads, each with one page-aligned buffer and one request in flight,
-    each read at a uniformly random block of a uniformly random file (as fio's
-    randrepeat=0, norandommap, file_service_type=random)."""
+    """`queue_depth` reads in flight, each at a uniformly random block of a uniformly random
+    file (as fio's randrepeat=0, norandommap, file_service_type=random): with O_DIRECT and
+    depth > 1 one thread keeps them in the kernel through Linux AIO (iobench.engines.aio);
+    otherwise `queue_depth` threads, each with one page-aligned buffer and one read in
+    flight."""
     fds = [open_file(p, direct=direct) for p in files]
     try:
         nblocks = min(os.fstat(fd).st_size for fd in fds) // block_size
@@ -78,8 +80,33 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
                     break
             st.ops, st.bytes = ops, nbytes
 
+        from iobench.engines import aio
+
+        use_aio = direct and queue_depth > 1 and aio.available()
+        fd_arr = np.array(fds, dtype=np.int64)
+
+        def aio_worker(i: int, st: Any) -> None:
+            # one thread keeps queue_depth reads in the kernel (Linux AIO, as fio's libaio)
+            rng = np.random.default_rng([seed, i, time.monotonic_ns()])
+            rec = st.recorder
+
+            def next_ios(k: int) -> tuple[np.ndarray, np.ndarray]:
+                return (fd_arr[rng.integers(0, len(fds), k)],
+                        rng.integers(0, nblocks, k) * block_size)
+
+            def on_batch(lats: np.ndarray, nbytes: int, now: int) -> None:
+                rec._buf.extend(lats.tolist())
+                if len(rec._buf) >= 65536:
+                    rec.flush()
+                st.ops += len(lats)
+                st.bytes += nbytes
+
+            aio.run_depth(queue_depth, block_size, next_ios, deadline_ns=end_ns[0],
+                          should_stop=stop.is_set, on_batch=on_batch)
+
         end_ns[0] = time.monotonic_ns() + int(runtime_s * 1e9)
-        stats, start_ns, stop_ns = run_threads(queue_depth, worker, stop)
+        stats, start_ns, stop_ns = run_threads(1 if use_aio else queue_depth,
+                                               aio_worker if use_aio else worker, stop)
         nbytes, ops, hist, _ = merge_workers(stats, start_ns)
     finally:
         for fd in fds:
@@ -88,7 +115,8 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
                       seconds=(stop_ns - start_ns) / 1e9, ops=ops, latency=hist,
                       engine="native", direction="read",
                       metrics={"block_size": block_size, "queue_depth": queue_depth,
-                               "direct": direct, "threads": queue_depth})
+                               "direct": direct, "threads": 1 if use_aio else queue_depth,
+                               "queue": "linux-aio" if use_aio else "threads"})
 
 
 def fio_jobfile(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,
