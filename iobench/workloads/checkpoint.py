@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iobench import cache as cache_mod
-from iobench import dist, presets
+from iobench import dist, dlio, presets
 from iobench import spec as spec_mod
 from iobench import target as target_mod
 from iobench.checkpoint import economics, layout
@@ -593,7 +593,7 @@ terminal.register("checkpoint", render_extra)
 
 # --- the command ---------------------------------------------------------------------------
 @cli.command("checkpoint")
-@click.argument("model")
+@click.argument("model", required=False)
 @common_run_options
 @click.option("--ranks", type=click.IntRange(min=1), default=None,
               help="Rank processes (full mode: must equal TP x PP x DP; subset: default 8).")
@@ -634,13 +634,17 @@ terminal.register("checkpoint", render_extra)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--space-check/--no-space-check", default=True, show_default=True,
               help="Refuse before writing when the target lacks the free space.")
-def checkpoint_cmd(model: str, target: Path, json_out: bool, results_dir: Path, force: bool,
+@click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint the model of a DLIO / MLPerf Storage YAML (model.transformer; "
+                   "MODEL, if given, names it); options given here win.")
+def checkpoint_cmd(model: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
                    ranks: int | None, mode: str, count: int, keep: int | None,
                    layout_name: str | None, zero: str | None, tp: int | None, pp: int | None,
                    dp: int | None, scale: float, do_write: bool, do_read: bool,
                    rank_shift: int, cache: str, async_mode: bool, staging: int,
                    mtbf: float | None, mtbf_per_gpu: float | None, engine: str,
-                   what_if: bool, seed: int, space_check: bool) -> None:
+                   what_if: bool, seed: int, space_check: bool,
+                   dlio_config: Path | None) -> None:
     """Write and restore checkpoints of MODEL (a preset such as llama3-8b or a YAML file).
 
     Each rank is a process with a streaming writer (bounded memory), fsync timed apart;
@@ -653,7 +657,20 @@ def checkpoint_cmd(model: str, target: Path, json_out: bool, results_dir: Path, 
     if staging > MAX_RANK_BUFFER_BYTES - 16 * 2**20 or staging < 2 * CHUNK:
         raise UsageError(f"--staging {staging}: give {format_bytes(2 * CHUNK)} .. 240 MiB "
                          "(memory per rank stays under 256 MiB)")
-    spec = load_spec(model, tp, pp, dp, int(zero) if zero is not None else None, layout_name)
+    model = dlio.workload_or_config(model, dlio_config, "MODEL")
+    imp = dlio.load(dlio_config, "checkpoint", model or None) if dlio_config else None
+    if imp is not None:
+        imp.announce()
+        mode, count = imp.pick("mode", mode), imp.pick("count", count)
+        do_read = imp.pick("do_read", do_read)
+        spec = model_mod.validate(dataclasses.replace(
+            imp.model, parallelism=spec_mod.override(
+                imp.model.parallelism, tp=tp, pp=pp, dp=dp,
+                zero=int(zero) if zero is not None else None),
+            layout=layout_name or imp.model.layout))
+    else:
+        spec = load_spec(model, tp, pp, dp, int(zero) if zero is not None else None,
+                         layout_name)
     plan = make_plan(spec, mode, ranks, scale)
     if rank_shift and rank_shift % len(plan.ranks) == 0:
         raise UsageError(f"--rank-shift {rank_shift}: a multiple of the {len(plan.ranks)} ranks "
@@ -669,6 +686,8 @@ def checkpoint_cmd(model: str, target: Path, json_out: bool, results_dir: Path, 
     spec_dict = {"model": dataclasses.asdict(spec), "plan": pd,
                  "options": {k: v for k, v in dataclasses.asdict(opts).items()
                              if k != "json_out"}}
+    if imp is not None:
+        spec_dict["dlio"] = imp.record()  # where the model came from, key by key
     if what_if:
         if json_out:
             import json
@@ -696,6 +715,8 @@ def checkpoint_cmd(model: str, target: Path, json_out: bool, results_dir: Path, 
         if cache == "direct":
             _probe_direct(root)
     result = Result(kind="checkpoint", name=spec.name, spec=spec_dict, engine=engine)
+    if imp is not None:
+        imp.announce(result.warnings)
     execute(result, lambda r: _body(r, plan, opts, root), results_dir=results_dir,
             json_out=json_out, target=tgt.root)
 

@@ -18,7 +18,7 @@ import click
 from rich.console import RenderableType
 from rich.table import Table
 
-from iobench import dist
+from iobench import dist, dlio
 from iobench import target as target_mod
 from iobench.cli import SIZE, cli, common_run_options
 from iobench.content import CONTENTS, Content
@@ -470,7 +470,7 @@ terminal.register("datagen", _tables)
 
 # --- command ---------------------------------------------------------------------------
 @cli.command()
-@click.argument("workload")
+@click.argument("workload", required=False)
 @common_run_options
 @click.option("--files", type=int, default=None, help="Number of shard files (overrides the spec).")
 @click.option("--dataset-size", type=SIZE, default=None,
@@ -491,13 +491,20 @@ terminal.register("datagen", _tables)
               help="Check every file's size and CRC32C against the manifest; write nothing.")
 @click.option("--what-if", is_flag=True,
               help="Print the plan (files, bytes, time at the measured write speed) only.")
-def datagen(workload: str, target: Path, json_out: bool, results_dir: Path, force: bool,
+@click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Generate the data set of a DLIO / MLPerf Storage YAML (WORKLOAD, if "
+                   "given, names it); train it with iobench train --dlio-config.")
+def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
             files: int | None, dataset_size: int | None, auto_size: bool, accelerators: int,
             accelerator: str, host_ram: int | None, jobs: int | None, content: str,
-            seed: int | None, verify: bool, what_if: bool) -> None:
+            seed: int | None, verify: bool, what_if: bool, dlio_config: Path | None) -> None:
     """Write the synthetic data set of a training WORKLOAD (preset name or YAML path) under
     TARGET/datagen/WORKLOAD/, resumably; --verify checks it against its manifest."""
-    spec = load_workload(workload)
+    workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
+    imp = dlio.load(dlio_config, "datagen", workload or None) if dlio_config else None
+    if imp is not None:
+        imp.announce()
+    spec = imp.spec if imp is not None and imp.spec is not None else load_workload(workload)
     if seed is not None:
         spec = validate(dataclasses.replace(spec, seed=seed), "--seed")
     if jobs is not None and jobs <= 0:
@@ -524,7 +531,11 @@ def datagen(workload: str, target: Path, json_out: bool, results_dir: Path, forc
                    accelerator, ram, json_out)
         return
     spec_d = {**to_dict(spec), "content": content, "jobs": n_jobs, "verify": verify}
+    if imp is not None:
+        spec_d["dlio"] = imp.record()  # where the workload came from, key by key
     result = Result("datagen", spec.name, spec_d)
+    if imp is not None:
+        imp.announce(result.warnings)
 
     def body(r: Result) -> None:
         if verify:  # reading every file once is enough: rank 0 does it under MPI

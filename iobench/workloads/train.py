@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from iobench import cache as cache_mod
-from iobench import dist
+from iobench import dist, dlio
 from iobench import target as target_mod
 from iobench.cli import DURATION, SIZE, cache_option, cli, common_run_options, engine_option
 from iobench.datagen.spec import TrainingSpec, accelerator, compute_seconds, load_workload
@@ -365,7 +365,7 @@ def _check_steps(ds: Dataset, spec: TrainingSpec, accelerators: int) -> None:
 
 
 @cli.command("train")
-@click.argument("workload")
+@click.argument("workload", required=False)
 @common_run_options
 @engine_option
 @click.option("--accelerator", default="h100", show_default=True,
@@ -405,15 +405,35 @@ def _check_steps(ds: Dataset, spec: TrainingSpec, accelerators: int) -> None:
                    "background while training goes on.")
 @click.option("--read-rate-limit", type=SIZE, default=None, hidden=True,
               help="Throttle all reads together to this many bytes/s (rehearsals, tests).")
-def train_cmd(workload: str, target: Path, json_out: bool, results_dir: Path, force: bool,
+@click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Run the workload of a DLIO / MLPerf Storage YAML (WORKLOAD, if given, "
+                   "names it); options given here win over the config's values.")
+def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
               engine: str, accelerator: str, accelerators: int | None, epochs: int | None,
               cache: str, read_threads: int | None, prefetch: int, decode: bool,
               runs: int | None, seed: int | None, find_max: bool, probe_steps: int,
               compute_time: float | None, block_size: int, max_steps: int,
               checkpoint_every: int | None, checkpoint_size: int | None,
-              checkpoint_mode: str, read_rate_limit: int | None) -> None:
+              checkpoint_mode: str, read_rate_limit: int | None,
+              dlio_config: Path | None) -> None:
     """Replay the reads of training WORKLOAD (preset or YAML) on its data set under
     TARGET/datagen/, with emulated accelerators: AU, samples/s, GB/s, latency."""
+    workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
+    imp = dlio.load(dlio_config, "train", workload or None, find_max=find_max) \
+        if dlio_config else None
+    ckpt_epochs = 0
+    if imp is not None:  # the config's values where the command line left the default
+        compute_time = imp.pick("compute_time", compute_time)
+        max_steps = imp.pick("max_steps", max_steps)
+        prefetch = imp.pick("prefetch", prefetch)
+        cache = imp.pick("cache", cache)
+        block_size = imp.pick("block_size", block_size)
+        checkpoint_size = imp.pick("checkpoint_size", checkpoint_size)
+        checkpoint_every = imp.pick("checkpoint_every", checkpoint_every)
+        if checkpoint_every is None and checkpoint_size is not None:
+            ckpt_epochs = imp.checkpoint_every_epochs  # in steps once the data set is open
+            checkpoint_every = 1 if ckpt_epochs else None
+        imp.announce()
     for name, v in (("accelerators", accelerators), ("epochs", epochs),
                     ("read-threads", read_threads), ("prefetch", prefetch), ("runs", runs),
                     ("probe-steps", probe_steps), ("checkpoint-every", checkpoint_every)):
@@ -433,8 +453,10 @@ def train_cmd(workload: str, target: Path, json_out: bool, results_dir: Path, fo
     if cache == "direct" and block_size % 4096:
         raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "
                          "multiple of 4096 bytes, e.g. 4MiB")
-    spec = load_workload(workload)
+    spec = imp.spec if imp is not None and imp.spec is not None else load_workload(workload)
     compute_s, source = _compute(spec, accelerator, compute_time)
+    if imp is not None and "compute_time" in imp.options and not dlio.given("compute_time"):
+        source = "DLIO train.computation_time"
     if find_max and compute_s <= 0:
         raise UsageError("--find-max needs compute time per step > 0 (AU is compute / wall); "
                          "drop --compute-time 0")
@@ -467,6 +489,11 @@ def train_cmd(workload: str, target: Path, json_out: bool, results_dir: Path, fo
         ds.decode = ds_mod.decoder(dg)
     n_acc = accelerators or 1
     _check_steps(ds, spec, n_acc if not find_max else 1)
+    if ckpt_epochs:  # a DLIO config's checkpoint every N epochs: N x this run's epoch steps
+        from iobench.train.plan import steps_per_epoch
+
+        per_epoch = steps_per_epoch(ds.table.count, n_acc, spec.batch_size)
+        checkpoint_every = ckpt_epochs * (min(per_epoch, max_steps) if max_steps else per_epoch)
     if checkpoint_size is not None:
         tgt.check_space(2 * checkpoint_size, f"checkpoints of {format_bytes(checkpoint_size)} "
                         "during training (two kept)")
@@ -482,7 +509,11 @@ def train_cmd(workload: str, target: Path, json_out: bool, results_dir: Path, fo
               "dataset": {"directory": str(dg.root), "files": len(ds.files),
                           "samples": ds.table.count, "bytes": dg.total_bytes,
                           "sample_bytes": ds.table.total_bytes}}
+    if imp is not None:
+        spec_d["dlio"] = imp.record()  # where the workload came from, key by key
     result = Result(kind="train", name=spec.name, spec=spec_d, engine=engine)
+    if imp is not None:
+        imp.announce(result.warnings)
 
     execute(result, lambda r: run_training(r, spec, o, ds, tgt, dg.total_bytes, json_out),
             results_dir=results_dir, json_out=json_out, target=tgt.root)
