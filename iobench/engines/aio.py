@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,21 +79,22 @@ def available() -> bool:
     return True
 
 
-# The same layouts as numpy dtypes: a batch of completions is read, and a batch of
-# requests re-aimed, with a few vector operations instead of a ctypes call per field.
-IOCB_DTYPE = np.dtype([
-    ("aio_data", "<u8"), ("aio_key", "<u4"), ("aio_rw_flags", "<i4"),
-    ("aio_lio_opcode", "<u2"), ("aio_reqprio", "<i2"), ("aio_fildes", "<u4"),
-    ("aio_buf", "<u8"), ("aio_nbytes", "<u8"), ("aio_offset", "<i8"),
-    ("aio_reserved2", "<u8"), ("aio_flags", "<u4"), ("aio_resfd", "<u4"),
-])
-EVENT_DTYPE = np.dtype([("data", "<u8"), ("obj", "<u8"), ("res", "<i8"), ("res2", "<i8")])
-assert IOCB_DTYPE.itemsize == ctypes.sizeof(IOCB) == 64
-assert EVENT_DTYPE.itemsize == ctypes.sizeof(IOEvent) == 32
+_EVENT = struct.Struct("<QQqq")  # struct io_event
+_OFF_OFFSET = 40  # byte offset of aio_offset in struct iocb
+_OFF_FILDES = 20  # byte offset of aio_fildes
+assert ctypes.sizeof(IOCB) == 64
+assert ctypes.sizeof(IOEvent) == _EVENT.size == 32
+assert IOCB.aio_offset.offset == _OFF_OFFSET
+assert IOCB.aio_fildes.offset == _OFF_FILDES
 
 
 class AioContext:
-    """An AIO context with `depth` slots; slot i owns iocb i (a row of `iocbs`)."""
+    """An AIO context with `depth` slots; slot i owns iocb i.
+
+    The per-request work (reading a completion, re-aiming an iocb) is struct.pack_into /
+    unpack_from on the kernel-shared buffers: a fraction of a microsecond each, where a
+    ctypes field access or a numpy call on a small batch costs several.
+    """
 
     def __init__(self, depth: int) -> None:
         self.libc, (self._setup, self._destroy, self._getevents, self._submit) = _sys()
@@ -101,28 +103,29 @@ class AioContext:
         if self.libc.syscall(self._setup, ctypes.c_long(depth), ctypes.byref(self.ctx)) < 0:
             err = ctypes.get_errno()
             raise OSError(err, f"io_setup({depth}): {os.strerror(err)}")
-        self.iocbs = np.zeros(depth, dtype=IOCB_DTYPE)
-        self.iocbs["aio_data"] = np.arange(depth, dtype=np.uint64)
-        self._cb_addr = self.iocbs.ctypes.data + 64 * np.arange(depth, dtype=np.uint64)
-        self.ptrs = np.zeros(depth, dtype=np.uint64)
-        self.events = np.zeros(depth, dtype=EVENT_DTYPE)
-        self._ev_ptr = ctypes.c_void_p(self.events.ctypes.data)
+        self.iocbs = (IOCB * depth)()
+        for i in range(depth):
+            self.iocbs[i].aio_data = i
+        self.cb_view = memoryview(self.iocbs).cast("B")
+        self.cb_base = ctypes.addressof(self.iocbs)
+        self.ptrs = (ctypes.c_uint64 * depth)()
+        self.ptr_view = memoryview(self.ptrs).cast("B")
+        self.ptr_base = ctypes.addressof(self.ptrs)
+        self.events = (IOEvent * depth)()
+        self.ev_view = memoryview(self.events).cast("B")
+        self._ev_ptr = ctypes.c_void_p(ctypes.addressof(self.events))
 
     def close(self) -> None:
         if self.ctx.value:
             self.libc.syscall(self._destroy, self.ctx)
             self.ctx = ctypes.c_ulong(0)
 
-    def submit(self, slots: np.ndarray) -> None:
-        n = len(slots)
-        if not n:
-            return
-        self.ptrs[:n] = self._cb_addr[slots]
-        base = self.ptrs.ctypes.data
+    def submit(self, n: int) -> None:
+        """Submit the first n iocb pointers of `ptrs`."""
         done = 0
         while done < n:
             r = self.libc.syscall(self._submit, self.ctx, ctypes.c_long(n - done),
-                                  ctypes.c_void_p(base + 8 * done))
+                                  ctypes.c_void_p(self.ptr_base + 8 * done))
             if r < 0:
                 err = ctypes.get_errno()
                 if err == 4:  # EINTR
@@ -130,93 +133,112 @@ class AioContext:
                 raise OSError(err, f"io_submit: {os.strerror(err)}")
             done += r
 
-    def getevents(self, min_nr: int) -> tuple[np.ndarray, np.ndarray]:
-        """Wait for at least `min_nr` completions: (slots, results), results < 0 are -errno."""
+    def getevents(self, min_nr: int) -> int:
+        """Wait for at least `min_nr` completions; their io_events fill `events[:n]`."""
         while True:
             n = self.libc.syscall(self._getevents, self.ctx, ctypes.c_long(min_nr),
                                   ctypes.c_long(self.depth), self._ev_ptr, None)
             if n >= 0:
-                break
+                return int(n)
             err = ctypes.get_errno()
             if err != 4:  # EINTR: retry
                 raise OSError(err, f"io_getevents: {os.strerror(err)}")
-        ev = self.events[:n]
-        return ev["data"].astype(np.int64), ev["res"].copy()
 
 
 def run_depth(depth: int, block_size: int,
-              next_ios: Callable[[int], tuple[Any, np.ndarray] | None],
+              next_ios: Callable[[int], tuple[Any, list[int]] | None],
               *, write: bool = False, fill: Callable[[Any, int], None] | None = None,
               deadline_ns: int = 0, should_stop: Callable[[], bool] | None = None,
-              on_batch: Callable[[np.ndarray, int, int], None]) -> None:
+              on_batch: Callable[[list[int], int, int], None]) -> None:
     """Keep `depth` requests of `block_size` in flight until `next_ios` runs dry or the
     deadline passes; `on_batch(latencies_ns, nbytes, completion_ns)` per reaped batch.
 
-    `next_ios(k)` gives up to k next requests as (fd or array of fds, array of offsets),
-    or None when there are no more; `fill(buffer, offset)` fills a write buffer first.
-    Latency is submission to reaping, as fio's libaio reports it.
+    `next_ios(k)` gives up to k next requests as (one fd or a list of fds, list of
+    offsets), or None when there are no more; `fill(buffer, offset)` fills a write buffer
+    first. Latency is submission to reaping, as fio's libaio reports it.
     """
     from iobench.engines.native import aligned_buffer
 
     ctx = AioContext(depth)
     bufs = [aligned_buffer(block_size) for _ in range(depth)]
     arrs = [np.frombuffer(b, dtype=np.uint8)[:block_size] for b in bufs]
-    cbs = ctx.iocbs
-    cbs["aio_lio_opcode"] = IOCB_CMD_PWRITE if write else IOCB_CMD_PREAD
-    cbs["aio_nbytes"] = block_size
-    cbs["aio_buf"] = [ctypes.addressof(ctypes.c_char.from_buffer(b)) for b in bufs]
-    sent = np.zeros(depth, dtype=np.int64)
+    for i, b in enumerate(bufs):
+        cb = ctx.iocbs[i]
+        cb.aio_lio_opcode = IOCB_CMD_PWRITE if write else IOCB_CMD_PREAD
+        cb.aio_nbytes = block_size
+        cb.aio_buf = ctypes.addressof(ctypes.c_char.from_buffer(b))
+    pack_q = struct.Struct("<q").pack_into
+    pack_u32 = struct.Struct("<I").pack_into
+    pack_u64 = struct.Struct("<Q").pack_into
+    unpack_ev = _EVENT.unpack_from
+    cbv, ptrv, evv = ctx.cb_view, ctx.ptr_view, ctx.ev_view
+    cb_base = ctx.cb_base
+    sent = [0] * depth
     inflight = 0
     mono = time.monotonic_ns
 
-    def aim(slots: np.ndarray) -> np.ndarray:
+    def aim(slots: list[int]) -> int:
+        """Point the given slots at the next requests and queue their pointers; returns
+        how many were queued (fewer when the requests run out)."""
         got = next_ios(len(slots))
-        if got is None or len(got[1]) == 0:
-            return slots[:0]
+        if got is None:
+            return 0
         fds, offs = got
-        slots = slots[: len(offs)]
-        cbs["aio_fildes"][slots] = fds
-        cbs["aio_offset"][slots] = offs
-        if write and fill is not None:
-            for s, off in zip(slots.tolist(), offs.tolist(), strict=True):
-                fill(arrs[s], off)
-        return slots
+        m = len(offs)
+        one_fd = isinstance(fds, int)
+        for j in range(m):
+            s = slots[j]
+            pack_q(cbv, 64 * s + _OFF_OFFSET, offs[j])
+            pack_u32(cbv, 64 * s + _OFF_FILDES, fds if one_fd else fds[j])
+            pack_u64(ptrv, 8 * j, cb_base + 64 * s)
+            if write and fill is not None:
+                fill(arrs[s], offs[j])
+        t = mono()
+        for j in range(m):
+            sent[slots[j]] = t
+        return m
 
     try:
-        ready = aim(np.arange(depth, dtype=np.int64))
-        sent[ready] = mono()
-        ctx.submit(ready)
-        inflight = len(ready)
-        stopping = len(ready) < depth
+        m = aim(list(range(depth)))
+        ctx.submit(m)
+        inflight = m
+        stopping = m < depth
         reaped = 0
         while inflight:
-            slots, res = ctx.getevents(1)
+            n = ctx.getevents(1)
             now = mono()
-            inflight -= len(slots)
-            if (res < 0).any():
-                err = int(-res[res < 0][0])
-                raise OSError(err, f"AIO {'write' if write else 'read'}: {os.strerror(err)}")
-            on_batch(now - sent[slots], int(res.sum()), now)
+            inflight -= n
+            slots = []
+            lats = []
+            nbytes = 0
+            for i in range(n):
+                slot, _obj, res, _res2 = unpack_ev(evv, 32 * i)
+                if res < 0:
+                    raise OSError(-res, f"AIO {'write' if write else 'read'}: "
+                                  f"{os.strerror(-res)}")
+                nbytes += res
+                lats.append(now - sent[slot])
+                slots.append(slot)
+            on_batch(lats, nbytes, now)
             if deadline_ns and now >= deadline_ns:
                 stopping = True
-            reaped += len(slots)
+            reaped += n
             if should_stop is not None and reaped >= 256:
                 reaped = 0
                 stopping = stopping or should_stop()
             if stopping:
                 continue
-            again = aim(slots)
-            if len(again) < len(slots):
+            m = aim(slots)
+            if m < n:
                 stopping = True
-            if len(again):
-                sent[again] = mono()
-                ctx.submit(again)
-                inflight += len(again)
+            if m:
+                ctx.submit(m)
+                inflight += m
     finally:
         if inflight:  # drain what is still in the kernel before the buffers go away
             try:
                 while inflight > 0:
-                    inflight -= len(ctx.getevents(1)[0])
+                    inflight -= ctx.getevents(1)
             except OSError:
                 pass
         ctx.close()

@@ -206,7 +206,11 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
     from iobench.engines import aio
 
     use_aio = spec.direct and spec.queue_depth > 1 and aio.available()
-    nthreads = spec.jobs * (1 if use_aio else spec.queue_depth)
+    # Two reaper threads per job from depth 8 on, each with its own AIO context and half
+    # the depth: while one handles its completions the other's requests keep the device
+    # busy (one context tends to drain completely before it is refilled).
+    lanes = (2 if spec.queue_depth >= 8 else 1) if use_aio else spec.queue_depth
+    nthreads = spec.jobs * lanes
     stop = threading.Event()
     deadline_ns = int(spec.runtime * 1e9) if spec.runtime > 0 else 0
     fds = [open_file(f, write=spec.is_write, direct=spec.direct, create=spec.is_write)
@@ -286,9 +290,11 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             st.bytes += done_bytes
             st.ops += done_ops
 
-        def aio_worker(job: int, st: WorkerStats) -> None:
+        def aio_worker(i: int, st: WorkerStats) -> None:
+            job, lane = divmod(i, lanes)
+            depth = spec.queue_depth // lanes + (1 if lane < spec.queue_depth % lanes else 0)
             fd = fds[job]
-            offs = offsets[job]
+            offs = offsets[job][lane::lanes].tolist()
             n = len(offs)
             pos = [0]
             end = t0[0] + deadline_ns if deadline_ns else 0
@@ -297,7 +303,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             assert tl is not None
             seen = [0, 0]  # bytes, ops
 
-            def next_ios(k: int) -> tuple[int, np.ndarray] | None:
+            def next_ios(k: int) -> tuple[int, list[int]] | None:
                 i = pos[0]
                 if i >= n:
                     if not end:
@@ -306,8 +312,8 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 pos[0] = min(n, i + k)
                 return fd, offs[i : i + k]
 
-            def on_batch(lats: np.ndarray, nbytes: int, now: int) -> None:
-                rec._buf.extend(lats.tolist())
+            def on_batch(lats: list[int], nbytes: int, now: int) -> None:
+                rec._buf.extend(lats)
                 seen[0] += nbytes
                 seen[1] += len(lats)
                 tl.add(now, nbytes)
@@ -316,7 +322,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 if progress is not None:
                     progress.advance(nbytes)
 
-            aio.run_depth(spec.queue_depth, spec.block_size, next_ios, write=spec.is_write,
+            aio.run_depth(depth, spec.block_size, next_ios, write=spec.is_write,
                           fill=gens[job].fill, deadline_ns=end, should_stop=stop.is_set,
                           on_batch=on_batch)
             st.bytes += seen[0]

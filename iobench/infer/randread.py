@@ -90,12 +90,12 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
             rng = np.random.default_rng([seed, i, time.monotonic_ns()])
             rec = st.recorder
 
-            def next_ios(k: int) -> tuple[np.ndarray, np.ndarray]:
-                return (fd_arr[rng.integers(0, len(fds), k)],
-                        rng.integers(0, nblocks, k) * block_size)
+            def next_ios(k: int) -> tuple[list[int], list[int]]:
+                return (fd_arr[rng.integers(0, len(fds), k)].tolist(),
+                        (rng.integers(0, nblocks, k) * block_size).tolist())
 
-            def on_batch(lats: np.ndarray, nbytes: int, now: int) -> None:
-                rec._buf.extend(lats.tolist())
+            def on_batch(lats: list[int], nbytes: int, now: int) -> None:
+                rec._buf.extend(lats)
                 if len(rec._buf) >= 65536:
                     rec.flush()
                 st.ops += len(lats)
