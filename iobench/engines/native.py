@@ -206,10 +206,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
     from iobench.engines import aio
 
     use_aio = spec.direct and spec.queue_depth > 1 and aio.available()
-    # Two reaper threads per job from depth 8 on, each with its own AIO context and half
-    # the depth: while one handles its completions the other's requests keep the device
-    # busy (one context tends to drain completely before it is refilled).
-    lanes = (2 if spec.queue_depth >= 8 else 1) if use_aio else spec.queue_depth
+    lanes = 1 if use_aio else spec.queue_depth  # threads per job
     nthreads = spec.jobs * lanes
     stop = threading.Event()
     deadline_ns = int(spec.runtime * 1e9) if spec.runtime > 0 else 0
@@ -304,13 +301,17 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             seen = [0, 0]  # bytes, ops
 
             def next_ios(k: int) -> tuple[int, list[int]] | None:
+                # fewer than k only when a one-pass run has no more offsets
                 i = pos[0]
-                if i >= n:
-                    if not end:
-                        return None
-                    i = 0  # time-based: wrap around
-                pos[0] = min(n, i + k)
-                return fd, offs[i : i + k]
+                if i >= n and not end:
+                    return None
+                out = offs[i : i + k]
+                pos[0] = i + len(out)
+                while end and len(out) < k:  # time-based: wrap around, as fio's time_based
+                    more = offs[: k - len(out)]
+                    out += more
+                    pos[0] = len(more)
+                return fd, out
 
             def on_batch(lats: list[int], nbytes: int, now: int) -> None:
                 rec._buf.extend(lats)
