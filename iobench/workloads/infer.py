@@ -55,7 +55,7 @@ def infer() -> None:
               help="I/Os in flight (native: threads; fio: iodepth of one job).")
 @click.option("--runtime", type=DURATION, default="5s", show_default=True,
               help="Time per cell.")
-@click.option("--ioengine", type=click.Choice(["io_uring", "libaio"]), default="io_uring",
+@click.option("--ioengine", type=click.Choice(["io_uring", "libaio"]), default="libaio",
               show_default=True, help="fio's engine (--engine fio).")
 def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, engine: str,
                  cache: str, file_size: int, nfiles: int, block_size: list[int],

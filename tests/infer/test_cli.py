@@ -171,6 +171,6 @@ def test_randread_fio_same_files(runner, tmp_path: Path, have_fio: None) -> None
         job = p["fio"]["jobfile"]
         assert "direct=1" in job
         assert "randrepeat=0" in job
-        assert "ioengine=io_uring" in job
+        assert "ioengine=libaio" in job
         assert str(tmp_path / "t" / "infer" / "randread" / "file-000.dat") in job
     assert "iodepth=4" in doc["phases"][1]["fio"]["jobfile"]
