@@ -35,9 +35,13 @@ def fio(args: list[str]) -> dict:
 
 
 def fio_sum(d: dict, direction: str) -> tuple[float, float]:
-    """(bytes/s, IOPS) summed over jobs."""
+    """Aggregate (bytes/s, IOPS) over jobs: all bytes / the longest job's runtime, as the
+    native engine counts (first start to last end). Summing each job's own bw_bytes
+    would overstate it whenever the jobs do not finish together."""
     jobs = d["jobs"]
-    return (sum(j[direction]["bw_bytes"] for j in jobs), sum(j[direction]["iops"] for j in jobs))
+    seconds = max(j[direction]["runtime"] for j in jobs) / 1e3
+    return (sum(j[direction]["io_bytes"] for j in jobs) / seconds,
+            sum(j[direction]["total_ios"] for j in jobs) / seconds)
 
 
 def dd_read(path: Path) -> float:
@@ -54,8 +58,11 @@ def nat(spec: IOSpec) -> tuple[float, float]:
 
 
 def paired(native_fn, ref_fn, rounds: int) -> tuple[float, float]:
-    """Alternate native and reference `rounds` times; medians of each (load on a shared
-    machine moves both; alternating keeps the comparison fair)."""
+    """Alternate native and reference `rounds` times; medians of each.
+
+    Load on a shared machine moves both, and a hypervisor or array cache favours whoever
+    reads second (the first run warmed it): with an even number of rounds each side goes
+    second equally often."""
     ns, rs = [], []
     for i in range(rounds):
         order = (native_fn, ref_fn) if i % 2 == 0 else (ref_fn, native_fn)
@@ -70,7 +77,9 @@ def main() -> int:
     ap.add_argument("--target", required=True)
     ap.add_argument("--size", default="1GiB", help="file size per job")
     ap.add_argument("--runtime", type=float, default=5.0, help="seconds per random-read cell")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="alternating rounds per comparison (even: each side goes first "
+                         "as often as the other)")
     a = ap.parse_args()
     if shutil.which("fio") is None:
         print("fio is not installed; apt-get install fio", file=sys.stderr)
