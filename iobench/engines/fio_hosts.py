@@ -121,7 +121,7 @@ def read_hostfile(path: Path) -> list[Server]:
             servers.append(s)
     if not servers:
         raise UsageError(f"--fio-hosts {path}: lists no fio server; write one host or "
-                         "host,port a line (see docs/fio-hosts.md)")
+                         "host,port a line (see the README, 'fio across hosts')")
     return servers
 
 
