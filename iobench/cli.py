@@ -6,6 +6,7 @@ group, the options every run command shares, and the small commands.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,35 @@ def engine_option(f: F) -> F:
 
 
 class Group(click.Group):
-    """Turns an unexpected OSError at the top into one line, not a traceback."""
+    """Bad input is one line and exit 2, whoever finds it: Click's own usage errors
+    (a bad choice, a missing argument) are shown as `error: ...` without the usage block,
+    and a permission error at the top is a line, not a traceback."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+            if no_args is not None and isinstance(e, no_args):  # bare `iobench`: the help
+                click.echo(e.format_message())
+                sys.exit(EXIT_USAGE)
+            hint = ""
+            if e.ctx is not None:
+                hint = f" (see '{e.ctx.command_path} --help')"
+            message = " ".join(e.format_message().split())  # Click may wrap a choice list
+            click.echo(f"error: {message}{hint}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

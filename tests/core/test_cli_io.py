@@ -124,6 +124,8 @@ def test_bad_input_one_line_exit_2(runner, tmp_path, args, message):
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output  # one line, no usage block
+    assert res.output.startswith("error: ")
 
 
 def test_bad_targets(runner, tmp_path):
