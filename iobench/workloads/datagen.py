@@ -163,6 +163,11 @@ def _init_worker(counter: Any) -> None:
     writer.set_progress_counter(counter, defer_sync=True)
 
 
+def _init_verify_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _clean_temps(directory: Path) -> int:
     n = 0
     for p in directory.glob(f".*{writer.TMP_MARK}"):
@@ -422,11 +427,21 @@ def run_verify(result: Result, spec_name: str, directory: Path, jobs: int) -> No
     t0 = time.perf_counter()
     nbytes = 0
     ctx = mp.get_context("fork")
-    with ctx.Pool(max(1, min(jobs, len(checks) or 1))) as pool:
+    # Forked workers would inherit the runner's SIGTERM handler (which raises in the
+    # parent to keep a partial result): reset it, or Pool.terminate can hang on a worker
+    # that turned SIGTERM into an exception half-way through a queue operation.
+    pool = ctx.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker)
+    try:
         for name, problem, n in pool.imap_unordered(_check_file, checks, chunksize=1):
             nbytes += n
             if problem:
                 bad.append((name, problem))
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()  # all results are in: let the workers exit on their own
+    pool.join()
     seconds = time.perf_counter() - t0
     result.add_phase(make_phase("verify", nbytes=nbytes, seconds=seconds, ops=len(checks),
                                 direction="read",
