@@ -233,54 +233,38 @@ def combine(run_phase: Callable[[], list[dict[str, Any]]], w: World | None = Non
     return merge_phases(per_rank)
 
 
-def root_first(fn: Callable[[], T], w: World | None = None) -> T:
-    """Rank 0 runs fn first (e.g. creating and marking the target), then the others.
+def _root_then_others(fn: Callable[[], T], w: World, share: bool) -> T:
+    """Run fn on rank 0, then tell the others how it went (and its value when `share`).
 
-    If rank 0 fails with bad input, it reports the one line and the other ranks exit with
-    the same code silently, so a user sees the error once, not once per rank.
+    Bad input on rank 0 is raised there and reported once; the other ranks exit with the
+    same code silently. Without `share` the other ranks then run fn themselves.
     """
     import click
 
     from iobench.errors import IobenchError
 
-    w = w or world()
-    if w.size == 1:
-        return fn()
     if w.is_root:
         try:
             value = fn()
         except IobenchError as e:
-            w.bcast((e.exit_code, e.format_message()))
+            w.bcast(("error", e.exit_code))
             raise
-        w.bcast(None)
-        return value
-    failed = w.bcast(None)
-    if failed is not None:
-        raise click.exceptions.Exit(failed[0])
-    return fn()
-
-
-def root_first_value(fn: Callable[[], T], w: World | None = None) -> T:
-    """Rank 0 computes a value (e.g. a plan from a manifest) and every rank receives it.
-
-    Bad input on rank 0 is reported once, as in `root_first`.
-    """
-    import click
-
-    from iobench.errors import IobenchError
-
-    w = w or world()
-    if w.size == 1:
-        return fn()
-    if w.is_root:
-        try:
-            value = fn()
-        except IobenchError as e:
-            w.bcast(("error", (e.exit_code, e.format_message())))
-            raise
-        w.bcast(("ok", value))
+        w.bcast(("ok", value if share else None))
         return value
     msg: tuple[str, Any] = w.bcast(("ok", None))
     if msg[0] == "error":
-        raise click.exceptions.Exit(msg[1][0])
-    return msg[1]
+        raise click.exceptions.Exit(int(msg[1]))
+    return msg[1] if share else fn()
+
+
+def root_first(fn: Callable[[], T], w: World | None = None) -> T:
+    """Rank 0 runs fn first (e.g. creating and marking the target), then the others do,
+    so a user sees bad input once, not once per rank."""
+    w = w or world()
+    return fn() if w.size == 1 else _root_then_others(fn, w, share=False)
+
+
+def root_first_value(fn: Callable[[], T], w: World | None = None) -> T:
+    """Rank 0 computes a value (e.g. a plan from a manifest) and every rank receives it."""
+    w = w or world()
+    return fn() if w.size == 1 else _root_then_others(fn, w, share=True)

@@ -189,12 +189,10 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save(result: Result, results_dir: Path) -> Path:
-    """Write result.json into a new directory results/<UTC time>-<kind>-<name>/."""
-    if result.finished_utc is None:
-        result.finished_utc = utc_now()
-    stamp = result.started_utc[:19].replace(":", "-")
-    base = f"{stamp}-{_slug(result.kind)}-{_slug(result.name)}"
+def new_run_dir(results_dir: Path, started_utc: str, kind: str, name: str) -> Path:
+    """Create a fresh directory results/<UTC time>-<kind>-<name>[-n]/ (never reused)."""
+    stamp = started_utc[:19].replace(":", "-")
+    base = f"{stamp}-{_slug(kind)}-{_slug(name)}"
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -205,10 +203,17 @@ def save(result: Result, results_dir: Path) -> Path:
             d.mkdir()
         except FileExistsError:
             continue
-        path = d / "result.json"
-        write_atomic(path, result.to_json())
-        return path
+        return d
     raise UsageError(f"--results-dir {results_dir}: too many results named {base}")
+
+
+def save(result: Result, results_dir: Path) -> Path:
+    """Write result.json into a new directory results/<UTC time>-<kind>-<name>/."""
+    if result.finished_utc is None:
+        result.finished_utc = utc_now()
+    path = new_run_dir(results_dir, result.started_utc, result.kind, result.name) / "result.json"
+    write_atomic(path, result.to_json())
+    return path
 
 
 def rewrite(result: Result, path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.text import Text
 from iobench import results as results_mod
 from iobench import target as target_mod
 from iobench.cli import cli, common_run_options
-from iobench.errors import EXIT_FAILED, UsageError
+from iobench.errors import EXIT_FAILED
 from iobench.report import terminal
 from iobench.results import Result
 from iobench.runner import execute
@@ -86,20 +85,7 @@ terminal.register("suite", suite_renderables)
 
 
 def _suite_dir(results_dir: Path, name: str) -> Path:
-    stamp = results_mod.utc_now()[:19].replace(":", "-")
-    base = f"{stamp}-suite-{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-') or 'suite'}"
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--results-dir {results_dir}: cannot create it ({e.strerror})") from e
-    for n in range(1000):
-        d = results_dir / (base if n == 0 else f"{base}-{n}")
-        try:
-            d.mkdir()
-            return d
-        except FileExistsError:
-            continue
-    raise UsageError(f"--results-dir {results_dir}: too many results named {base}")
+    return results_mod.new_run_dir(results_dir, results_mod.utc_now(), "suite", name)
 
 
 def collect_criteria(suite: steps_mod.SuiteSpec, steps: list[steps_mod.Step]
