@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,34 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
                 break
 
 
+def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | None,
+                partial: Callable[[], dict[str, Any] | None]) -> int:
+    """Start fio (`cmd`) with its output to `errpath`, wait, and return its exit status.
+
+    A timeout stops fio and raises RunFailed; an interruption (Ctrl-C, the runner's
+    SIGTERM) stops fio and re-raises with `partial()` attached as `exc.fio_output`.
+    """
+    with open(errpath, "wb") as err:
+        try:
+            # its own session: a terminal's Ctrl-C reaches iobench only, which then
+            # stops fio deliberately (SIGINT first, so fio writes its summary)
+            proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+                                    stdout=err, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        except OSError as e:
+            raise RunFailed(f"cannot start fio ({cmd[0]}): {e.strerror}") from None
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        raise RunFailed(f"fio ran longer than the {timeout:g} s limit and was stopped; "
+                        "give a longer timeout or a smaller job") from None
+    except BaseException as e:
+        _stop(proc)
+        e.fio_output = partial()  # type: ignore[attr-defined]
+        raise
+
+
 def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
             timeout: float | None = None, status_interval: int | None = 1,
             directory: Path | None = None, jobfile_path: Path | None = None) -> dict[str, Any]:
@@ -286,25 +314,8 @@ def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
         cmd.append(str(jobpath.resolve()))
         shown = [*cmd[:-1], str(jobfile_path) if jobfile_path else "JOBFILE"]
         shown = [a if not a.startswith("--output=") else "--output=FILE" for a in shown]
-        with open(errpath, "wb") as err:
-            try:
-                # its own session: a terminal's Ctrl-C reaches iobench only, which then
-                # stops fio deliberately (SIGINT first, so fio writes its summary)
-                proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
-                                        stdout=err, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-            except OSError as e:
-                raise RunFailed(f"cannot start fio ({exe}): {e.strerror}") from None
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            raise RunFailed(f"fio ran longer than the {timeout:g} s limit and was stopped; "
-                            "give a longer timeout or a smaller job") from None
-        except BaseException as e:
-            _stop(proc)
-            e.fio_output = _partial(outpath, shown, jobfile_text)  # type: ignore[attr-defined]
-            raise
+        rc = run_process(cmd, workdir, errpath, timeout,
+                         lambda: _partial(outpath, shown, jobfile_text))
         stderr = errpath.read_text(encoding="utf-8", errors="replace")
         text = outpath.read_text(encoding="utf-8", errors="replace") if outpath.exists() else ""
         if rc < 0:

@@ -17,7 +17,6 @@ import contextlib
 import re
 import socket
 import statistics
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -211,23 +210,8 @@ def run_clients(servers: Sequence[Server], texts: Sequence[str], workdir: Path,
             jobpath.write_text(text, encoding="utf-8")
             cmd += [f"--client={s.client_arg}", str(jobpath)]
             shown += [f"--client={s.client_arg}", f"h{i}.fio"]
-        with open(errpath, "wb") as err:
-            try:
-                proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
-                                        stdout=err, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-            except OSError as e:
-                raise RunFailed(f"cannot start fio ({exe}): {e.strerror}") from None
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            fio._stop(proc)
-            raise RunFailed(f"fio ran longer than the {timeout:g} s limit and was stopped; "
-                            "give a longer timeout or a smaller job") from None
-        except BaseException as e:
-            fio._stop(proc)
-            e.fio_output = _read_doc(outpath, shown, texts)  # type: ignore[attr-defined]
-            raise
+        rc = fio.run_process(cmd, workdir, errpath, timeout,
+                             lambda: _read_doc(outpath, shown, texts))
         stderr = errpath.read_text(encoding="utf-8", errors="replace")
         doc = _read_doc(outpath, shown, texts)
         if rc != 0:
