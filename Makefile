@@ -10,8 +10,9 @@ APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
+	@# pip's and the build backend's chatter goes to a log, shown only when the install fails
+	@$(BIN)/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev,mpi,formats]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $@
 
 system-deps:
@@ -46,3 +47,4 @@ bench: setup
 
 clean:
 	-[ -d $(SCRATCH) ] && $(BIN)/iobench clean --target $(SCRATCH)
+	rm -rf $(SCRATCH)-results
