@@ -6,7 +6,7 @@ SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test test-fast setup system-deps lint bench clean
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: setup
 	$(BIN)/ruff check iobench tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The first tier alone (no disk, no tools): seconds, for the edit-test loop.
+test-fast: setup
+	$(BIN)/pytest -q -m tier_unit
 
 bench: setup
 	$(BIN)/python benchmarks/engines.py --target $(SCRATCH)/bench
