@@ -6,7 +6,7 @@ SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
-.PHONY: run test test-fast setup system-deps lint bench clean
+.PHONY: run test test-fast setup system-deps lint bench clean docs
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,13 @@ test: setup
 	$(BIN)/ruff check iobench tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory docs
+
+# The documentation site: reference pages generated from the code, then a strict build
+# (a broken link or a page missing from the nav fails it).
+docs: setup
+	$(BIN)/python docs/tools/gen_reference.py docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The first tier alone (no disk, no tools): seconds, for the edit-test loop.
 test-fast: setup
