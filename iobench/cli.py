@@ -91,8 +91,16 @@ SIZE_LIST = ListType(parse_positive_size)
 INT_LIST = ListType(positive_int)
 
 
+def _set_wait(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.find_root().meta["iobench.wait"] = value
+    return value
+
+
 def common_run_options(f: F) -> F:
-    """Options every run command takes: --target, --json, --results-dir, --force."""
+    """Options every run command takes: --target, --json, --results-dir, --force, --wait."""
+    f = click.option("--wait", is_flag=True, expose_value=False, callback=_set_wait,
+                     help="If another iobench run holds the target, wait for it instead of "
+                          "refusing.")(f)
     f = click.option("--force", is_flag=True,
                      help="Use a non-empty target without the .iobench marker.")(f)
     f = click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),

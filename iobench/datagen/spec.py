@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from iobench import presets
+from iobench import presets, safepath
 from iobench.errors import SpecError, did_you_mean
 from iobench.spec import from_mapping, load_yaml, size_field
 
@@ -71,6 +71,7 @@ class TrainingSpec:
 
 def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
     """Refuse specs that cannot be generated; one line naming the key and the fix."""
+    safepath.check_name(spec.name, f"{where}.name")  # it names datagen/<name>/
     if spec.format == "indexed":
         if spec.seq_len <= 0:
             raise SpecError(f"{where}.seq_len: indexed data sets need seq_len > 0 tokens "

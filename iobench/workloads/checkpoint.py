@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iobench import cache as cache_mod
-from iobench import dist, dlio, presets
+from iobench import dist, dlio, presets, safepath
 from iobench import spec as spec_mod
 from iobench import target as target_mod
 from iobench.checkpoint import economics, layout
@@ -284,11 +283,12 @@ class Runner:
                 for r in self.plan.ranks]
 
     def _fresh_dir(self, path: Path) -> None:
-        self._remove_step(path)
-        path.mkdir(parents=True)
+        safepath.rmtree(path)
+        safepath.makedirs(path)
 
     def _remove_step(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            safepath.rmtree(path)
 
     def _disk_full(self, results: list[dict[str, Any]], step_path: Path) -> None:
         full = [r["error"] for r in results if r.get("error") and r["error"]["kind"] == "enospc"]
@@ -350,9 +350,7 @@ class Runner:
                     "parallelism": dataclasses.asdict(p.spec.parallelism)}, files, crcs)
             if p.layout == "deepspeed":
                 # DeepSpeed's tag file, written after every rank saved (as rank 0 does)
-                from iobench.results import write_atomic
-
-                self._on_root(write_atomic, self.root / "latest", f"global_step{step}")
+                self._on_root(safepath.write_file, self.root / "latest", f"global_step{step}")
             self.written.append((step, step_path))
             if self.opts.keep and len(self.written) > self.opts.keep:
                 old_step, old = self.written.pop(0)
@@ -700,13 +698,12 @@ def checkpoint_cmd(model: str | None, target: Path, json_out: bool, results_dir:
         return
     w = dist.world()
     tgt = dist.root_first(lambda: target_mod.prepare(target, force=force), w)
-    dist.root_first(lambda: tgt.claim("checkpoint"), w)
-    root = tgt.root / "checkpoint" / spec.name
+    dist.root_first(lambda: tgt.subdir("checkpoint"), w)
+    root = tgt.claim(f"checkpoint/{spec.name}")  # a checked plain name, below our own dir
     if do_write:
-        if w.is_root:
-            if root.exists():  # an earlier run's checkpoints of this model: ours to replace
-                shutil.rmtree(root)
-            root.mkdir(parents=True, exist_ok=True)
+        if w.is_root:  # an earlier run's checkpoints of this model: ours to replace
+            safepath.rmtree(root)
+            safepath.makedirs(root)
         w.barrier()
         if space_check and w.is_root:
             tgt.check_space(pd["peak_disk_bytes"],
@@ -732,7 +729,7 @@ def _probe_direct(root: Path) -> None:
         os.close(fd)
     finally:
         with contextlib.suppress(OSError):
-            probe.unlink()
+            safepath.remove(probe)
 
 
 def _body(result: Result, plan: Plan, opts: Options, root: Path) -> None:

@@ -18,7 +18,7 @@ import click
 from rich.console import RenderableType
 from rich.table import Table
 
-from iobench import dist, dlio
+from iobench import dist, dlio, safepath
 from iobench import target as target_mod
 from iobench.cli import SIZE, cli, common_run_options
 from iobench.content import CONTENTS, Content
@@ -93,7 +93,7 @@ def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
 
     buf = np.empty(writer.CHUNK_BYTES, dtype=np.uint8)
     t0 = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = safepath.open_write(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         done = 0
         while done < nbytes:
@@ -103,7 +103,7 @@ def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
         os.fsync(fd)
     finally:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        safepath.remove(path)
     return nbytes / (time.perf_counter() - t0)
 
 
@@ -171,14 +171,14 @@ def _init_verify_worker() -> None:
 def _clean_temps(directory: Path) -> int:
     n = 0
     for p in directory.glob(f".*{writer.TMP_MARK}"):
-        p.unlink(missing_ok=True)
+        safepath.remove(p)
         n += 1
     return n
 
 
 def _remove_entries(directory: Path, names: list[str]) -> None:
-    for name in names:
-        (directory / name).unlink(missing_ok=True)
+    for name in names:  # manifest names: checked plain names (writer.check_entries)
+        safepath.remove(directory / safepath.check_name(name, f"{directory} manifest entry"))
 
 
 RANK_MANIFEST = ".manifest-rank{rank}.json"
@@ -197,11 +197,12 @@ def _fold_rank_manifests(directory: Path, m: dict[str, Any]) -> int:
             entries = json.loads(p.read_text())
         except (OSError, ValueError):
             entries = {}  # a torn file cannot be: it was written atomically; be safe anyway
+        writer.check_entries(p, entries)
         for name, e in entries.items():
             if e.get("complete"):
                 m["entries"][name] = e
                 n += 1
-        p.unlink(missing_ok=True)
+        safepath.remove(p)
     return n
 
 
@@ -295,9 +296,7 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
         if w.is_root:
             writer.save_manifest(directory, man)
         else:
-            from iobench.results import write_atomic
-
-            write_atomic(_rank_manifest(directory, w.rank),
+            safepath.write_file(_rank_manifest(directory, w.rank),
                          json.dumps({k: e for k, e in man["entries"].items()
                                      if e.get("complete")}))
 
