@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import click
@@ -26,20 +28,61 @@ def report(results: tuple[Path, ...], csv_file: Path | None, html_file: Path | N
     """Re-render saved results (result directories or result.json files)."""
     from iobench.report import csv_out, terminal
 
+    for opt, out in (("--csv", csv_file), ("--html", html_file)):
+        if out is not None:
+            check_output_file(out, opt)
     loaded = [(str(p), results_mod.load(p)) for p in results]
     if csv_file is not None:
-        results_mod.write_atomic(csv_file, csv_out.to_csv(loaded))
+        write_output(csv_file, csv_out.to_csv(loaded), "--csv")
         click.echo(f"csv: {csv_file}", err=True)
     if html_file is not None:
         from iobench.report import html
 
-        results_mod.write_atomic(html_file, html.render(loaded))
+        write_output(html_file, html.render(loaded), "--html")
         click.echo(f"html: {html_file}", err=True)
     if json_out:
         click.echo(json.dumps([r.to_dict() for _, r in loaded], indent=1))
         return
     for _, r in loaded:
         terminal.render(r)
+
+
+def check_output_file(path: Path, opt: str) -> None:
+    """A file to write: not a directory, in an existing directory this user can write."""
+    if path.is_dir():
+        raise UsageError(f"{opt} {path}: is a directory; give a file name, e.g. "
+                         f"{path / ('report' + ('.csv' if opt == '--csv' else '.html'))}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{opt} {path}: the directory {parent} does not exist; create it "
+                         "or give another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{opt} {path}: {parent} is not writable by this user; give "
+                         "another path")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UsageError(f"{opt} {path}: exists and is not a regular file; give another path")
+
+
+def write_output(path: Path, text: str, opt: str) -> None:
+    """Atomically, through a temp file beside `path` that never outlives a failure."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).chmod(0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UsageError(f"{opt} {path}: cannot write it ({e.strerror or e})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @cli.command()

@@ -97,6 +97,9 @@ def _split(path: Path) -> tuple[Path, tuple[str, ...]] | None:
 
 def _link_error(root: Path, rel: tuple[str, ...], e: OSError) -> TargetError:
     where = Path(root, *rel)
+    with contextlib.suppress(OSError):
+        if where.is_symlink():
+            e = OSError(errno.ELOOP, "link")
     if e.errno in (errno.ELOOP, errno.EXDEV):
         why = "is (or passes through) a symbolic link"
     elif e.errno == errno.ENOTDIR:

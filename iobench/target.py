@@ -14,6 +14,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import socket
 import stat
 import time
@@ -27,6 +28,7 @@ from iobench.units import format_bytes
 
 MARKER = ".iobench"
 LOCK = ".iobench.lock"
+OWNER = ".iobench-owner"  # a random token in each top-level directory iobench creates
 OWN_FILES = (MARKER, LOCK)
 MARKER_VERSION = 2
 _FORBIDDEN = ("/proc", "/sys", "/dev")
@@ -96,14 +98,37 @@ def _record(data: dict[str, Any], name: str) -> dict[str, Any] | str | None:
     return None
 
 
-def _proven(rec: dict[str, Any] | str, st: os.stat_result, root_dev: int) -> bool:
+def _token(root: Path, name: str) -> str | None:
+    """The owner token inside root/name (a directory iobench created), never via a link."""
+    try:
+        dfd = os.open(root / name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = os.open(OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            return os.read(fd, 128).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dfd)
+
+
+def _proven(rec: dict[str, Any] | str, st: os.stat_result, root: Path) -> bool:
     """The entry on disk is the one iobench recorded: same type and inode, on the same
-    device (or on the target's own device: NFS clients number devices differently)."""
+    device (or on the target's own device: NFS clients number devices differently), and
+    for a directory the random token iobench left in it (an inode number can be reused by
+    a directory made after iobench's was removed)."""
     if not isinstance(rec, dict):
         return False  # a marker from before identities were recorded: not proof
     kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "?"
-    return (kind == rec["type"] and st.st_ino == rec["ino"]
-            and st.st_dev in (rec["dev"], root_dev))
+    if not (kind == rec["type"] and st.st_ino == rec["ino"]
+            and st.st_dev in (rec["dev"], root.stat().st_dev)):
+        return False
+    return kind != "dir" or (rec.get("token") is not None
+                             and _token(root, rec["name"]) == rec["token"])
 
 
 class Target:
@@ -150,12 +175,11 @@ class Target:
         p = self.root / top
         with self._locked() as data:
             rec = _record(data, top)
-            root_dev = self.root.stat().st_dev
             try:
                 st: os.stat_result | None = os.lstat(p)
             except FileNotFoundError:
                 st = None
-            if rec is not None and st is not None and not _proven(rec, st, root_dev):
+            if rec is not None and st is not None and not _proven(rec, st, self.root):
                 raise TargetError(
                     f"--target {self.root}: {top!r} is not the entry iobench created there "
                     "(it was replaced, is a link, or the marker predates identity records); "
@@ -173,8 +197,10 @@ class Target:
                                       "directory while iobench created it; run again")
                 data["created"] = [e for e in data["created"]
                                    if (e["name"] if isinstance(e, dict) else e) != top]
+                token = secrets.token_hex(16)
+                safepath.write_file(p / OWNER, token + "\n")
                 data["created"].append({"name": top, "type": "dir", "dev": st.st_dev,
-                                        "ino": st.st_ino})
+                                        "ino": st.st_ino, "token": token})
         return p
 
     def claim(self, relpath: str) -> Path:
@@ -378,14 +404,13 @@ def clean(path: str | Path) -> tuple[list[str], list[str]]:
     kept: list[str] = []
     root_fd = os.open(t.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        root_dev = os.fstat(root_fd).st_dev
         for rec in info.get("created", []):
             name = rec["name"] if isinstance(rec, dict) else rec
             try:
                 st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if not _proven(rec, st, root_dev):
+            if not _proven(rec, st, t.root):
                 kept.append(f"{name} (not provably iobench's)")
                 continue
             if stat.S_ISDIR(st.st_mode):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from iobench import cache, dist
+from iobench import cache, dist, safepath
 from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
@@ -151,6 +151,8 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
                   runtime=runtime, direct=direct,
                   ioengine=ioengine or ("psync" if queue_depth == 1 else "libaio"), seed=seed,
                   first_job=first)
+    for f in spec.files:  # iobench's own files: never a link or a file with other links
+        safepath.check_writable(f)
     if servers is None:  # the servers' disks are not this host's: fio reports ENOSPC
         need = sum(max(0, size - (f.stat().st_size if f.exists() else 0)) for f in spec.files)
         tgt.check_space(need, f"{pattern} with {jobs} x {size} bytes")
