@@ -73,7 +73,8 @@ OPTION_CLASSES: dict[str, str] = {
     "log_alternate_epoch_clock_id": "safe", "dedupe_working_set_percentage": "safe",
     "disk_util": "safe", "disable_bw_measurement": "safe", "unified_rw_reporting": "safe",
     "cgroup_nodelete": "safe", "cgroup_weight": "safe", "uid": "safe", "gid": "safe",
-    "registerfiles": "safe", "stat_type": "safe", "wait_for": "safe",
+    "registerfiles": "safe", "stat_type": "safe", "wait_for": "safe", "lockmem": "safe",
+    "runtime": "safe", "thinktime_spin": "safe", "zonesize": "safe", "nonvectored": "safe",
 }
 # ioengines that only do I/O to the job's files (the others reach devices, networks or
 # run programs: exec, external:LIB, sg, io_uring_cmd, net, rdma, nbd, http, ...)

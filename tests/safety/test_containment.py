@@ -200,6 +200,9 @@ def test_io_file_link(arena: Arena, engine: str, kind: str) -> None:
 @pytest.mark.parametrize("sub", ["io", "fio", "datagen", "checkpoint", "train", "infer"])
 def test_top_level_dir_symlink(arena: Arena, sub: str) -> None:
     _marked(arena)
+    if sub == "train":  # a data set to train on, so the run reaches its checkpoint writer
+        res = arena.run("datagen", "tiny", "--target", arena.target, "--jobs", 1, "--force")
+        assert res.exit_code == 0, res.output
     p = arena.target / sub
     if p.exists():
         shutil.rmtree(p)
@@ -213,16 +216,15 @@ def test_top_level_dir_symlink(arena: Arena, sub: str) -> None:
         "train": ["train", "tiny", "--target", arena.target, "--epochs", 1,
                   "--checkpoint-every", 1, "--checkpoint-size", "64k"],
         "infer": ["infer", "randread", "--target", arena.target, "--file-size", "1m",
-                  "--runtime", "0.2s", "--block-sizes", "4k", "--queue-depths", "1"],
+                  "--files", 1, "--runtime", "0.2s", "--block-size", "4k",
+                  "--queue-depth", "1", "--cache", "allow"],
     }
     args = cmds[sub]
     if args is None:
         job = arena.inputs / "j.fio"
         job.write_text("[j]\nrw=write\nsize=64k\nfilename=x.dat\n")
         args = ["fio", job, "--target", arena.target]
-    res = arena.run(*args)
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
+    refused(arena.run(*args), "link")
     res = arena.run("clean", "--target", arena.target)
     assert res.exit_code == 0, res.output
     arena.check()
