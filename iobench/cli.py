@@ -84,6 +84,26 @@ def positive_int(text: str, what: str) -> int:
     return v
 
 
+# Caps on counts: far beyond any real machine, low enough that nothing downstream
+# (threads, processes, open files, 64-bit offsets) breaks before the one-line error.
+MAX_SEED = 2**63 - 1
+MAX_THREADS = 4096  # threads or processes one command starts per rank
+MAX_COUNT = 2**40  # steps, epochs, runs, files
+SEED = click.IntRange(min=0, max=MAX_SEED)
+
+
+def check_open_files(n: int, what: str) -> None:
+    """`n` files open at once must fit the open-files limit (RLIMIT_NOFILE, with room for
+    the interpreter's own), or one line saying how to raise it."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and n + 64 > soft:
+        raise UsageError(f"{what}: {n} files open at once do not fit this process's "
+                         f"open-files limit ({soft}, ulimit -n); raise it (ulimit -n "
+                         f"{n + 256}) or use fewer")
+
+
 SIZE = SizeType()
 SIZE0 = SizeType(allow_zero=True)
 DURATION = DurationType()
@@ -163,6 +183,16 @@ class Group(click.Group):
             raise
         except PermissionError as e:
             raise UsageError(f"{e.filename}: permission denied; check permissions") from None
+        except OSError as e:  # a path the user gave that the kernel refuses
+            import errno
+
+            if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR,
+                               errno.EROFS, errno.EINVAL):
+                raise
+            name = str(e.filename) if e.filename is not None else "a path"
+            if len(name) > 120:
+                name = name[:60] + "..." + name[-40:]
+            raise UsageError(f"{name}: {e.strerror or e}; check the path") from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -24,7 +24,15 @@ from iobench.checkpoint import model as model_mod
 from iobench.checkpoint.layout import FileEntry
 from iobench.checkpoint.model import ModelSpec
 from iobench.checkpoint.rankio import CHUNK, FileJob, RankJob
-from iobench.cli import SIZE, cache_option, cli, common_run_options, engine_option
+from iobench.cli import (
+    MAX_THREADS,
+    SEED,
+    SIZE,
+    cache_option,
+    cli,
+    common_run_options,
+    engine_option,
+)
 from iobench.errors import RunFailed, SpecError, UsageError
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
@@ -593,28 +601,31 @@ terminal.register("checkpoint", render_extra)
 @cli.command("checkpoint")
 @click.argument("model", required=False)
 @common_run_options
-@click.option("--ranks", type=click.IntRange(min=1), default=None,
+@click.option("--ranks", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
               help="Rank processes (full mode: must equal TP x PP x DP; subset: default 8).")
 @click.option("--mode", type=click.Choice(["full", "subset"]), default="full", show_default=True,
               help="full: every rank of the job; subset: the first --ranks ranks (MLPerf's "
                    "single-host mode).")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--count", type=click.IntRange(min=1, max=100_000), default=1, show_default=True,
               help="Checkpoints to write (MLPerf writes 10): first vs last shown.")
-@click.option("--keep", type=click.IntRange(min=1), default=None,
+@click.option("--keep", type=click.IntRange(min=1, max=100_000), default=None,
               help="Keep only the newest K checkpoints, deleting older ones (default: all).")
 @click.option("--layout", "layout_name", type=click.Choice(["deepspeed", "dcp"]), default=None,
               help="File layout (default: the preset's, deepspeed).")
 @click.option("--zero", type=click.Choice(["0", "1", "2", "3"]), default=None,
               help="ZeRO stage (default: the preset's).")
-@click.option("--tp", type=click.IntRange(min=1), default=None, help="Tensor parallel size.")
-@click.option("--pp", type=click.IntRange(min=1), default=None, help="Pipeline parallel size.")
-@click.option("--dp", type=click.IntRange(min=1), default=None, help="Data parallel size.")
+@click.option("--tp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Tensor parallel size.")
+@click.option("--pp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Pipeline parallel size.")
+@click.option("--dp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Data parallel size.")
 @click.option("--scale", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
               show_default=True, help="Shrink every file by this fraction (tests, small disks).")
 @click.option("--write/--no-write", "do_write", default=True, show_default=True)
 @click.option("--read/--no-read", "do_read", default=True, show_default=True,
               help="Restore (read and verify) after writing.")
-@click.option("--rank-shift", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--rank-shift", type=click.IntRange(min=0, max=2**20), default=0, show_default=True,
               help="Rank r restores rank r+K's files, as a restart on other hosts would.")
 @cache_option("drop")
 @click.option("--async", "async_mode", is_flag=True,
@@ -629,7 +640,7 @@ terminal.register("checkpoint", render_extra)
               help="MTBF per GPU in hours; divided by the job's TP x PP x DP.")
 @engine_option
 @click.option("--what-if", is_flag=True, help="Print the plan and write nothing.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--space-check/--no-space-check", default=True, show_default=True,
               help="Refuse before writing when the target lacks the free space.")
 @click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,

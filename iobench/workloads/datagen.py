@@ -20,7 +20,7 @@ from rich.table import Table
 
 from iobench import dist, dlio, safepath
 from iobench import target as target_mod
-from iobench.cli import SIZE, cli, common_run_options
+from iobench.cli import MAX_COUNT, MAX_THREADS, SEED, SIZE, cli, common_run_options
 from iobench.content import CONTENTS, Content
 from iobench.datagen import plan as plan_mod
 from iobench.datagen import writer
@@ -486,21 +486,23 @@ terminal.register("datagen", _tables)
 @cli.command()
 @click.argument("workload", required=False)
 @common_run_options
-@click.option("--files", type=int, default=None, help="Number of shard files (overrides the spec).")
+@click.option("--files", type=click.IntRange(max=MAX_COUNT), default=None,
+              help="Number of shard files (overrides the spec).")
 @click.option("--dataset-size", type=SIZE, default=None,
               help="Total sample bytes wanted, e.g. 50GiB (files = size / file size).")
 @click.option("--auto-size", is_flag=True,
               help="MLPerf sizing: >= 5 x host RAM and >= 500 steps per epoch.")
-@click.option("--accelerators", type=int, default=1, show_default=True,
+@click.option("--accelerators", type=click.IntRange(max=2**20), default=1, show_default=True,
               help="Simulated accelerators, for --auto-size's steps-per-epoch rule.")
 @click.option("--accelerator", default="h100", show_default=True,
               help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
 @click.option("--host-ram", type=SIZE, default=None,
               help="RAM of all clients together for --auto-size (default: this host's).")
-@click.option("--jobs", type=int, default=None, help="Worker processes (default: CPU cores).")
+@click.option("--jobs", type=click.IntRange(max=MAX_THREADS), default=None,
+              help="Worker processes (default: CPU cores).")
 @click.option("--content", type=click.Choice(CONTENTS), default="random", show_default=True,
               help="random: incompressible; bf16: compresses like weights; zeros.")
-@click.option("--seed", type=int, default=None, help="Override the spec's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override the spec's seed.")
 @click.option("--verify", is_flag=True,
               help="Check every file's size and CRC32C against the manifest; write nothing.")
 @click.option("--what-if", is_flag=True,
