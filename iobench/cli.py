@@ -155,6 +155,14 @@ class Group(click.Group):
              **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        for arg in sys.argv[1:] if args is None else args:
+            try:
+                str(arg).encode("utf-8")
+            except UnicodeEncodeError:  # bytes the locale could not decode
+                shown = str(arg).encode("utf-8", "backslashreplace").decode("ascii", "replace")
+                click.echo(f"error: argument {shown[:120]!r} is not valid UTF-8; iobench "
+                           "takes UTF-8 paths and values only: rename it", err=True)
+                sys.exit(EXIT_USAGE)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
@@ -183,6 +191,10 @@ class Group(click.Group):
             raise
         except PermissionError as e:
             raise UsageError(f"{e.filename}: permission denied; check permissions") from None
+        except ValueError as e:
+            if "null" not in str(e):  # a path with a NUL byte: no file can have that name
+                raise
+            raise UsageError("a path contains a NUL byte; no file can have that name") from None
         except OSError as e:  # a path the user gave that the kernel refuses
             import errno
 

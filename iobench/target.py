@@ -32,6 +32,8 @@ OWNER = ".iobench-owner"  # a random token in each top-level directory iobench c
 OWN_FILES = (MARKER, LOCK)
 MARKER_VERSION = 2
 _FORBIDDEN = ("/proc", "/sys", "/dev")
+# the operating system's own directories: never a target, even with --force
+_SYSTEM = ("/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
 def _refuse_special(path: Path) -> None:
@@ -46,6 +48,15 @@ def _refuse_special(path: Path) -> None:
         if not path.is_dir():
             raise TargetError(f"--target {path}: exists and is not a directory; give a directory")
     resolved = path.resolve()
+    if resolved == Path("/"):
+        raise TargetError(f"--target {path}: is the root directory; give a directory of "
+                          "its own on the filesystem you want to measure, e.g. /mnt/nvme/ib")
+    for root in _SYSTEM:
+        if resolved == Path(root) or str(resolved).startswith(root + "/"):
+            raise TargetError(
+                f"--target {path}: is under {root}, the operating system's own files; "
+                "iobench never writes there (not even with --force): give a directory on "
+                "the storage you want to measure")
     for root in _FORBIDDEN:
         if resolved == Path(root) or str(resolved).startswith(root + "/"):
             raise TargetError(
@@ -306,6 +317,14 @@ def release_lock(key: tuple[int, int]) -> None:
         os.close(held[0])
 
 
+def _expand(path: str | Path) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise TargetError(f"--target {path}: no such user's home directory; give the "
+                          "path itself") from None
+
+
 def _os_error(p: Path, e: OSError) -> TargetError:
     why = e.strerror or str(e)
     if e.errno == errno.ENAMETOOLONG:
@@ -317,7 +336,7 @@ def prepare(path: str | Path, force: bool = False, create: bool = True,
             lock: bool = True) -> Target:
     """Validate and mark a target directory (created if missing); take its run lock
     (on MPI rank 0 only: the other ranks work inside rank 0's hold)."""
-    p = safepath.normal_root(Path(path).expanduser())
+    p = safepath.normal_root(_expand(path))
     try:
         t = _prepare(p, force, create)
     except OSError as e:
@@ -373,7 +392,7 @@ def _prepare(p: Path, force: bool, create: bool) -> Target:
 
 def open_existing(path: str | Path) -> Target:
     """A target iobench has already marked (for clean, reports, reads)."""
-    p = safepath.normal_root(Path(path).expanduser())
+    p = safepath.normal_root(_expand(path))
     try:
         _refuse_special(p)
         if not p.is_dir():

@@ -390,3 +390,38 @@ def test_report_csv_to_directory_or_unwritable(arena: Arena, tmp_path: Path) -> 
     refused(arena.run("report", result, "--html", arena.outside / "dir"), "--html")
     arena.check()
     assert not [p for p in arena.base.rglob(".*tmp*")]
+
+
+# --- system directories ---------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/", "/etc", "/usr/lib", "/boot", "/proc/1", "/dev/shm",
+                                  "/sys/kernel"])
+def test_system_directories_refused_even_with_force(path: str) -> None:
+    from iobench import target
+    from iobench.errors import TargetError
+
+    with pytest.raises(TargetError, match="--target"):
+        target._refuse_special(Path(path))  # the check prepare() runs first: writes nothing
+
+
+# --- DLIO configs: model.name becomes a directory ------------------------------------------------
+DLIO = """\
+model: {{name: {name}, type: cnn, model_size: 4096}}
+framework: pytorch
+workflow: {{generate_data: False, train: True, checkpoint: False}}
+dataset: {{format: npz, num_files_train: 2, num_samples_per_file: 1,
+          record_length_bytes: 4096}}
+reader: {{batch_size: 1, read_threads: 1}}
+train: {{epochs: 1, computation_time: 0.001}}
+"""
+
+
+@pytest.mark.parametrize("command", ["datagen", "train", "checkpoint"])
+@pytest.mark.parametrize("case", ["dotdot-dir", "absolute", "slash", "hidden"])
+def test_dlio_model_name(arena: Arena, command: str, case: str) -> None:
+    name = bad_names(arena)[NAME_CASES.index(case)]
+    p = arena.inputs / "dlio.yaml"
+    p.write_text(DLIO.format(name=json.dumps(name)))
+    extra = ["--what-if"] if command == "checkpoint" else []
+    res = arena.run(command, "--dlio-config", p, "--target", arena.target, *extra)
+    refused(res, "name")
+    arena.check()
