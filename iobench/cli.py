@@ -84,6 +84,26 @@ def positive_int(text: str, what: str) -> int:
     return v
 
 
+# Caps on counts: far beyond any real machine, low enough that nothing downstream
+# (threads, processes, open files, 64-bit offsets) breaks before the one-line error.
+MAX_SEED = 2**63 - 1
+MAX_THREADS = 4096  # threads or processes one command starts per rank
+MAX_COUNT = 2**40  # steps, epochs, runs, files
+SEED = click.IntRange(min=0, max=MAX_SEED)
+
+
+def check_open_files(n: int, what: str) -> None:
+    """`n` files open at once must fit the open-files limit (RLIMIT_NOFILE, with room for
+    the interpreter's own), or one line saying how to raise it."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and n + 64 > soft:
+        raise UsageError(f"{what}: {n} files open at once do not fit this process's "
+                         f"open-files limit ({soft}, ulimit -n); raise it (ulimit -n "
+                         f"{n + 256}) or use fewer")
+
+
 SIZE = SizeType()
 SIZE0 = SizeType(allow_zero=True)
 DURATION = DurationType()
@@ -91,8 +111,16 @@ SIZE_LIST = ListType(parse_positive_size)
 INT_LIST = ListType(positive_int)
 
 
+def _set_wait(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.find_root().meta["iobench.wait"] = value
+    return value
+
+
 def common_run_options(f: F) -> F:
-    """Options every run command takes: --target, --json, --results-dir, --force."""
+    """Options every run command takes: --target, --json, --results-dir, --force, --wait."""
+    f = click.option("--wait", is_flag=True, expose_value=False, callback=_set_wait,
+                     help="If another iobench run holds the target, wait for it instead of "
+                          "refusing.")(f)
     f = click.option("--force", is_flag=True,
                      help="Use a non-empty target without the .iobench marker.")(f)
     f = click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
@@ -127,6 +155,14 @@ class Group(click.Group):
              **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        for arg in sys.argv[1:] if args is None else args:
+            try:
+                str(arg).encode("utf-8")
+            except UnicodeEncodeError:  # bytes the locale could not decode
+                shown = str(arg).encode("utf-8", "backslashreplace").decode("ascii", "replace")
+                click.echo(f"error: argument {shown[:120]!r} is not valid UTF-8; iobench "
+                           "takes UTF-8 paths and values only: rename it", err=True)
+                sys.exit(EXIT_USAGE)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
@@ -155,6 +191,20 @@ class Group(click.Group):
             raise
         except PermissionError as e:
             raise UsageError(f"{e.filename}: permission denied; check permissions") from None
+        except ValueError as e:
+            if "null" not in str(e):  # a path with a NUL byte: no file can have that name
+                raise
+            raise UsageError("a path contains a NUL byte; no file can have that name") from None
+        except OSError as e:  # a path the user gave that the kernel refuses
+            import errno
+
+            if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR,
+                               errno.EROFS, errno.EINVAL):
+                raise
+            name = str(e.filename) if e.filename is not None else "a path"
+            if len(name) > 120:
+                name = name[:60] + "..." + name[-40:]
+            raise UsageError(f"{name}: {e.strerror or e}; check the path") from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

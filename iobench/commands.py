@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -26,20 +29,119 @@ def report(results: tuple[Path, ...], csv_file: Path | None, html_file: Path | N
     """Re-render saved results (result directories or result.json files)."""
     from iobench.report import csv_out, terminal
 
-    loaded = [(str(p), results_mod.load(p)) for p in results]
-    if csv_file is not None:
-        results_mod.write_atomic(csv_file, csv_out.to_csv(loaded))
+    for opt, out in (("--csv", csv_file), ("--html", html_file)):
+        if out is not None:
+            check_output_file(out, opt)
+    loaded = [(str(p), load_checked(p)) for p in results]
+    # everything is rendered in memory first: a damaged result is one line, nothing written
+    con = terminal.console()
+    with _damaged("the results"):
+        csv_text = csv_out.to_csv(loaded) if csv_file is not None else None
+        if html_file is not None:
+            from iobench.report import html
+
+            html_text = html.render(loaded)
+        shown = json.dumps([r.to_dict() for _, r in loaded], indent=1) if json_out else None
+    if shown is None:
+        with con.capture() as cap:
+            for label, r in loaded:
+                with _damaged(label):
+                    terminal.render(r, con)
+        shown = cap.get()
+    if csv_text is not None and csv_file is not None:
+        write_output(csv_file, csv_text, "--csv")
         click.echo(f"csv: {csv_file}", err=True)
     if html_file is not None:
-        from iobench.report import html
-
-        results_mod.write_atomic(html_file, html.render(loaded))
+        write_output(html_file, html_text, "--html")
         click.echo(f"html: {html_file}", err=True)
     if json_out:
-        click.echo(json.dumps([r.to_dict() for _, r in loaded], indent=1))
-        return
-    for _, r in loaded:
-        terminal.render(r)
+        click.echo(shown)
+    else:
+        con.file.write(shown)
+        con.file.flush()
+
+
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+           ZeroDivisionError, RecursionError)
+
+
+@contextlib.contextmanager
+def _damaged(label: str) -> Iterator[None]:
+    """A result file with a missing or mistyped field: one line naming it, not a traceback."""
+    try:
+        yield
+    except _DAMAGE as e:
+        what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise UsageError(f"{label}: a field is missing or has the wrong type ({what[:120]}); "
+                         "the result file is damaged or not from iobench") from None
+
+
+def load_checked(path: Path) -> results_mod.Result:
+    """results.load, plus the shape every renderer relies on."""
+    with _damaged(str(path)):
+        r = results_mod.load(path)
+    where = str(path)
+    for key, typ in (("kind", str), ("name", str), ("spec", dict), ("phases", list),
+                     ("metrics", dict), ("warnings", list), ("children", list),
+                     ("cache", dict), ("sysinfo", dict), ("status", str)):
+        v = getattr(r, key)
+        if not isinstance(v, typ):
+            raise UsageError(f"{where}: {key!r} is {type(v).__name__}, not "
+                             f"{typ.__name__}; the result file is damaged")
+    for i, ph in enumerate(r.phases):
+        if not isinstance(ph, dict):
+            raise UsageError(f"{where}: phases[{i}] is not an object; the result is damaged")
+        for key in ("bytes", "seconds", "ops"):
+            v = ph.get(key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v < 0:
+                raise UsageError(f"{where}: phases[{i}].{key} is {v!r}, not a number >= 0; "
+                                 "the result file is damaged")
+        if not isinstance(ph.get("name"), str) or not isinstance(ph.get("latency_ns", {}),
+                                                                 dict):
+            raise UsageError(f"{where}: phases[{i}] lacks a name or latency_ns object; the "
+                             "result file is damaged")
+    for i, c in enumerate(r.children):
+        if not isinstance(c, dict):
+            raise UsageError(f"{where}: children[{i}] is not an object; the result is damaged")
+    return r
+
+
+def check_output_file(path: Path, opt: str) -> None:
+    """A file to write: not a directory, in an existing directory this user can write."""
+    if path.is_dir():
+        raise UsageError(f"{opt} {path}: is a directory; give a file name, e.g. "
+                         f"{path / ('report' + ('.csv' if opt == '--csv' else '.html'))}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{opt} {path}: the directory {parent} does not exist; create it "
+                         "or give another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{opt} {path}: {parent} is not writable by this user; give "
+                         "another path")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UsageError(f"{opt} {path}: exists and is not a regular file; give another path")
+
+
+def write_output(path: Path, text: str, opt: str) -> None:
+    """Atomically, through a temp file beside `path` that never outlives a failure."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).chmod(0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UsageError(f"{opt} {path}: cannot write it ({e.strerror or e})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @cli.command()
@@ -52,9 +154,11 @@ def compare(results: tuple[Path, ...], force: bool) -> None:
 
     if len(results) < 2:
         raise UsageError("compare needs at least two results, e.g. iobench compare A B")
-    loaded = [(p.name if p.is_dir() else p.parent.name, results_mod.load(p)) for p in results]
-    cmp.check_comparable(loaded, force)
-    console().print(cmp.table(loaded))
+    loaded = [(p.name if p.is_dir() else p.parent.name, load_checked(p)) for p in results]
+    with _damaged("the results"):
+        cmp.check_comparable(loaded, force)
+        table = cmp.table(loaded)
+    console().print(table)
 
 
 @cli.command()

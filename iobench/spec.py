@@ -8,6 +8,7 @@ YAML fields with `override()`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -18,6 +19,13 @@ import yaml
 
 from iobench.errors import SpecError, did_you_mean
 from iobench.units import parse_duration, parse_size
+
+MAX_INT = 2**63 - 1
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 T = TypeVar("T")
 
@@ -84,11 +92,18 @@ def _convert(value: Any, tp: Any, path: str, unit: str | None) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+            raise SpecError(f"{path}: expected an integer, got {type(value).__name__} "
+                            f"{_short(value)}")
+        if abs(value) > MAX_INT:
+            raise SpecError(f"{path}: {_short(value)} is out of range (at most 2^63 - 1)")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SpecError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+            raise SpecError(f"{path}: expected a number, got {type(value).__name__} "
+                            f"{_short(value)}")
+        if abs(value) > MAX_INT or not math.isfinite(value):
+            raise SpecError(f"{path}: {_short(value)} is not a usable number (finite, at "
+                            "most 2^63)")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -128,8 +143,13 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SpecError(f"{path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}); save the YAML as "
+                        "UTF-8") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a workload file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

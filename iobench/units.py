@@ -21,6 +21,8 @@ _SIZE_UNITS: dict[str, int] = {
 }
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
+MAX_BYTES = 2**63 - 1  # what a file offset (off_t) can hold
+MAX_SECONDS = 100 * 366 * 86400.0  # a century: beyond it no timer or deadline holds
 _TIME_UNITS: dict[str, float] = {
     "": 1.0, "s": 1.0, "sec": 1.0, "ns": 1e-9, "us": 1e-6, "ms": 1e-3,
     "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
@@ -34,7 +36,9 @@ def parse_size(text: str | int | float, what: str = "size") -> int:
     if isinstance(text, int):
         if text < 0:
             raise UsageError(f"{what}: {text} is negative; give a size >= 0 such as 4k or 1GiB")
-        return text
+        return _bounded(text, text, what)
+    if isinstance(text, float) and not math.isfinite(text):
+        raise UsageError(f"{what}: {text!r} is not a size; use e.g. 4k, 1MiB, 10GB")
     if isinstance(text, float):
         text = repr(text)
     m = _SIZE_RE.match(str(text))
@@ -50,9 +54,19 @@ def parse_size(text: str | int | float, what: str = "size") -> int:
             "kB, MB, GB, TB or k, m, g, t"
         )
     value = float(number) * _SIZE_UNITS[unit]
+    if not math.isfinite(value) or value > MAX_BYTES:
+        raise UsageError(f"{what}: {text!r} is beyond the largest size a file can have "
+                         "(2^63 - 1 bytes, 8 EiB); give a smaller size")
     if value != math.floor(value):
         raise UsageError(f"{what}: {text!r} is not a whole number of bytes; use a smaller unit")
-    return int(value)
+    return _bounded(int(value), text, what)
+
+
+def _bounded(value: int, text: object, what: str) -> int:
+    if value > MAX_BYTES:
+        raise UsageError(f"{what}: {text!r} is beyond the largest size a file can have "
+                         "(2^63 - 1 bytes, 8 EiB); give a smaller size")
+    return value
 
 
 def parse_positive_size(text: str | int, what: str = "size") -> int:
@@ -78,6 +92,8 @@ def parse_duration(text: str | int | float, what: str = "duration") -> float:
         value = float(m.group(1)) * _TIME_UNITS[unit]
     if value < 0 or not math.isfinite(value):
         raise UsageError(f"{what}: {text!r} must be a finite duration >= 0, e.g. 30s")
+    if value > MAX_SECONDS:
+        raise UsageError(f"{what}: {text!r} is longer than a century; give e.g. 30s or 2h")
     return value
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iobench import __version__
+from iobench import __version__, safepath
 from iobench.checkpoint.rankio import CHUNK
 
 if TYPE_CHECKING:
@@ -87,6 +87,8 @@ def write(plan: Plan, step_path: Path, direct: bool, index: int, step: int) -> d
 
     sizes = [(r, step_path / f"fio_rank{r}.dat", b) for r, b in plan.bytes_per_rank.items()
              if b > 0]
+    for _, path, _ in sizes:
+        safepath.check_writable(path)
     text = jobfile(sizes, rw="write", direct=direct)
     doc = fio.run_fio(text, step_path)
     return _phase(doc, f"write-{index}", "write", [r for r, _, _ in sizes], step, index,

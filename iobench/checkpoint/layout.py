@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from iobench import safepath
 from iobench.checkpoint.model import ModelSpec, RankShare
 from iobench.errors import UsageError
-from iobench.results import write_atomic
 
 MANIFEST_DEEPSPEED = "iobench_checksums.json"
 MANIFEST_DCP = ".metadata"
@@ -92,7 +92,7 @@ def write_manifest(step_path: Path, layout: str, info: dict[str, Any],
     doc["iobench_checkpoint"] = 1
     doc["files"] = [dict(asdict(f), crc32c=crcs.get(f.relpath, [])) for f in files]
     path = step_path / manifest_name(layout)
-    write_atomic(path, json.dumps(doc, indent=None, separators=(",", ":")))
+    safepath.write_file(path, json.dumps(doc, indent=None, separators=(",", ":")))
     return path
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from iobench import safepath
 from iobench.errors import SpecError
 from iobench.spec import size_field
 
@@ -65,6 +66,7 @@ class ModelSpec:
 
 
 def validate(spec: ModelSpec) -> ModelSpec:
+    safepath.check_name(spec.name, "model name")  # it names checkpoint/<name>/
     a, p = spec.architecture, spec.parallelism
     for key in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab"):
         if getattr(a, key) <= 0:

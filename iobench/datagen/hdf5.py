@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from iobench import safepath
 from iobench.datagen import writer
 from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
@@ -57,6 +58,9 @@ def write_shard(job: ShardJob, buf: np.ndarray, stem: str) -> list[FileRecord]:
     offsets = np.zeros(sizes.size + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     try:
+        # created here, O_NOFOLLOW and O_EXCL, so h5py opens a fresh file of ours
+        safepath.remove(tmp)
+        os.close(safepath.open_write(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
         with h5py.File(tmp, "w", libver="latest") as f:
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_chunk((chunk,))
@@ -84,11 +88,11 @@ def write_shard(job: ShardJob, buf: np.ndarray, stem: str) -> list[FileRecord]:
         # HDF5 writes its own metadata, so the checksum is taken from the file (it is
         # still in the page cache right after writing)
         size, crc = file_crc32c(tmp, buf)
-        os.replace(tmp, final)
+        safepath.replace(tmp, final)
         if writer.sync_now():
             writer.fsync_dir(job.directory)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        safepath.remove(tmp)
         raise
     return [FileRecord(name, size, crc, int(sizes.size))]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from iobench import presets
+from iobench import presets, safepath
 from iobench.errors import SpecError, did_you_mean
 from iobench.spec import from_mapping, load_yaml, size_field
 
@@ -71,6 +71,7 @@ class TrainingSpec:
 
 def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
     """Refuse specs that cannot be generated; one line naming the key and the fix."""
+    safepath.check_name(spec.name, f"{where}.name")  # it names datagen/<name>/
     if spec.format == "indexed":
         if spec.seq_len <= 0:
             raise SpecError(f"{where}.seq_len: indexed data sets need seq_len > 0 tokens "
@@ -97,10 +98,16 @@ def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
     if spec.format == "npz" and hi > NPZ_MAX_RECORD:
         raise SpecError(f"{where}: npz records must stay below 4 GiB (largest possible "
                         f"{hi} bytes); lower record_size_max or record_size_stdev")
-    for key in ("samples_per_file", "files", "batch_size", "epochs", "read_threads"):
+    for key, most in (("samples_per_file", 2**32), ("files", 2**40), ("batch_size", 2**32),
+                      ("epochs", 2**40), ("read_threads", 1024)):
         v = getattr(spec, key)
         if v <= 0:
             raise SpecError(f"{where}.{key}: {v} must be >= 1")
+        if v > most:
+            raise SpecError(f"{where}.{key}: {v} is beyond the most iobench runs ({most})")
+    if hi * spec.samples_per_file > 2**62 or lo * spec.samples_per_file * spec.files > 2**62:
+        raise SpecError(f"{where}: record size x samples_per_file x files is beyond what a "
+                        "file system holds (2^62 bytes); lower them")
     if not 0 < spec.hdf5_chunk_bytes <= 64 << 20:
         raise SpecError(f"{where}.hdf5_chunk_bytes: {spec.hdf5_chunk_bytes} must be in "
                         "(0, 64 MiB], e.g. 1MiB (a worker holds one batch of chunks)")

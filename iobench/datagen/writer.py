@@ -18,8 +18,10 @@ from typing import Any
 import crc32c as _crc32c
 import numpy as np
 
+from iobench import safepath
 from iobench.content import BLOCK, Content
 from iobench.datagen.spec import TrainingSpec
+from iobench.errors import TargetError
 from iobench.results import utc_now
 
 CHUNK_BYTES = 8 << 20  # generation/write chunk: big enough for storage speed, small in RAM
@@ -96,7 +98,7 @@ class FileWriter:
         self.fill = 0  # bytes staged in buf
         self.flushed = 0
         self.crc = 0
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.fd = safepath.open_write(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     @property
     def pos(self) -> int:
@@ -151,7 +153,7 @@ class FileWriter:
             os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-        os.replace(self.tmp, self.path)
+        safepath.replace(self.tmp, self.path)
         if sync_now():
             fsync_dir(self.path.parent)
         return FileRecord(self.path.name, self.flushed, self.crc, samples, role)
@@ -160,8 +162,7 @@ class FileWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        safepath.remove(self.tmp)
 
 
 @contextlib.contextmanager
@@ -256,7 +257,21 @@ def load_manifest(directory: Path) -> dict[str, Any] | None:
         return None  # a manifest is only ever replaced atomically; unreadable = start over
     if not isinstance(d, dict) or d.get("iobench_datagen") != MANIFEST_VERSION:
         return None
+    check_entries(p, d.get("entries"))
     return d
+
+
+def check_entries(where: Path, entries: Any) -> None:
+    """A manifest names only plain files of its own directory; anything else (a path, a
+    `..`, a forged entry) is refused before a single file is removed or written."""
+    if not isinstance(entries, dict):
+        raise TargetError(f"{where}: 'entries' is not a mapping; the manifest is corrupt: "
+                          "remove it (the data set is then written again)")
+    for name, e in entries.items():
+        if not safepath.is_name(name) or (isinstance(e, dict) and e.get("name", name) != name):
+            raise TargetError(f"{where}: entry {name!r} is not a plain file name of this data "
+                              "set; the manifest is corrupt or forged: remove it (the data set "
+                              "is then written again)")
 
 
 def new_manifest(spec: TrainingSpec, content: str) -> dict[str, Any]:
@@ -279,10 +294,9 @@ def new_manifest(spec: TrainingSpec, content: str) -> dict[str, Any]:
 
 def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Atomic: temp file, fsync, rename, fsync the directory."""
-    from iobench.results import write_atomic
-
     manifest["updated_utc"] = utc_now()
-    write_atomic(manifest_path(directory), json.dumps(manifest, indent=0, sort_keys=True))
+    safepath.write_file(manifest_path(directory), json.dumps(manifest, indent=0,
+                                                              sort_keys=True))
     fsync_dir(directory)
 
 

@@ -567,6 +567,10 @@ def run(spec: IOSpec, workdir: Path, *, timeout: float | None = None) -> list[di
     under phase['fio']['jobfile'] so the run can be reproduced with fio alone. On Ctrl-C
     the partial phases are attached to the re-raised exception: see `partial_phases`.
     """
+    from iobench import safepath
+
+    for f in spec.files:  # fio opens (and may create or extend) them by name
+        safepath.check_writable(f)
     text = jobfile_for(spec, spec.pattern)
     return _run_text(text, workdir, spec.pattern, timeout, warnings_for(spec))
 
@@ -582,6 +586,11 @@ def run_files(files: Sequence[Path], *, rw: str, block_size: int, jobs: int, dir
     skipped (counted in metrics['unread_tail_bytes'] and a warning).
     """
     label = name or rw
+    if rw != "read":
+        from iobench import safepath
+
+        for f in files:
+            safepath.check_writable(f)
     text = jobfile_for_files(files, rw=rw, block_size=block_size, jobs=jobs, direct=direct,
                              ioengine=ioengine, iodepth=iodepth, end_fsync=end_fsync,
                              size_per_file=size_per_file, name=label)

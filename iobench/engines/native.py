@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from iobench import safepath
 from iobench.content import Content
 from iobench.engines import IOSpec
 from iobench.errors import RunFailed, UsageError
@@ -60,6 +61,10 @@ def open_file(path: Path, *, write: bool = False, direct: bool = False,
             raise UsageError("O_DIRECT is not available on this platform; use --cache drop")
         flags |= O_DIRECT
     try:
+        if write:  # never through a link, never a file with other hard links
+            from iobench import safepath
+
+            return safepath.open_write(path, flags, 0o644)
         return os.open(path, flags, 0o644)
     except OSError as e:
         if direct and e.errno == errno.EINVAL:
@@ -165,7 +170,7 @@ def layout(files: Sequence[Path], size: int, content: str = "random", seed: int 
             continue
         gen = Content(content, seed, stream=first_stream + i)
         tmp = path.with_name(path.name + ".part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = safepath.open_write(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             off = 0
             while off < size:
@@ -178,7 +183,7 @@ def layout(files: Sequence[Path], size: int, content: str = "random", seed: int 
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        safepath.replace(tmp, path)
 
 
 def _offsets(spec: IOSpec, job: int, file_size: int) -> np.ndarray:

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from iobench import safepath
 from iobench.content import Content
 from iobench.engines.native import aligned_buffer, pwrite_full
 from iobench.errors import RunFailed
 from iobench.infer import gguf_fmt, safetensors_fmt
 from iobench.infer.layouts import GGUF_FILE_TYPE, GGUF_TYPE_NAME, StoredTensor, stored_tensors
 from iobench.infer.model import ModelSpec
-from iobench.results import write_atomic
 
 MANIFEST = ".iobench-model.json"
 INDEX = "model.safetensors.index.json"
@@ -131,14 +131,14 @@ def write(p: ModelPlan, root: Path, seed: int = 0, progress: Any = None,
     d = root / p.dirname
     if is_complete(p, root):
         return paths(p, root)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / MANIFEST).unlink(missing_ok=True)
+    safepath.makedirs(d)
+    safepath.remove(d / MANIFEST)
     buf = aligned_buffer(chunk)
     arr = np.frombuffer(buf, dtype=np.uint8)
     for fi, f in enumerate(p.files):
         gens = {k: Content(k, seed, stream=fi) for k in ("bf16", "random")}
         tmp = d / (f.name + ".part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = safepath.open_write(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             pwrite_full(fd, memoryview(f.header), 0)
             off = len(f.header)
@@ -167,8 +167,8 @@ def write(p: ModelPlan, root: Path, seed: int = 0, progress: Any = None,
                             "or choose a smaller model/precision") from None
         finally:
             os.close(fd)
-        os.replace(tmp, d / f.name)
+        safepath.replace(tmp, d / f.name)
     if p.index is not None:
-        write_atomic(d / INDEX, json.dumps(p.index, indent=2))
-    write_atomic(d / MANIFEST, json.dumps(p.summary(), indent=1))
+        safepath.write_file(d / INDEX, json.dumps(p.index, indent=2))
+    safepath.write_file(d / MANIFEST, json.dumps(p.summary(), indent=1))
     return paths(p, root)

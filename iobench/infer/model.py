@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iobench import presets, spec
+from iobench import presets, safepath, spec
 from iobench.errors import SpecError
 
 KIND = "inference"
@@ -33,6 +33,7 @@ class ModelSpec:
         return self.hidden_size // self.num_heads
 
     def check(self, path: str) -> None:
+        safepath.check_name(self.name, f"{path}.name")
         for key in ("vocab_size", "hidden_size", "intermediate_size", "num_layers",
                     "num_heads", "num_kv_heads", "shard_size"):
             if getattr(self, key) <= 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iobench import cache as cache_mod
-from iobench import dist, dlio, presets
+from iobench import dist, dlio, presets, safepath
 from iobench import spec as spec_mod
 from iobench import target as target_mod
 from iobench.checkpoint import economics, layout
@@ -25,7 +24,15 @@ from iobench.checkpoint import model as model_mod
 from iobench.checkpoint.layout import FileEntry
 from iobench.checkpoint.model import ModelSpec
 from iobench.checkpoint.rankio import CHUNK, FileJob, RankJob
-from iobench.cli import SIZE, cache_option, cli, common_run_options, engine_option
+from iobench.cli import (
+    MAX_THREADS,
+    SEED,
+    SIZE,
+    cache_option,
+    cli,
+    common_run_options,
+    engine_option,
+)
 from iobench.errors import RunFailed, SpecError, UsageError
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
@@ -283,11 +290,12 @@ class Runner:
                 for r in self.plan.ranks]
 
     def _fresh_dir(self, path: Path) -> None:
-        self._remove_step(path)
-        path.mkdir(parents=True)
+        safepath.rmtree(path)
+        safepath.makedirs(path)
 
     def _remove_step(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            safepath.rmtree(path)
 
     def _disk_full(self, results: list[dict[str, Any]], step_path: Path) -> None:
         full = [r["error"] for r in results if r.get("error") and r["error"]["kind"] == "enospc"]
@@ -349,9 +357,7 @@ class Runner:
                     "parallelism": dataclasses.asdict(p.spec.parallelism)}, files, crcs)
             if p.layout == "deepspeed":
                 # DeepSpeed's tag file, written after every rank saved (as rank 0 does)
-                from iobench.results import write_atomic
-
-                self._on_root(write_atomic, self.root / "latest", f"global_step{step}")
+                self._on_root(safepath.write_file, self.root / "latest", f"global_step{step}")
             self.written.append((step, step_path))
             if self.opts.keep and len(self.written) > self.opts.keep:
                 old_step, old = self.written.pop(0)
@@ -594,28 +600,31 @@ terminal.register("checkpoint", render_extra)
 @cli.command("checkpoint")
 @click.argument("model", required=False)
 @common_run_options
-@click.option("--ranks", type=click.IntRange(min=1), default=None,
+@click.option("--ranks", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
               help="Rank processes (full mode: must equal TP x PP x DP; subset: default 8).")
 @click.option("--mode", type=click.Choice(["full", "subset"]), default="full", show_default=True,
               help="full: every rank of the job; subset: the first --ranks ranks (MLPerf's "
                    "single-host mode).")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--count", type=click.IntRange(min=1, max=100_000), default=1, show_default=True,
               help="Checkpoints to write (MLPerf writes 10): first vs last shown.")
-@click.option("--keep", type=click.IntRange(min=1), default=None,
+@click.option("--keep", type=click.IntRange(min=1, max=100_000), default=None,
               help="Keep only the newest K checkpoints, deleting older ones (default: all).")
 @click.option("--layout", "layout_name", type=click.Choice(["deepspeed", "dcp"]), default=None,
               help="File layout (default: the preset's, deepspeed).")
 @click.option("--zero", type=click.Choice(["0", "1", "2", "3"]), default=None,
               help="ZeRO stage (default: the preset's).")
-@click.option("--tp", type=click.IntRange(min=1), default=None, help="Tensor parallel size.")
-@click.option("--pp", type=click.IntRange(min=1), default=None, help="Pipeline parallel size.")
-@click.option("--dp", type=click.IntRange(min=1), default=None, help="Data parallel size.")
+@click.option("--tp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Tensor parallel size.")
+@click.option("--pp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Pipeline parallel size.")
+@click.option("--dp", type=click.IntRange(min=1, max=2**20), default=None,
+              help="Data parallel size.")
 @click.option("--scale", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
               show_default=True, help="Shrink every file by this fraction (tests, small disks).")
 @click.option("--write/--no-write", "do_write", default=True, show_default=True)
 @click.option("--read/--no-read", "do_read", default=True, show_default=True,
               help="Restore (read and verify) after writing.")
-@click.option("--rank-shift", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--rank-shift", type=click.IntRange(min=0, max=2**20), default=0, show_default=True,
               help="Rank r restores rank r+K's files, as a restart on other hosts would.")
 @cache_option("drop")
 @click.option("--async", "async_mode", is_flag=True,
@@ -630,7 +639,7 @@ terminal.register("checkpoint", render_extra)
               help="MTBF per GPU in hours; divided by the job's TP x PP x DP.")
 @engine_option
 @click.option("--what-if", is_flag=True, help="Print the plan and write nothing.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--space-check/--no-space-check", default=True, show_default=True,
               help="Refuse before writing when the target lacks the free space.")
 @click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -699,13 +708,12 @@ def checkpoint_cmd(model: str | None, target: Path, json_out: bool, results_dir:
         return
     w = dist.world()
     tgt = dist.root_first(lambda: target_mod.prepare(target, force=force), w)
-    dist.root_first(lambda: tgt.claim("checkpoint"), w)
-    root = tgt.root / "checkpoint" / spec.name
+    dist.root_first(lambda: tgt.subdir("checkpoint"), w)
+    root = tgt.claim(f"checkpoint/{spec.name}")  # a checked plain name, below our own dir
     if do_write:
-        if w.is_root:
-            if root.exists():  # an earlier run's checkpoints of this model: ours to replace
-                shutil.rmtree(root)
-            root.mkdir(parents=True, exist_ok=True)
+        if w.is_root:  # an earlier run's checkpoints of this model: ours to replace
+            safepath.rmtree(root)
+            safepath.makedirs(root)
         w.barrier()
         if space_check and w.is_root:
             tgt.check_space(pd["peak_disk_bytes"],
@@ -731,7 +739,7 @@ def _probe_direct(root: Path) -> None:
         os.close(fd)
     finally:
         with contextlib.suppress(OSError):
-            probe.unlink()
+            safepath.remove(probe)
 
 
 def _body(result: Result, plan: Plan, opts: Options, root: Path) -> None:

@@ -18,9 +18,9 @@ import click
 from rich.console import RenderableType
 from rich.table import Table
 
-from iobench import dist, dlio
+from iobench import dist, dlio, safepath
 from iobench import target as target_mod
-from iobench.cli import SIZE, cli, common_run_options
+from iobench.cli import MAX_COUNT, MAX_THREADS, SEED, SIZE, cli, common_run_options
 from iobench.content import CONTENTS, Content
 from iobench.datagen import plan as plan_mod
 from iobench.datagen import writer
@@ -93,7 +93,7 @@ def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
 
     buf = np.empty(writer.CHUNK_BYTES, dtype=np.uint8)
     t0 = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = safepath.open_write(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         done = 0
         while done < nbytes:
@@ -103,7 +103,7 @@ def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
         os.fsync(fd)
     finally:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        safepath.remove(path)
     return nbytes / (time.perf_counter() - t0)
 
 
@@ -171,14 +171,14 @@ def _init_verify_worker() -> None:
 def _clean_temps(directory: Path) -> int:
     n = 0
     for p in directory.glob(f".*{writer.TMP_MARK}"):
-        p.unlink(missing_ok=True)
+        safepath.remove(p)
         n += 1
     return n
 
 
 def _remove_entries(directory: Path, names: list[str]) -> None:
-    for name in names:
-        (directory / name).unlink(missing_ok=True)
+    for name in names:  # manifest names: checked plain names (writer.check_entries)
+        safepath.remove(directory / safepath.check_name(name, f"{directory} manifest entry"))
 
 
 RANK_MANIFEST = ".manifest-rank{rank}.json"
@@ -197,11 +197,12 @@ def _fold_rank_manifests(directory: Path, m: dict[str, Any]) -> int:
             entries = json.loads(p.read_text())
         except (OSError, ValueError):
             entries = {}  # a torn file cannot be: it was written atomically; be safe anyway
+        writer.check_entries(p, entries)
         for name, e in entries.items():
             if e.get("complete"):
                 m["entries"][name] = e
                 n += 1
-        p.unlink(missing_ok=True)
+        safepath.remove(p)
     return n
 
 
@@ -295,9 +296,7 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
         if w.is_root:
             writer.save_manifest(directory, man)
         else:
-            from iobench.results import write_atomic
-
-            write_atomic(_rank_manifest(directory, w.rank),
+            safepath.write_file(_rank_manifest(directory, w.rank),
                          json.dumps({k: e for k, e in man["entries"].items()
                                      if e.get("complete")}))
 
@@ -487,21 +486,23 @@ terminal.register("datagen", _tables)
 @cli.command()
 @click.argument("workload", required=False)
 @common_run_options
-@click.option("--files", type=int, default=None, help="Number of shard files (overrides the spec).")
+@click.option("--files", type=click.IntRange(max=MAX_COUNT), default=None,
+              help="Number of shard files (overrides the spec).")
 @click.option("--dataset-size", type=SIZE, default=None,
               help="Total sample bytes wanted, e.g. 50GiB (files = size / file size).")
 @click.option("--auto-size", is_flag=True,
               help="MLPerf sizing: >= 5 x host RAM and >= 500 steps per epoch.")
-@click.option("--accelerators", type=int, default=1, show_default=True,
+@click.option("--accelerators", type=click.IntRange(max=2**20), default=1, show_default=True,
               help="Simulated accelerators, for --auto-size's steps-per-epoch rule.")
 @click.option("--accelerator", default="h100", show_default=True,
               help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
 @click.option("--host-ram", type=SIZE, default=None,
               help="RAM of all clients together for --auto-size (default: this host's).")
-@click.option("--jobs", type=int, default=None, help="Worker processes (default: CPU cores).")
+@click.option("--jobs", type=click.IntRange(max=MAX_THREADS), default=None,
+              help="Worker processes (default: CPU cores).")
 @click.option("--content", type=click.Choice(CONTENTS), default="random", show_default=True,
               help="random: incompressible; bf16: compresses like weights; zeros.")
-@click.option("--seed", type=int, default=None, help="Override the spec's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override the spec's seed.")
 @click.option("--verify", is_flag=True,
               help="Check every file's size and CRC32C against the manifest; write nothing.")
 @click.option("--what-if", is_flag=True,

@@ -7,7 +7,9 @@ iobench writes only inside its target.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import click
 from rich.console import RenderableType
 from rich.table import Table
 
+from iobench import safepath
 from iobench import target as target_mod
 from iobench.cli import cli, common_run_options
 from iobench.engines import fio
@@ -25,8 +28,61 @@ from iobench.runner import execute
 from iobench.stats import Histogram
 from iobench.units import format_bytes, format_count
 
-# job options that name files or directories fio will create, write or read
-_PATH_KEYS = ("filename", "directory", "opendir", "filename_format")
+# --- what a job file may do ----------------------------------------------------------
+# Every fio option that names a file, a directory or a device, runs a command or changes
+# the system, classified (tests/fio/test_fio_options.py checks this against the options
+# of the installed fio: `fio --cmdhelp=all` and `--enghelp` of each allowed engine).
+#   path:    names a file or directory fio writes or reads: must resolve inside the target
+#   paths:   the same, several separated by ':'
+#   logpath: a log file name prefix (fio appends _bw.1.log etc.): inside the target
+#   pattern: filename_format ($jobname, $jobnum, $filenum expand to names): inside
+#   mem:     mem=/iomem= mmap:FILE / mmaphuge:FILE: FILE inside the target
+#   engine:  ioengine: one of ALLOWED_ENGINES (local files only)
+#   force:   changes the host (I/O scheduler, cgroups): refused unless --force
+#   never:   runs a program or writes a device, whatever --force says
+#   safe:    mentions files but names none (a mode, a count, a flag, a choice)
+OPTION_CLASSES: dict[str, str] = {
+    "filename": "paths", "directory": "paths", "opendir": "path",
+    "filename_format": "pattern",
+    "write_iolog": "path", "read_iolog": "path", "merge_blktrace_file": "path",
+    "write_bw_log": "logpath", "write_lat_log": "logpath", "write_iops_log": "logpath",
+    "write_hist_log": "logpath",
+    "mem": "mem", "iomem": "mem",
+    "ioengine": "engine",
+    "ioscheduler": "force", "cgroup": "force",
+    "exec_prerun": "never", "exec_postrun": "never", "replay_redirect": "never",
+    "profile": "never",
+    # mention files or logs, name none
+    "description": "safe", "lockfile": "safe", "unique_filename": "safe", "rw": "safe",
+    "size": "safe", "fill_device": "safe", "filesize": "safe", "file_append": "safe",
+    "nrfiles": "safe", "file_service_type": "safe", "openfiles": "safe",
+    "fallocate": "safe", "sync_file_range": "safe", "direct": "safe", "atomic": "safe",
+    "buffered": "safe", "verify_backlog": "safe", "verify_backlog_batch": "safe",
+    "trim_backlog": "safe", "trim_backlog_batch": "safe", "read_iolog_chunked": "safe",
+    "replay_no_stall": "safe", "merge_blktrace_scalars": "safe",
+    "merge_blktrace_iters": "safe", "ignore_zone_limits": "safe",
+    "zone_reset_threshold": "safe", "zone_reset_frequency": "safe",
+    "create_serialize": "safe", "create_fsync": "safe", "create_on_open": "safe",
+    "create_only": "safe", "allow_file_create": "safe", "allow_mounted_write": "safe",
+    "pre_read": "safe", "fsync_on_close": "safe", "unlink": "safe",
+    "unlink_each_loop": "safe", "per_job_logs": "safe", "log_entries": "safe",
+    "log_avg_msec": "safe", "log_hist_msec": "safe", "log_hist_coarseness": "safe",
+    "log_max_value": "safe", "log_offset": "safe", "log_prio": "safe",
+    "log_compression": "safe", "log_compression_cpus": "safe",
+    "log_store_compressed": "safe", "log_unix_epoch": "safe", "log_alternate_epoch": "safe",
+    "log_alternate_epoch_clock_id": "safe", "dedupe_working_set_percentage": "safe",
+    "disk_util": "safe", "disable_bw_measurement": "safe", "unified_rw_reporting": "safe",
+    "cgroup_nodelete": "safe", "cgroup_weight": "safe", "uid": "safe", "gid": "safe",
+    "registerfiles": "safe", "stat_type": "safe", "wait_for": "safe", "lockmem": "safe",
+    "runtime": "safe", "thinktime_spin": "safe", "zonesize": "safe", "nonvectored": "safe",
+}
+# ioengines that only do I/O to the job's files (the others reach devices, networks or
+# run programs: exec, external:LIB, sg, io_uring_cmd, net, rdma, nbd, http, ...)
+ALLOWED_ENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring",
+                   "posixaio", "mmap", "null", "falloc", "ftruncate", "filecreate",
+                   "filestat", "filedelete", "splice", "cpuio")
+_FORMAT_TOKENS = ("$jobname", "$jobnum", "$filenum", "$clientuid")
+_MAX_INCLUDE_DEPTH = 8
 
 
 def _split_unescaped(value: str) -> list[str]:
@@ -34,32 +90,119 @@ def _split_unescaped(value: str) -> list[str]:
     return [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", value) if p]
 
 
-def check_paths(text: str, jobfile: Path, workdir: Path) -> None:
-    """Refuse job files whose file names or directories point outside the target.
+class JobCheck:
+    """Refuse a job file (and the files it includes) that would touch anything outside
+    the target, run a program, or change the host (the last allowed with --force)."""
 
-    Relative names resolve under `workdir` (fio runs there with --directory), so only
-    absolute paths and `..` can leave it. Values with $variables are left to fio.
-    """
-    root = workdir.resolve().parent  # the target
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in ";#[":
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in _PATH_KEYS:
-            continue
-        for part in _split_unescaped(value.strip()):
-            if "$" in part or "%" in part:
+    def __init__(self, workdir: Path, force: bool) -> None:
+        self.workdir = safepath.normal_root(workdir)
+        self.root = self.workdir.parent  # the target
+        self.force = force
+
+    def refuse(self, where: str, msg: str) -> UsageError:
+        return UsageError(f"{where}: {msg}")
+
+    def inside(self, where: str, key: str, value: str) -> None:
+        if "\0" in value or "$" in value:
+            raise self.refuse(where, f"{key}={value}: iobench cannot check a name with "
+                              "variables ($...); write the path out")
+        p = Path(value)
+        q = Path(os.path.normpath(p if p.is_absolute() else self.workdir / p))
+        if q != self.root and self.root not in q.parents:
+            raise self.refuse(where, f"{key}={value} is outside --target {self.root}; "
+                              "iobench writes only inside its target: use a relative path "
+                              f"(it lands in {self.workdir}) or run fio directly")
+        if q in (self.root / m for m in target_mod.OWN_FILES):
+            raise self.refuse(where, f"{key}={value} is iobench's own marker or lock")
+        # nothing below the target on the way is a link, the file no hard link
+        cur = self.root
+        for c in q.relative_to(self.root).parts:
+            cur = cur / c
+            try:
+                st = cur.lstat()
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(st.st_mode):
+                raise self.refuse(where, f"{key}={value}: {cur} is a symbolic link; iobench "
+                                  "never follows links inside its target: remove it")
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                raise self.refuse(where, f"{key}={value}: {cur} has other hard links; "
+                                  "iobench will not let fio write it: remove it")
+
+    def check(self, text: str, jobfile: Path, depth: int = 0) -> None:
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            where = f"{jobfile}:{lineno}"
+            line = raw.strip()
+            if not line or line[0] in ";#":
                 continue
-            p = Path(part)
-            resolved = (p if p.is_absolute() else workdir / p).resolve()
-            if resolved != root and root not in resolved.parents:
-                raise UsageError(
-                    f"{jobfile}:{lineno}: {key}={part} is outside --target {root}; iobench "
-                    "writes only inside its target: use a relative path (it lands in "
-                    f"{workdir}) or run fio directly"
-                )
+            if line.startswith("["):
+                name = line.strip("[]").strip()
+                if "/" in name or name.startswith(".") or "$" in name:
+                    raise self.refuse(where, f"job name [{name}] becomes a file name: use a "
+                                      "plain name (no '/', '$', leading '.')")
+                continue
+            if line.startswith("include ") or line == "include":
+                self.include(where, line[len("include"):].strip(), jobfile, depth)
+                continue
+            key, sep, value = line.partition("=")
+            self.option(where, key.strip(), value.strip() if sep else None)
+
+    def include(self, where: str, name: str, jobfile: Path, depth: int) -> None:
+        if depth >= _MAX_INCLUDE_DEPTH:
+            raise self.refuse(where, f"include nested deeper than {_MAX_INCLUDE_DEPTH}")
+        path = Path(name) if Path(name).is_absolute() else jobfile.parent / name
+        try:
+            sub = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise self.refuse(where, f"include {name}: cannot read it as text ({e})") from None
+        self.check(sub, path, depth + 1)
+
+    def option(self, where: str, key: str, value: str | None) -> None:
+        k = key.lower()
+        cls = OPTION_CLASSES.get(k)
+        if k != key and k in OPTION_CLASSES:
+            raise self.refuse(where, f"{key}: fio option names are lower case ({k})")
+        if cls is None:  # fio refuses options it does not know; no fio option names
+            return       # files beyond OPTION_CLASSES (tested against fio's own list)
+        if cls == "never":
+            raise self.refuse(where, f"{key}= runs a program, writes a device or generates "
+                              "jobs iobench cannot check; iobench refuses it even with "
+                              "--force: run fio directly")
+        if cls == "force":
+            if not self.force:
+                raise self.refuse(where, f"{key}= changes the host (not only files in the "
+                                  "target); pass --force to allow it")
+            return
+        if value is None or cls == "safe":
+            return
+        if cls == "engine":
+            engine = value.split(":", 1)[0].strip()
+            if engine not in ALLOWED_ENGINES:
+                raise self.refuse(where, f"ioengine={value}: only engines that do I/O to "
+                                  f"the job's files are allowed ({', '.join(ALLOWED_ENGINES)})"
+                                  "; run fio directly for others")
+            return
+        if cls == "mem":
+            kind, sep, path = value.partition(":")
+            if sep and path:
+                self.inside(where, key, path)
+            return
+        if cls == "pattern":
+            for tok in _FORMAT_TOKENS:
+                value = value.replace(tok, "x")
+            self.inside(where, key, value)
+            return
+        if cls == "logpath" and value in ("", "0", "1"):
+            return  # a flag form: the log is named after the job, in fio's directory
+        parts = _split_unescaped(value) if cls == "paths" else [value]
+        for part in parts:
+            self.inside(where, key, part)
+
+
+def check_paths(text: str, jobfile: Path, workdir: Path, force: bool = False) -> None:
+    """Refuse job files that write or read outside the target, run programs or (without
+    --force) change the host. Relative names resolve under `workdir`."""
+    JobCheck(workdir, force).check(text, jobfile)
 
 
 def summary_metrics(phases: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,7 +299,7 @@ def fio_cmd(jobfile: Path, target: Path, json_out: bool, results_dir: Path, forc
     fio.fio_binary()  # missing fio: exit 2 before touching the target
     tgt = target_mod.prepare(target, force=force)
     workdir = tgt.root / "fio"
-    check_paths(text, jobfile, workdir)
+    check_paths(text, jobfile, workdir, force)
     workdir = tgt.subdir("fio")
     result = Result(kind="fio", name=jobfile.stem, engine="fio",
                     spec={"jobfile": str(jobfile.resolve()), "jobfile_text": text,

@@ -17,6 +17,7 @@ from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
     INT_LIST,
+    MAX_THREADS,
     SIZE,
     SIZE_LIST,
     cache_option,
@@ -48,7 +49,8 @@ def infer() -> None:
 @cache_option("direct")
 @click.option("--file-size", type=SIZE, default="1GiB", show_default=True,
               help="Size of each file of the set (random content, made once, reused).")
-@click.option("--files", "nfiles", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--files", "nfiles", type=click.IntRange(min=1, max=MAX_THREADS), default=4,
+              show_default=True)
 @click.option("--block-size", "-b", type=SIZE_LIST, default="4k,16k,64k,128k",
               show_default=True, help="Block sizes to sweep.")
 @click.option("--queue-depth", "-q", type=INT_LIST, default="1,4,16,64", show_default=True,
@@ -204,11 +206,11 @@ def _words(text: str, what: str, choices: tuple[str, ...]) -> list[str]:
 @click.option("--method", "-m", default=None,
               help="Comma list of read,pread,direct,mmap,safetensors (gguf: gguf instead of "
                    "safetensors) [all of them].")
-@click.option("--threads", "-t", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--threads", "-t", type=click.IntRange(min=1, max=1024), default=8, show_default=True,
               help="Reader threads for pread/direct.")
 @click.option("--chunk", type=SIZE, default="16MiB", show_default=True,
               help="Bytes per read for pread/direct (and the --discard buffer).")
-@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--replicas", type=click.IntRange(min=1, max=1024), default=1, show_default=True,
               help="Also run R processes cold-loading the same model at once.")
 @click.option("--cold/--warm", "cold", default=None,
               help="Only cold (page cache dropped) or only warm (files cached) loads "

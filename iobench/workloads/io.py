@@ -8,12 +8,15 @@ from pathlib import Path
 
 import click
 
-from iobench import cache, dist
+from iobench import cache, dist, safepath
 from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
+    MAX_THREADS,
+    SEED,
     SIZE,
     cache_option,
+    check_open_files,
     cli,
     common_run_options,
     engine_option,
@@ -44,6 +47,8 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
     w = dist.world()
 
     def lay_out() -> None:
+        for f in spec.files:  # iobench's own files: never a link or a file with other links
+            safepath.check_writable(f)
         missing = [f for f in spec.files if not f.exists() or f.stat().st_size < spec.size]
         if spec.is_write or not missing:
             return
@@ -105,15 +110,17 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
 @click.option("--size", type=SIZE, default="64MiB", show_default=True,
               help="File size per job.")
 @click.option("--block-size", "-b", type=SIZE, default="1MiB", show_default=True)
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--queue-depth", "-q", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--jobs", "-j", type=click.IntRange(min=1, max=MAX_THREADS), default=1,
+              show_default=True)
+@click.option("--queue-depth", "-q", type=click.IntRange(min=1, max=MAX_THREADS), default=1,
+              show_default=True,
               help="I/Os in flight per job (native: threads; fio: iodepth).")
 @click.option("--runtime", type=DURATION, default="0",
               help="Run for this long (time-based, wraps around); 0 = one pass over --size.")
 @cache_option("drop")
 @click.option("--ioengine", type=click.Choice(IOENGINES), default=None,
               help="fio ioengine (default psync at QD1, libaio above).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--fio-hosts", "fio_hosts", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE",
               help="Run on the `fio --server` daemons listed in FILE (host or host,port a "
@@ -130,6 +137,12 @@ def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force:
     if block_size > size:
         raise UsageError(f"--block-size {block_size} is larger than --size {size}; "
                          "give a larger --size or a smaller --block-size")
+    check_open_files(jobs, "--jobs")
+    if engine == "native" and jobs * queue_depth > MAX_THREADS and not (
+            cache == "direct" and queue_depth > 1):  # threads; O_DIRECT QD>1 uses AIO
+        raise UsageError(f"--jobs {jobs} x --queue-depth {queue_depth}: the native engine "
+                         f"runs one thread per I/O in flight, at most {MAX_THREADS}; lower "
+                         "them or use --cache direct (native AIO) or --engine fio")
     direct = cache == "direct"
     if direct and block_size % 4096:
         raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "

@@ -18,7 +18,16 @@ import click
 from iobench import cache as cache_mod
 from iobench import dist, dlio
 from iobench import target as target_mod
-from iobench.cli import DURATION, SIZE, cache_option, cli, common_run_options, engine_option
+from iobench.cli import (
+    DURATION,
+    MAX_COUNT,
+    SEED,
+    SIZE,
+    cache_option,
+    cli,
+    common_run_options,
+    engine_option,
+)
 from iobench.datagen.spec import TrainingSpec, accelerator, compute_seconds, load_workload
 from iobench.errors import SpecError, UsageError
 from iobench.report.progress import ByteProgress
@@ -370,32 +379,33 @@ def _check_steps(ds: Dataset, spec: TrainingSpec, accelerators: int) -> None:
 @engine_option
 @click.option("--accelerator", default="h100", show_default=True,
               help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
-@click.option("--accelerators", type=int, default=None,
+@click.option("--accelerators", type=click.IntRange(max=2**20), default=None,
               help="Emulated accelerators [default: 1]; with --find-max, where the search "
                    "starts.")
-@click.option("--epochs", type=int, default=None, help="Epochs per run [default: the spec's].")
+@click.option("--epochs", type=click.IntRange(max=MAX_COUNT), default=None,
+              help="Epochs per run [default: the spec's].")
 @cache_option("drop")
-@click.option("--read-threads", type=int, default=None,
+@click.option("--read-threads", type=click.IntRange(max=1024), default=None,
               help="Reader threads per accelerator [default: the spec's read_threads].")
-@click.option("--prefetch", type=int, default=2, show_default=True,
+@click.option("--prefetch", type=click.IntRange(max=1024), default=2, show_default=True,
               help="Batches read ahead per accelerator (bounded prefetch queue).")
 @click.option("--decode/--no-decode", default=False, show_default=True,
               help="Also parse each sample as a framework would (np.load, TFRecord CRCs).")
-@click.option("--runs", type=int, default=None,
+@click.option("--runs", type=click.IntRange(max=1000), default=None,
               help="One warm-up run plus RUNS measured runs (MLPerf: 5) [default: one run].")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Shuffle seed [default: the spec's seed].")
 @click.option("--find-max", is_flag=True,
               help="Search for the most accelerators that still meet the AU threshold.")
-@click.option("--probe-steps", type=int, default=50, show_default=True,
+@click.option("--probe-steps", type=click.IntRange(max=MAX_COUNT), default=50, show_default=True,
               help="Steps per --find-max probe run (the confirming run is full length).")
 @click.option("--compute-time", type=DURATION, default=None,
               help="Compute per step, overriding accelerators.yaml (0 = data path alone).")
 @click.option("--block-size", type=SIZE, default="4MiB", show_default=True,
               help="Largest single read; a bigger sample takes several reads.")
-@click.option("--max-steps", type=int, default=0, show_default=True,
+@click.option("--max-steps", type=click.IntRange(max=MAX_COUNT), default=0, show_default=True,
               help="Cut every epoch to this many steps (0 = whole epochs).")
-@click.option("--checkpoint-every", type=int, default=None,
+@click.option("--checkpoint-every", type=click.IntRange(max=MAX_COUNT), default=None,
               help="Write a checkpoint every STEPS steps during training.")
 @click.option("--checkpoint-size", type=SIZE, default=None,
               help="Size of each checkpoint written during training, e.g. 10GiB.")

@@ -133,7 +133,7 @@ def test_runs_a_jobfile_inside_the_target(runner, tmp_path, have_fio):
     # the job's relative file landed in the target's fio/ subdirectory, which iobench owns
     assert (tmp_path / "t" / "fio" / "data.bin").stat().st_size == 1 << 20
     marker = json.loads((tmp_path / "t" / ".iobench").read_text())
-    assert "fio" in marker["created"]
+    assert "fio" in [e["name"] for e in marker["created"]]
     assert len(list((tmp_path / "r").glob("*/result.json"))) == 1
 
 
