@@ -52,8 +52,9 @@ class Plan:
 
 def payload_bytes(spec: TrainingSpec, files: int) -> tuple[int, bool]:
     n = files * spec.samples_per_file
-    if spec.record_size_stdev == 0:
-        return int(record_sizes(spec, 0)[0]) * n, True
+    if spec.record_size_stdev == 0:  # O(1): no per-sample array (DLIO dlrm: 4.2e9 samples)
+        lo, hi = spec.clip_bytes
+        return min(max(spec.mean_record_bytes, lo), hi) * n, True
     if n <= _EXACT_LIMIT:
         return sum(int(record_sizes(spec, s).sum()) for s in range(files)), True
     return spec.mean_record_bytes * n, False

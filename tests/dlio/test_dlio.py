@@ -191,6 +191,60 @@ def test_train_runs_the_equivalent_workload_on_the_generated_data(unet3d):
     assert "record_length_bytes_resize" in w
 
 
+def test_au_verdict_is_mlperfs_with_the_stall_inclusive_au_beside_it(unet3d):
+    """DLIO ends each AU block before the checkpoint: the verdict excludes the stalls."""
+    cfg, target, res, _ = unet3d
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1")
+    mt = d["metrics"]
+    assert mt["checkpoints"] == 1
+    assert mt["au_pct"] == mt["au_pct_without_checkpoint_stalls"]
+    assert mt["au_pass"] == (mt["au_pct"] >= 70.0)
+    assert "au_pct_with_checkpoint_stalls" in mt
+    assert mt["au_pct_with_checkpoint_stalls"] <= mt["au_pct"] + 1e-9
+    assert mt["au_basis"].startswith("MLPerf Storage (checkpoint stalls excluded")
+    from rich.console import Console
+
+    from iobench.results import Result
+    from iobench.train.report import summary_table
+
+    con = Console(width=200, record=True)
+    con.print(summary_table(Result.from_dict(d)))
+    text = con.export_text()
+    assert "AU, MLPerf (checkpoint stalls excluded)" in text
+    assert "AU with the checkpoint stalls" in text
+
+
+def test_dlio_2_checkpoint_keys_size_the_checkpoints_written(unet3d, tmp_path):
+    """checkpoint.model_size / optimization_groups / num_layers / layer_parameters (DLIO
+    2.0.0) with type all_ranks: every accelerator writes model + optimizer + layers."""
+    _, target, res, _ = unet3d
+    cfg = write(tmp_path, "unet3d_mini", UNET3D, **{
+        "model.model_size": None, "checkpoint.model_size": 1000,
+        "checkpoint.optimization_groups": [100, 50, 0], "checkpoint.num_layers": 2,
+        "checkpoint.layer_parameters": [10, 20], "checkpoint.type": "all_ranks"})
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1",
+                 "--accelerators", "2")
+    per_rank = 1000 + 3 * 150 + 2 * (10 + 20)
+    assert d["spec"]["options"]["checkpoint_size"] == 2 * per_rank
+    ck = next(p for p in d["phases"] if p["name"] == "checkpoint")
+    assert ck["bytes"] == 2 * per_rank
+    sz = d["spec"]["dlio"]["checkpoint_sizing"]
+    assert sz["rank0_files"] == {"model": 1000, "optimizer": 450, "layer-0": 30,
+                                 "layer-1": 30}
+    assert "not a DLIO key" not in " ".join(d["warnings"])
+
+
+def test_no_empty_checkpoint_phase_when_none_fired(unet3d):
+    cfg, target, res, _ = unet3d
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1",
+                 "--checkpoint-every", "100")
+    assert "checkpoint" not in [p["name"] for p in d["phases"]]
+    assert "checkpoints" not in d["metrics"]
+
+
 def test_command_line_options_win_over_the_config(unet3d):
     cfg, target, res, _ = unet3d
     d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
