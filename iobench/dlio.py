@@ -87,7 +87,8 @@ KNOWN: dict[str, tuple[str, ...]] = {
 NESTED = ("model.parallelism", "model.transformer", "dataset.hdf5", "output.metric")
 
 REASONS: dict[str, str] = {
-    "dataset.data_folder": "data goes under --target/datagen/NAME",
+    "dataset.data_folder": "data goes under --target/datagen/NAME; train replays a DLIO "
+                           "folder with --data-folder",
     "dataset.record_length_resize": "no resize step: iobench reads the bytes only",
     "dataset.record_length_bytes_resize": "no resize step: iobench reads the bytes only",
     "dataset.num_files_eval": "iobench generates and reads the training files only",
@@ -228,6 +229,7 @@ class DlioImport:
     defaults: tuple[str, ...] = ()  # iobench fields set from DLIO's defaults (key absent)
     other_commands: tuple[str, ...] = ()  # keys another iobench command reads
     checkpoint_sizing: CheckpointSizing | None = None  # train: DLIO 2.0.0 checkpoint bytes
+    dlio_format: str | None = None  # dataset.format (DLIO's name: the files' extension)
 
     def warning(self) -> str | None:
         """The one warning line listing what iobench cannot honour, or None."""
@@ -299,6 +301,7 @@ class _Keys:
         self.inactive: list[str] = []
         self.defaults: list[str] = []
         self.sizing: CheckpointSizing | None = None  # set when DLIO 2.0.0 sizing applies
+        self.dlio_format: str | None = None  # dataset.format as DLIO names it
         for sec, body in data.items():
             sec = str(sec)
             if sec == "data_reader":  # DLIO's older name for `reader`
@@ -490,6 +493,7 @@ def load(path: Path, command: str, workload: str | None = None, *,
     return DlioImport(
         path=path, command=command, name=name, spec=spec, model=model, options=options,
         checkpoint_every_epochs=every_epochs, mapped=k.mapped, checkpoint_sizing=k.sizing,
+        dlio_format=k.dlio_format,
         not_honoured=tuple(k.notes + honoured_not), inactive=tuple(k.inactive),
         defaults=tuple(k.defaults), other_commands=tuple(other))
 
@@ -540,9 +544,10 @@ def _training(k: _Keys, name: str) -> TrainingSpec:
         raise k.error("dataset.format", f"{fmt_dlio!r} has no iobench equivalent (iobench "
                                         f"writes {have}); pick one of those formats")
     k.use("dataset.format", "format", fmt)
-    fields: dict[str, Any] = {"name": name, "format": fmt,
+    fields: dict[str, Any] = {"name": name, "format": fmt, "layout": "dlio",
                               "description": "imported from a DLIO config",
                               "source": "DLIO config"}
+    k.dlio_format = fmt_dlio
 
     # sample size: record_dims x element type wins over record_length, as in DLIO
     rec, rec_key = _record_bytes(k)
@@ -666,7 +671,15 @@ def _hdf5(k: _Keys, fmt: str, fields: dict[str, Any]) -> None:
             if v is not None:
                 k.inactive.append(key)  # HDF5-only keys
         return
-    if chunking and chunk:
+    if fields.get("layout") == "dlio":  # DLIO's layout: contiguous `records`
+        if chunking:
+            k.notes.append("dataset.enable_chunking (the dlio layout writes contiguous "
+                           "records, DLIO's default)")
+        elif chunking is False:
+            k.use("dataset.enable_chunking", "(contiguous records)", False)
+        if chunk is not None:
+            k.inactive.append("dataset.chunk_size")
+    elif chunking and chunk:
         fields["hdf5_chunk_bytes"] = chunk
         k.use("dataset.chunk_size", "hdf5_chunk_bytes", chunk)
         k.use("dataset.enable_chunking", "hdf5_chunk_bytes", True)

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
+from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import CHUNK_BYTES, FileRecord, ShardJob, record_sizes
@@ -28,11 +29,16 @@ def module(fmt: str) -> ModuleType:
 
 
 def stem(spec: TrainingSpec, shard: int) -> str:
-    """Shard file stem; independent of the file count so a data set can grow in place."""
+    """Shard file stem; independent of the file count so a data set can grow in place
+    (the dlio layout names files as DLIO does: train/img_I_of_N)."""
+    if spec.layout == "dlio":
+        return dlio_layout.stem(spec, shard)
     return f"{spec.name}-{shard:06d}"
 
 
 def shard_outputs(spec: TrainingSpec, shard: int) -> list[str]:
+    if spec.layout == "dlio":
+        return dlio_layout.outputs(spec, stem(spec, shard))
     return list(module(spec.format).outputs(stem(spec, shard)))
 
 

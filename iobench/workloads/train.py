@@ -420,6 +420,11 @@ def _check_steps(ds: Dataset, spec: TrainingSpec, accelerators: int) -> None:
 @click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Run the workload of a DLIO / MLPerf Storage YAML (WORKLOAD, if given, "
                    "names it); options given here win over the config's values.")
+@click.option("--data-folder", type=click.Path(file_okay=False, path_type=Path),
+              default=None,
+              help="With --dlio-config: replay the data set in this DLIO data folder (the "
+                   "config's dataset.data_folder, holding train/), as DLIO or iobench "
+                   "--layout dlio wrote it; no iobench manifest needed.")
 def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
               engine: str, accelerator: str, accelerators: int | None, epochs: int | None,
               cache: str, read_threads: int | None, prefetch: int, decode: bool,
@@ -427,10 +432,16 @@ def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: P
               compute_time: float | None, block_size: int, max_steps: int,
               checkpoint_every: int | None, checkpoint_size: int | None,
               checkpoint_mode: str, read_rate_limit: int | None,
-              dlio_config: Path | None) -> None:
+              dlio_config: Path | None, data_folder: Path | None) -> None:
     """Replay the reads of training WORKLOAD (preset or YAML) on its data set under
     TARGET/datagen/, with emulated accelerators: AU, samples/s, GB/s, latency."""
     workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
+    if data_folder is not None and dlio_config is None:
+        raise UsageError(f"--data-folder {data_folder}: only with --dlio-config (the config "
+                         "says the format and file count DLIO wrote)")
+    if data_folder is not None and not data_folder.is_dir():
+        raise UsageError(f"--data-folder {data_folder}: not a directory; give the DLIO "
+                         "data folder (the one holding train/)")
     imp = dlio.load(dlio_config, "train", workload or None, find_max=find_max) \
         if dlio_config else None
     ckpt_epochs = 0
@@ -488,7 +499,12 @@ def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: P
     from iobench.train import dataset as ds_mod
 
     def open_dataset() -> tuple[Any, Dataset]:
-        dg, ds = ds_mod.open_for_training(tgt.root, spec)
+        if data_folder is not None:
+            assert imp is not None
+            assert imp.dlio_format is not None
+            dg, ds = ds_mod.open_dlio_folder(data_folder, spec, imp.dlio_format)
+        else:
+            dg, ds = ds_mod.open_for_training(tgt.root, spec)
         if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
             dg = dataclasses.replace(dg, _index={})
         return dg, ds

@@ -153,7 +153,8 @@ def test_datagen_writes_the_configs_data_set_and_records_the_mapping(unet3d):
     assert (s["format"], s["files"], s["samples_per_file"]) == ("npz", 6, 1)
     assert (s["record_size"], s["record_size_stdev"]) == (40960, 8192)
     assert d["metrics"]["files_total"] == 6
-    assert len(list((target / "datagen" / "unet3d-mini").glob("*.npz"))) == 6
+    # DLIO's layout by default under --dlio-config: train/img_I_of_N.npz
+    assert len(list((target / "datagen" / "unet3d-mini" / "train").glob("img_?_of_6.npz"))) == 6
     rec = s["dlio"]
     assert rec["config"] == str(cfg.resolve())
     assert rec["mapped"]["dataset.num_files_train"] == {"iobench": "files", "value": 6}
@@ -161,7 +162,8 @@ def test_datagen_writes_the_configs_data_set_and_records_the_mapping(unet3d):
     # datagen lists only dataset keys it cannot honour; training keys are train's
     assert d["warnings"] == [
         "DLIO config unet3d_mini.yaml: 2 keys not honoured: dataset.data_folder = "
-        "'data/unet3d/' (data goes under --target/datagen/NAME); "
+        "'data/unet3d/' (data goes under --target/datagen/NAME; train replays a DLIO "
+        "folder with --data-folder); "
         "dataset.record_length_bytes_resize = 2097152 (no resize step: iobench reads "
         "the bytes only)"]
     assert "train.computation_time" in rec["other_commands"]
@@ -263,7 +265,8 @@ def test_resnet50_like_tfrecord_end_to_end(tmp_path):
     t, res = str(tmp_path / "t"), str(tmp_path / "res")
     g = run_json("datagen", "--dlio-config", str(cfg), "--target", t, "--results-dir", res)
     assert (g["spec"]["format"], g["spec"]["record_size"]) == ("tfrecord", 3000)
-    assert len(list((tmp_path / "t" / "datagen" / "resnet-mini").glob("*.tfrecord"))) == 3
+    train = tmp_path / "t" / "datagen" / "resnet-mini" / "train"
+    assert len(list(train.glob("img_?_of_3.tfrecord"))) == 3
     # datagen: eval files are not generated -> listed
     assert "dataset.num_files_eval = 2" in g["warnings"][0]
     d = run_json("train", "--dlio-config", str(cfg), "--target", t, "--results-dir", res,
