@@ -992,6 +992,7 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
         k.use(f"model.parallelism.{key}", f"parallelism.{to}", v)
     par.setdefault("zero", 0)  # DLIO's default zero_stage; iobench's presets say 3
     par.update({x: v for x, v in flags.items() if v is not None})
+    wname = k.left.get("model.model_datatype", "fp16")
     wb = _dtype(k, "model.model_datatype", "fp16")
     ob = _dtype(k, "model.optimizer_datatype", "fp32")
     for key in ("model.model_size", "model.model_size_bytes"):
@@ -1001,7 +1002,8 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
     spec = model_mod.ModelSpec(
         name=name, architecture=model_mod.Architecture(**arch),
         parallelism=model_mod.Parallelism(**par), description="imported from a DLIO config",
-        weight_bytes_per_param=wb, optimizer_bytes_per_param=3 * ob)
+        weight_bytes_per_param=wb, optimizer_bytes_per_param=3 * ob,
+        dtype=wname if wname in ("bf16", "fp16", "fp32") else "fp16")
     try:
         return model_mod.validate(spec)
     except SpecError as e:
