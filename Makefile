@@ -6,7 +6,7 @@ SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
-.PHONY: run test test-fast setup system-deps lint bench clean docs
+.PHONY: run test test-fast test-integration setup system-deps lint bench clean docs
 
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,13 @@ docs: setup
 # The first tier alone (no disk, no tools): seconds, for the edit-test loop.
 test-fast: setup
 	$(BIN)/pytest -q -m tier_unit
+
+# The heavy optional loader checks (tests marked `integration`): transformers from PyPI
+# (AutoConfig; the model too where torch is installed) and llama-cpp-python, which pip
+# builds from source (~20 min on 2 cores; tests skip with the reason where it is absent).
+test-integration: setup
+	$(BIN)/pip install -q -e '.[integration]'
+	$(BIN)/pytest -q -m integration
 
 bench: setup
 	$(BIN)/python benchmarks/engines.py --target $(SCRATCH)/bench

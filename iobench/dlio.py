@@ -73,7 +73,9 @@ KNOWN: dict[str, tuple[str, ...]] = {
                    "steps_between_checkpoints", "type", "checkpoint_mechanism_classname",
                    "fsync", "time_between_checkpoints", "num_checkpoints_write",
                    "num_checkpoints_read", "recovery_rank_shift", "rank_sync", "mode",
-                   "randomize_tensor", "ksm", "model_size"),
+                   "randomize_tensor", "ksm", "model_size", "optimization_groups",
+                   "num_layers", "layer_parameters", "tensor_parallelism",
+                   "pipeline_parallelism"),
     "metric": ("au",),
     "storage": ("storage_type", "storage_root", "storage_options"),
     "output": ("folder", "log_file", "metric.exclude_start_steps", "metric.exclude_end_steps"),
@@ -85,7 +87,8 @@ KNOWN: dict[str, tuple[str, ...]] = {
 NESTED = ("model.parallelism", "model.transformer", "dataset.hdf5", "output.metric")
 
 REASONS: dict[str, str] = {
-    "dataset.data_folder": "data goes under --target/datagen/NAME",
+    "dataset.data_folder": "data goes under --target/datagen/NAME; train replays a DLIO "
+                           "folder with --data-folder",
     "dataset.record_length_resize": "no resize step: iobench reads the bytes only",
     "dataset.record_length_bytes_resize": "no resize step: iobench reads the bytes only",
     "dataset.num_files_eval": "iobench generates and reads the training files only",
@@ -139,6 +142,75 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+# DLIO 2.0.0's checkpoint defaults (dlio_benchmark/utils/config.py, ConfigArguments):
+# model_size, optimization_groups, num_layers, layer_parameters, checkpoint type
+DLIO_MODEL_SIZE = 10240
+DLIO_LAYERS = 1
+DLIO_LAYER_PARAMETERS = (17371, 24740228)
+CHECKPOINT_TYPES = ("rank_zero", "all_ranks")
+
+
+@dataclass(frozen=True)
+class CheckpointSizing:
+    """What DLIO 2.0.0 writes per checkpoint (dlio_benchmark/checkpointing/
+    base_checkpointing.py): on each writing rank a model file of `model_size` elements,
+    an optimizer file of two tensors per positive optimization group plus one 'combined'
+    tensor of their sum, and, on ranks divisible by the pipeline parallelism, one file per
+    layer (num_layers, + tensor_parallelism when that is > 1) holding a tensor per
+    positive layer parameter count. PyTorch tensors are int8 (one byte per element);
+    TensorFlow ones int32 of size // 4 elements. Writers: rank 0 (type rank_zero, DLIO's
+    default) or every rank (all_ranks), one rank per accelerator."""
+
+    model_size: int = DLIO_MODEL_SIZE
+    optimization_groups: tuple[int, ...] = ()
+    num_layers: int = DLIO_LAYERS
+    layer_parameters: tuple[int, ...] = DLIO_LAYER_PARAMETERS
+    tensor_parallelism: int = 1
+    pipeline_parallelism: int = 1
+    all_ranks: bool = False
+    framework: str = "tensorflow"  # DLIO's default framework
+
+    def tensor(self, elements: int) -> int:
+        """Bytes of one DLIO tensor of `elements` (its get_tensor(size))."""
+        if elements <= 0:
+            return 0
+        return elements if self.framework == "pytorch" else elements // 4 * 4
+
+    def files(self, rank: int = 0) -> dict[str, int]:
+        """Payload bytes of each file rank `rank` writes per checkpoint (by DLIO's name)."""
+        out: dict[str, int] = {}
+        if self.model_size > 0:
+            out["model"] = self.tensor(self.model_size)
+        if self.optimization_groups:
+            groups = [g for g in self.optimization_groups if g > 0]
+            out["optimizer"] = (sum(2 * self.tensor(g) for g in groups)
+                                + self.tensor(sum(groups)))
+        layer = sum(self.tensor(x) for x in self.layer_parameters if x > 0)
+        if rank % self.pipeline_parallelism == 0 and layer and self.num_layers > 0:
+            total = self.num_layers + (self.tensor_parallelism
+                                       if self.tensor_parallelism > 1 else 0)
+            for i in range(total):
+                out[f"layer-{i}"] = layer
+        return out
+
+    def writers(self, accelerators: int) -> range:
+        return range(max(1, accelerators)) if self.all_ranks else range(1)
+
+    def total_bytes(self, accelerators: int = 1) -> int:
+        """All bytes of one checkpoint with `accelerators` DLIO ranks."""
+        return sum(sum(self.files(r).values()) for r in self.writers(accelerators))
+
+    def record(self, accelerators: int = 1) -> dict[str, Any]:
+        return {"source": "DLIO 2.0.0 checkpoint sizing (base_checkpointing.py)",
+                "model_size": self.model_size,
+                "optimization_groups": list(self.optimization_groups),
+                "num_layers": self.num_layers, "layer_parameters": list(self.layer_parameters),
+                "tensor_parallelism": self.tensor_parallelism,
+                "pipeline_parallelism": self.pipeline_parallelism,
+                "type": "all_ranks" if self.all_ranks else "rank_zero",
+                "framework": self.framework, "rank0_files": self.files(0),
+                "accelerators": accelerators, "bytes": self.total_bytes(accelerators)}
+
 
 @dataclass(frozen=True)
 class DlioImport:
@@ -156,6 +228,8 @@ class DlioImport:
     inactive: tuple[str, ...] = ()  # keys of workflows the config switches off
     defaults: tuple[str, ...] = ()  # iobench fields set from DLIO's defaults (key absent)
     other_commands: tuple[str, ...] = ()  # keys another iobench command reads
+    checkpoint_sizing: CheckpointSizing | None = None  # train: DLIO 2.0.0 checkpoint bytes
+    dlio_format: str | None = None  # dataset.format (DLIO's name: the files' extension)
 
     def warning(self) -> str | None:
         """The one warning line listing what iobench cannot honour, or None."""
@@ -177,6 +251,8 @@ class DlioImport:
                 "name": self.name, "mapped": self.mapped,
                 "options": dict(self.options),
                 "checkpoint_every_epochs": self.checkpoint_every_epochs or None,
+                "checkpoint_sizing": (self.checkpoint_sizing.record()
+                                      if self.checkpoint_sizing else None),
                 "not_honoured": list(self.not_honoured), "inactive": list(self.inactive),
                 "defaults": list(self.defaults), "other_commands": list(self.other_commands)}
 
@@ -224,6 +300,8 @@ class _Keys:
         self.notes: list[str] = []  # extra "key (reason)" entries: approximations
         self.inactive: list[str] = []
         self.defaults: list[str] = []
+        self.sizing: CheckpointSizing | None = None  # set when DLIO 2.0.0 sizing applies
+        self.dlio_format: str | None = None  # dataset.format as DLIO names it
         for sec, body in data.items():
             sec = str(sec)
             if sec == "data_reader":  # DLIO's older name for `reader`
@@ -366,6 +444,11 @@ def load(path: Path, command: str, workload: str | None = None, *,
     options: dict[str, Any] = {}
     every_epochs = 0
     wf = _workflow(k)
+    if command == "datagen" and not any(x.startswith("dataset.") for x in k.left):
+        hint = (f"iobench checkpoint --dlio-config {path.name}" if wf["checkpoint"]
+                else "add a dataset section (format, num_files_train, record_length...)")
+        raise SpecError(f"{path.name}: no dataset section: the config describes no data "
+                        f"set to generate; {'use ' if wf['checkpoint'] else ''}{hint}")
     if command in ("datagen", "train"):
         spec = _training(k, name)
     if command == "train":
@@ -409,7 +492,8 @@ def load(path: Path, command: str, workload: str | None = None, *,
     honoured_not, other = _leftovers(k, command)
     return DlioImport(
         path=path, command=command, name=name, spec=spec, model=model, options=options,
-        checkpoint_every_epochs=every_epochs, mapped=k.mapped,
+        checkpoint_every_epochs=every_epochs, mapped=k.mapped, checkpoint_sizing=k.sizing,
+        dlio_format=k.dlio_format,
         not_honoured=tuple(k.notes + honoured_not), inactive=tuple(k.inactive),
         defaults=tuple(k.defaults), other_commands=tuple(other))
 
@@ -460,9 +544,10 @@ def _training(k: _Keys, name: str) -> TrainingSpec:
         raise k.error("dataset.format", f"{fmt_dlio!r} has no iobench equivalent (iobench "
                                         f"writes {have}); pick one of those formats")
     k.use("dataset.format", "format", fmt)
-    fields: dict[str, Any] = {"name": name, "format": fmt,
+    fields: dict[str, Any] = {"name": name, "format": fmt, "layout": "dlio",
                               "description": "imported from a DLIO config",
                               "source": "DLIO config"}
+    k.dlio_format = fmt_dlio
 
     # sample size: record_dims x element type wins over record_length, as in DLIO
     rec, rec_key = _record_bytes(k)
@@ -586,7 +671,15 @@ def _hdf5(k: _Keys, fmt: str, fields: dict[str, Any]) -> None:
             if v is not None:
                 k.inactive.append(key)  # HDF5-only keys
         return
-    if chunking and chunk:
+    if fields.get("layout") == "dlio":  # DLIO's layout: contiguous `records`
+        if chunking:
+            k.notes.append("dataset.enable_chunking (the dlio layout writes contiguous "
+                           "records, DLIO's default)")
+        elif chunking is False:
+            k.use("dataset.enable_chunking", "(contiguous records)", False)
+        if chunk is not None:
+            k.inactive.append("dataset.chunk_size")
+    elif chunking and chunk:
         fields["hdf5_chunk_bytes"] = chunk
         k.use("dataset.chunk_size", "hdf5_chunk_bytes", chunk)
         k.use("dataset.enable_chunking", "hdf5_chunk_bytes", True)
@@ -714,39 +807,108 @@ def _train_options(k: _Keys, spec: TrainingSpec) -> dict[str, Any]:
     return out
 
 
-def _model_size(k: _Keys, name: str) -> tuple[int, str] | None:
-    """Checkpoint bytes from model.transformer (iobench's Llama count) or model_size."""
+DLIO_CKPT_KEYS = ("checkpoint.model_size", "checkpoint.optimization_groups",
+                  "checkpoint.num_layers", "checkpoint.layer_parameters")
+
+
+def _model_size(k: _Keys, name: str) -> tuple[int, str]:
+    """Checkpoint bytes (for one accelerator) and what sized them: model.transformer
+    (iobench's Llama count), model.model_size (MLPerf Storage's model section), else DLIO
+    2.0.0's checkpoint section with its defaults (`k.sizing` is then set: the bytes
+    depend on the accelerator count under type all_ranks)."""
     if any(x.startswith("model.transformer.") for x in k.left) or k.has("model.num_layers"):
         m = _model_spec(k, name, {})
         from iobench.checkpoint import model as model_mod
 
         return model_mod.total_bytes(m), "model.transformer"
-    for key in ("model.model_size_bytes", "model.model_size", "checkpoint.model_size"):
+    dlio2 = any(k.has(x) for x in DLIO_CKPT_KEYS)
+    if not dlio2:
+        for key in ("model.model_size_bytes", "model.model_size"):
+            if k.has(key):
+                v = k.size(key)
+                assert v is not None
+                k.use(key, "checkpoint_size", v)
+                for other in ("model.model_size_bytes", "model.model_size"):
+                    if k.has(other):
+                        k.take(other)
+                        k.notes.append(f"{other} ({key} is used)")
+                return v, key
+    for key in ("model.model_size_bytes", "model.model_size"):
         if k.has(key):
-            v = k.size(key)
-            k.use(key, "checkpoint_size", v)
-            for other in ("model.model_size_bytes", "model.model_size", "checkpoint.model_size"):
-                if k.has(other):
-                    k.take(other)
-                    k.notes.append(f"{other} ({key} is used)")
-            return v, key  # type: ignore[return-value]
-    return None
+            k.take(key)
+            k.notes.append(f"{key} (the checkpoint section sizes the checkpoint, as in "
+                           "DLIO 2.0.0)")
+    k.sizing = _dlio_sizing(k)
+    return k.sizing.total_bytes(1), "checkpoint section (DLIO 2.0.0 sizing)"
+
+
+def _dlio_sizing(k: _Keys) -> CheckpointSizing:
+    """checkpoint.model_size / optimization_groups / num_layers / layer_parameters /
+    tensor_parallelism / pipeline_parallelism / type, DLIO 2.0.0's defaults where absent."""
+    ms = k.size("checkpoint.model_size", allow_zero=True)
+    groups = _int_list0(k, "checkpoint.optimization_groups")
+    layers = k.int_("checkpoint.num_layers", minimum=0)
+    params = _int_list0(k, "checkpoint.layer_parameters")
+    tp = k.int_("checkpoint.tensor_parallelism", minimum=1)
+    pp = k.int_("checkpoint.pipeline_parallelism", minimum=1)
+    ctype = k.choice("checkpoint.type", CHECKPOINT_TYPES)
+    fw = (k.mapped.get("framework") or {}).get("value") or k.left.get("framework")
+    sizing = CheckpointSizing(
+        model_size=DLIO_MODEL_SIZE if ms is None else ms,
+        optimization_groups=tuple(groups or ()),
+        num_layers=DLIO_LAYERS if layers is None else layers,
+        layer_parameters=DLIO_LAYER_PARAMETERS if params is None else tuple(params),
+        tensor_parallelism=tp or 1, pipeline_parallelism=pp or 1,
+        all_ranks=ctype == "all_ranks",
+        framework="pytorch" if fw == "pytorch" else "tensorflow")
+    for by, what in ((sizing.pipeline_parallelism, "checkpoint.pipeline_parallelism"),
+                     (sizing.tensor_parallelism, "checkpoint.tensor_parallelism")):
+        if sizing.num_layers % by:
+            raise k.error("checkpoint.num_layers", f"{sizing.num_layers} is not a multiple "
+                          f"of {what} {by} (DLIO refuses it); change one of them")
+    given_: tuple[tuple[str, Any, str], ...] = (
+            ("checkpoint.model_size", ms, f"model_size = {DLIO_MODEL_SIZE}"),
+            ("checkpoint.optimization_groups", groups, "optimization_groups = []"),
+            ("checkpoint.num_layers", layers, f"num_layers = {DLIO_LAYERS}"),
+            ("checkpoint.layer_parameters", params,
+             f"layer_parameters = {list(DLIO_LAYER_PARAMETERS)}"),
+            ("checkpoint.tensor_parallelism", tp, "tensor_parallelism = 1"),
+            ("checkpoint.pipeline_parallelism", pp, "pipeline_parallelism = 1"),
+            ("checkpoint.type", ctype, "type = rank_zero"))
+    for key, v, default in given_:
+        if v is None:
+            k.defaults.append(f"checkpoint.{default} (DLIO 2.0.0's default)")
+        else:
+            k.use(key, "checkpoint_size (DLIO 2.0.0 sizing)", v)
+    return sizing
+
+
+def _int_list0(k: _Keys, path: str) -> list[int] | None:
+    """A list of integers >= 0 (DLIO skips the zero entries); [] allowed."""
+    v = k.take(path)
+    if v is None:
+        return None
+    if (not isinstance(v, list)
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in v)):
+        raise k.error(path, f"expected a list of integers >= 0, got {_short(v)}")
+    return list(v)
 
 
 def _train_checkpoints(k: _Keys, options: dict[str, Any], spec: TrainingSpec) -> int:
     """checkpoint section during training -> --checkpoint-every/--checkpoint-size; returns
     the period in epochs when it is epoch-based (steps are known once the data set is open)."""
     size = _model_size(k, spec.name)
-    if size is None:
-        size = (10240, "DLIO's default model_size")
-        k.defaults.append("checkpoint_size = 10240 bytes (DLIO's default model size)")
     options["checkpoint_size"] = size[0]
     steps = k.int_("checkpoint.steps_between_checkpoints")
     after = k.int_("checkpoint.checkpoint_after_epoch", minimum=1)
     between = k.int_("checkpoint.epochs_between_checkpoints", minimum=1)
-    if k.has("checkpoint.model_size"):
-        k.take("checkpoint.model_size")
-        k.notes.append("checkpoint.model_size (the model section's size is used)")
+    for key in DLIO_CKPT_KEYS:
+        if k.has(key):  # sized by the model section (transformer)
+            k.take(key)
+            k.notes.append(f"{key} (the model section sizes the checkpoint)")
+    if k.sizing is None and k.has("checkpoint.type"):
+        k.notes.append(f"checkpoint.type = {_short(k.take('checkpoint.type'))} "
+                       f"({REASONS['checkpoint.type']})")
     fsync = k.bool_("checkpoint.fsync")
     if fsync is not None:
         if fsync:
@@ -780,6 +942,7 @@ def _train_checkpoints(k: _Keys, options: dict[str, Any], spec: TrainingSpec) ->
         k.notes.append(f"checkpoint.checkpoint_after_epoch = {after} (after the last of "
                        f"{epochs} epochs: no checkpoint is written, as in DLIO)")
         options.pop("checkpoint_size", None)
+        k.sizing = None
         return 0
     period = want[0]
     if list(range(period, epochs + 1, period)) != want:
@@ -829,6 +992,7 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
         k.use(f"model.parallelism.{key}", f"parallelism.{to}", v)
     par.setdefault("zero", 0)  # DLIO's default zero_stage; iobench's presets say 3
     par.update({x: v for x, v in flags.items() if v is not None})
+    wname = k.left.get("model.model_datatype", "fp16")
     wb = _dtype(k, "model.model_datatype", "fp16")
     ob = _dtype(k, "model.optimizer_datatype", "fp32")
     for key in ("model.model_size", "model.model_size_bytes"):
@@ -838,7 +1002,8 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
     spec = model_mod.ModelSpec(
         name=name, architecture=model_mod.Architecture(**arch),
         parallelism=model_mod.Parallelism(**par), description="imported from a DLIO config",
-        weight_bytes_per_param=wb, optimizer_bytes_per_param=3 * ob)
+        weight_bytes_per_param=wb, optimizer_bytes_per_param=3 * ob,
+        dtype=wname if wname in ("bf16", "fp16", "fp32") else "fp16")
     try:
         return model_mod.validate(spec)
     except SpecError as e:

@@ -3,11 +3,14 @@ manifest of content seeds and per-chunk CRC32C checksums used to verify restores
 
 DeepSpeed: `global_step{N}/` holding `mp_rank_{MM}_model_states.pt` (ZeRO-0/1/2, data-
 parallel rank 0 only) or `zero_pp_rank_{dp}_mp_rank_{MM}_model_states.pt` (ZeRO-3, every
-rank), and `zero_pp_rank_{dp}_mp_rank_{MM}_optim_states.pt` (ZeRO >= 1); a `latest` file
-beside the step directories names the newest. PyTorch DCP: `step_{N}/` holding one
-`__{rank}_0.distcp` per rank and a `.metadata` file (here JSON, iobench's manifest; real
-DCP pickles its Metadata, so torch cannot load these files: the layout, names and sizes
-are what matter to storage).
+rank), and `[bf16_]zero_pp_rank_{dp}_mp_rank_{MM}_optim_states.pt` (ZeRO >= 1; the bf16_
+prefix when the model trains in bf16, as DeepSpeed's engine names it). With pipeline
+parallelism the weights are one `layer_{idx:02d}-model_{tp:02d}-model_states.pt` per module
+(PipelineModule.ckpt_layer_path) and DeepSpeed refuses ZeRO-2/3 (model.validate). A
+`latest` file beside the step directories names the newest. PyTorch DCP: `step_{N}/`
+holding one `__{rank}_0.distcp` per rank and a `.metadata` file (here JSON, iobench's
+manifest; real DCP pickles its Metadata, so torch cannot load these files: the layout,
+names and sizes are what matter to storage).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from iobench import safepath
+from iobench.checkpoint import model
 from iobench.checkpoint.model import ModelSpec, RankShare
 from iobench.errors import UsageError
 
 MANIFEST_DEEPSPEED = "iobench_checksums.json"
 MANIFEST_DCP = ".metadata"
 ALIGN = 4096
+LAYER_STREAMS = 1 << 40  # content streams of per-layer files, apart from the r * 4 + k ones
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,18 @@ def scaled(nbytes: int, scale: float) -> int:
     return max(ALIGN, math.ceil(nbytes * scale / ALIGN) * ALIGN)
 
 
+def _layer_bytes(mods: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    """Split `total` bytes over the modules in proportion to their parameters, exactly."""
+    params = sum(p for _, p in mods)
+    out, cum, done = [], 0, 0
+    for idx, p in mods:
+        cum += p
+        upto = total * cum // params
+        out.append((idx, upto - done))
+        done = upto
+    return out
+
+
 def rank_files(share: RankShare, spec: ModelSpec, layout: str,
                scale: float = 1.0) -> list[FileEntry]:
     """The files one rank writes, in the order it writes them."""
@@ -66,19 +83,38 @@ def rank_files(share: RankShare, spec: ModelSpec, layout: str,
         return out
     mb = scaled(share.model_bytes, scale)
     ob = scaled(share.optim_bytes, scale)
+    # DeepSpeed engine._get_zero_ckpt_prefix: "bf16_" in front when bf16 is enabled
+    optim = f"{'bf16_' if spec.dtype == 'bf16' else ''}zero_pp_rank_{dp}_mp_rank_{mp:02d}" \
+            "_optim_states.pt"
+    if spec.parallelism.pp > 1:
+        # PipelineEngine: each module's weights in layer_{idx:02d}-model_{tp:02d}-
+        # model_states.pt (PipelineModule.ckpt_layer_path), written by data-parallel rank
+        # 0; mp_rank_XX_model_states.pt keeps the engine state (a stub here) or, without
+        # ZeRO, the optimizer. ZeRO-2/3 cannot be (model.validate).
+        if share.model_bytes:
+            mods = model.stage_modules(spec.architecture, spec.parallelism.pp)[share.pp]
+            for i, (idx, n) in enumerate(_layer_bytes(mods, share.model_bytes)):
+                if n:
+                    out.append(FileEntry(f"layer_{idx:02d}-model_{share.tp:02d}-model_states.pt",
+                                         scaled(n, scale), r, LAYER_STREAMS + r * 65536 + i,
+                                         "model"))
+            state = scaled(share.optim_bytes, scale) if z == 0 else ALIGN
+            out.append(FileEntry(f"mp_rank_{mp:02d}_model_states.pt", state, r, r * 4,
+                                 "optim" if z == 0 else "state"))
+        if z >= 1 and ob:
+            out.append(FileEntry(optim, ob, r, r * 4 + 1, "optim"))
+        return out
     if z == 3:
         if mb:
             out.append(FileEntry(f"zero_pp_rank_{dp}_mp_rank_{mp:02d}_model_states.pt", mb, r,
                                  r * 4, "model"))
         if ob:
-            out.append(FileEntry(f"zero_pp_rank_{dp}_mp_rank_{mp:02d}_optim_states.pt", ob, r,
-                                 r * 4 + 1, "optim"))
+            out.append(FileEntry(optim, ob, r, r * 4 + 1, "optim"))
     elif z in (1, 2):
         if mb:
             out.append(FileEntry(f"mp_rank_{mp:02d}_model_states.pt", mb, r, r * 4, "model"))
         if ob:
-            out.append(FileEntry(f"zero_pp_rank_{dp}_mp_rank_{mp:02d}_optim_states.pt", ob, r,
-                                 r * 4 + 1, "optim"))
+            out.append(FileEntry(optim, ob, r, r * 4 + 1, "optim"))
     else:  # ZeRO-0: DeepSpeed keeps the optimizer inside the model-states file
         n = scaled(share.total_bytes, scale)
         if n:

@@ -60,6 +60,8 @@ class ModelSpec:
     layout: Layout = "deepspeed"
     weight_bytes_per_param: int = 2
     optimizer_bytes_per_param: int = 12
+    # training precision: DeepSpeed names its optimizer files bf16_zero_pp_rank_* with bf16
+    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
     # The total MLPerf Storage v2.0 (Table 2) prints for this model, and the unit it
     # really means (its "GB" are GiB: DLIO divides by 1024**3); for tests and reports.
     mlperf_total: int | None = size_field(None)
@@ -84,6 +86,12 @@ def validate(spec: ModelSpec) -> ModelSpec:
     if p.pp > a.layers:
         raise SpecError(f"--pp {p.pp}: more pipeline stages than the model's {a.layers} "
                         "layers; use --pp <= layers")
+    if spec.layout == "deepspeed" and p.pp > 1 and p.zero >= 2:
+        # DeepSpeed's PipelineEngine asserts it: "ZeRO-2 and ZeRO-3 are incompatible with
+        # pipeline parallelism"
+        raise SpecError(f"{spec.name}: ZeRO-{p.zero} with pipeline parallelism (pp {p.pp}): "
+                        "DeepSpeed refuses ZeRO-2/3 with pipeline parallelism; use --zero 1 "
+                        "(or 0), or --pp 1")
     if spec.weight_bytes_per_param < 0 or spec.optimizer_bytes_per_param < 0:
         raise SpecError(f"{spec.name}: bytes per parameter must be >= 0")
     return spec
@@ -109,6 +117,25 @@ def params(a: Architecture) -> int:
     """Total parameters (embedding + layers + final norm + lm_head unless tied)."""
     lm_head = 0 if a.tied_embeddings else embedding_params(a)
     return embedding_params(a) + a.layers * layer_params(a) + a.hidden + lm_head
+
+
+def stage_modules(a: Architecture, pp: int) -> list[list[tuple[int, int]]]:
+    """(PipelineModule layer index, parameters) of every module of each pipeline stage:
+    0 the embedding, 1..L the decoder layers, L + 1 the final norm, L + 2 the lm_head
+    (untied); the stages cut the decoder layers as stage_layers does."""
+    per = stage_layers(a.layers, pp)
+    out: list[list[tuple[int, int]]] = []
+    first = 1
+    for s, n in enumerate(per):
+        mods = [(0, embedding_params(a))] if s == 0 else []
+        mods += [(first + i, layer_params(a)) for i in range(n)]
+        first += n
+        if s == pp - 1:
+            mods.append((a.layers + 1, a.hidden))
+            if not a.tied_embeddings:
+                mods.append((a.layers + 2, embedding_params(a)))
+        out.append(mods)
+    return out
 
 
 def stage_layers(layers: int, pp: int) -> list[int]:

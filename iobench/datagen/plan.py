@@ -10,6 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
+from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import CHUNK_BYTES, FileRecord, ShardJob, record_sizes
@@ -28,11 +29,16 @@ def module(fmt: str) -> ModuleType:
 
 
 def stem(spec: TrainingSpec, shard: int) -> str:
-    """Shard file stem; independent of the file count so a data set can grow in place."""
+    """Shard file stem; independent of the file count so a data set can grow in place
+    (the dlio layout names files as DLIO does: train/img_I_of_N)."""
+    if spec.layout == "dlio":
+        return dlio_layout.stem(spec, shard)
     return f"{spec.name}-{shard:06d}"
 
 
 def shard_outputs(spec: TrainingSpec, shard: int) -> list[str]:
+    if spec.layout == "dlio":
+        return dlio_layout.outputs(spec, stem(spec, shard))
     return list(module(spec.format).outputs(stem(spec, shard)))
 
 
@@ -52,8 +58,9 @@ class Plan:
 
 def payload_bytes(spec: TrainingSpec, files: int) -> tuple[int, bool]:
     n = files * spec.samples_per_file
-    if spec.record_size_stdev == 0:
-        return int(record_sizes(spec, 0)[0]) * n, True
+    if spec.record_size_stdev == 0:  # O(1): no per-sample array (DLIO dlrm: 4.2e9 samples)
+        lo, hi = spec.clip_bytes
+        return min(max(spec.mean_record_bytes, lo), hi) * n, True
     if n <= _EXACT_LIMIT:
         return sum(int(record_sizes(spec, s).sum()) for s in range(files)), True
     return spec.mean_record_bytes * n, False

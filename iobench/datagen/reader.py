@@ -74,6 +74,9 @@ def decode(fmt: str, data: bytes, spec: TrainingSpec | None = None) -> Any:
     """Parse one sample's bytes as the format's framework reader would: np.load of the
     .npy member (npz), the TFRecord framing with both CRCs + Example (tfrecord), tokens
     (indexed), h5py for a whole HDF5 file image, a uint8 view (raw)."""
+    if spec is not None and spec.layout == "dlio" and fmt in ("npz", "hdf5", "indexed"):
+        # DLIO's readers take a sample as raw uint8 (x[..., i], records[i], a byte range)
+        return np.frombuffer(data, dtype=np.uint8)
     if fmt == "indexed":
         return module(fmt).decode(data, spec.token_dtype if spec else "uint16")
     try:

@@ -43,6 +43,9 @@ class TrainingSpec:
     epochs: int = 1  # replay: passes over the data set
     read_threads: int = 4  # replay: reader threads per accelerator (DLIO read_threads)
     shuffle: Literal["none", "file", "sample"] = "sample"  # replay: sample order
+    # on-disk layout: iobench's own, or DLIO's (names, train/ folder, npz key x, hdf5
+    # records (n, d1, d2), .off.idx/.sz.idx sidecars) so DLIO's readers open the files
+    layout: Literal["iobench", "dlio"] = "iobench"
     description: str = ""
     source: str = ""  # where the numbers come from
 
@@ -65,7 +68,7 @@ class TrainingSpec:
         d = dataclasses.asdict(self)
         keep = ("format", "record_size", "record_size_stdev", "record_size_min",
                 "record_size_max", "samples_per_file", "seed", "seq_len", "token_dtype",
-                "hdf5_chunk_bytes")
+                "hdf5_chunk_bytes", "layout")
         return {k: d[k] for k in keep}
 
 
@@ -91,6 +94,12 @@ def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
             raise SpecError(f"{where}.record_size: must be > 0 bytes, e.g. 115KB or 1MiB")
         if spec.seq_len:
             raise SpecError(f"{where}.seq_len: only for format indexed; remove it")
+    if spec.layout not in ("iobench", "dlio"):
+        raise SpecError(f"{where}.layout: {spec.layout!r} is not a layout; use iobench or "
+                        "dlio")
+    if spec.layout == "dlio" and spec.format == "raw":
+        raise SpecError(f"{where}.layout: DLIO has no raw format; use layout iobench, or "
+                        "format npz, hdf5, tfrecord or indexed")
     lo, hi = spec.clip_bytes
     if lo <= 0 or hi < lo:
         raise SpecError(f"{where}: record size clip [{lo}, {hi}] is empty; fix "

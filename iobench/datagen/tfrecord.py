@@ -9,6 +9,7 @@ no TensorFlow or protobuf package is needed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import struct
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from iobench.datagen import dlio as dlio_layout
 from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
     FileRecord,
@@ -96,10 +98,17 @@ def overhead_bytes(spec: TrainingSpec) -> int:
 
 
 def write_shard(job: ShardJob, buf: np.ndarray, stem: str) -> list[FileRecord]:
-    sizes = record_sizes(job.spec, job.shard)
+    """Records of the shard; `--layout dlio` differs only in where and under which name
+    (DLIO's tf_reader parses the same 'image' + 'size' Example) and in one sample size
+    per file (as DLIO draws them)."""
+    dlio = job.spec.layout == "dlio"
+    sizes = (dlio_layout.file_sizes(job.spec, job.shard) if dlio
+             else record_sizes(job.spec, job.shard))
     offs = content_offsets(sizes)
     content = content_for(job.content, job.spec, job.shard)
     (name,) = outputs(stem)
+    if dlio:
+        dlio_layout.prepare(job.directory)
     with writing(job.directory / name, buf) as w:
         for size, coff in zip(sizes.tolist(), offs.tolist(), strict=True):
             prefix, suffix = example_parts(size)
@@ -112,7 +121,8 @@ def write_shard(job: ShardJob, buf: np.ndarray, stem: str) -> list[FileRecord]:
 
             w.stream(content, coff, size, tap)
             w.write(suffix + struct.pack("<I", masked_crc(crc32c(suffix, crc[0]))))
-        return [w.commit(len(sizes))]
+        rec = w.commit(len(sizes))
+    return [dataclasses.replace(rec, name=name)]
 
 
 def index(path: Path) -> np.ndarray:

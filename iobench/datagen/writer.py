@@ -261,6 +261,20 @@ def load_manifest(directory: Path) -> dict[str, Any] | None:
     return d
 
 
+# The one subdirectory a data set may have: the dlio layout's `train/` (DLIO's folder).
+ENTRY_SUBDIRS = ("train",)
+
+
+def _entry_name_ok(name: object) -> bool:
+    """A plain file name, or `train/<plain name>` (the dlio layout); nothing else."""
+    if not isinstance(name, str):
+        return False
+    parts = name.split("/")
+    if len(parts) == 1:
+        return safepath.is_name(name)
+    return len(parts) == 2 and parts[0] in ENTRY_SUBDIRS and safepath.is_name(parts[1])
+
+
 def check_entries(where: Path, entries: Any) -> None:
     """A manifest names only plain files of its own directory; anything else (a path, a
     `..`, a forged entry) is refused before a single file is removed or written."""
@@ -268,7 +282,7 @@ def check_entries(where: Path, entries: Any) -> None:
         raise TargetError(f"{where}: 'entries' is not a mapping; the manifest is corrupt: "
                           "remove it (the data set is then written again)")
     for name, e in entries.items():
-        if not safepath.is_name(name) or (isinstance(e, dict) and e.get("name", name) != name):
+        if not _entry_name_ok(name) or (isinstance(e, dict) and e.get("name", name) != name):
             raise TargetError(f"{where}: entry {name!r} is not a plain file name of this data "
                               "set; the manifest is corrupt or forged: remove it (the data set "
                               "is then written again)")

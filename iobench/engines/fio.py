@@ -9,10 +9,8 @@ stops its jobs and still writes its summary, so the partial phases are kept.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from iobench import __version__
-from iobench.engines import IOSpec
+from iobench.engines import IOSpec, proctree
 from iobench.errors import RunFailed, ToolMissing, UsageError
 from iobench.results import make_phase
 from iobench.stats import Histogram, Timeline
@@ -34,6 +32,7 @@ PERCENTILE_LIST = "50:90:99:99.9:99.99"
 # fio's percentile keys ("99.900000") -> the results schema's names
 _PCT_NAMES = ((50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99_9"), (99.99, "p99_99"))
 _LAT_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")
+TRACK_S = 0.5  # how often the processes fio started are listed while it runs
 STOP_GRACE_S = 5.0  # after SIGINT fio writes its summary; SIGKILL if it has not exited by then
 TAIL_LINES = 15
 
@@ -242,20 +241,45 @@ def _tail(*texts: str, lines: int = TAIL_LINES) -> str:
     return " | ".join((key or every)[-lines:])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT fio's process group (fio then writes its summary), SIGKILL after a grace."""
+def _stop(proc: subprocess.Popen[bytes], tree: proctree.Tree | None = None) -> None:
+    """SIGINT fio's process group and every process it started (fio then writes its
+    summary), SIGKILL after a grace; `tree` also reaches job processes that left the group
+    (setsid) and stays after fio itself exits until they are gone too."""
+    tree = tree or proctree.Tree(proc.pid)
     for sig, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+        tree.refresh()
+        tree.kill(sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             try:
-                if proc.wait(timeout=0.1) is not None:
-                    return
-            except subprocess.TimeoutExpired:
-                continue
+                if proc.poll() is not None:
+                    tree.refresh()
+                    tree.reap()
+                    if not tree.alive():
+                        return
+                    if sig == signal.SIGINT:  # fio is done; what it left gets SIGKILL
+                        break
+                time.sleep(0.1)
+                tree.refresh()
             except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
                 break
+    tree.reap()
+
+
+def _end_leftovers(tree: proctree.Tree) -> None:
+    """After fio exited: end what it started and left running (its job processes when
+    fio itself was killed, a setsid'd exec_prerun command), SIGINT then SIGKILL, and reap
+    the ones reparented to iobench."""
+    tree.refresh()
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        if not tree.alive():
+            break
+        tree.kill(sig)
+        deadline = time.monotonic() + 2.0
+        while tree.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            tree.reap()
+    tree.reap()
 
 
 def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | None,
@@ -265,6 +289,7 @@ def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | N
     A timeout stops fio and raises RunFailed; an interruption (Ctrl-C, the runner's
     SIGTERM) stops fio and re-raises with `partial()` attached as `exc.fio_output`.
     """
+    proctree.become_subreaper()  # fio's orphaned job processes come back to iobench
     with open(errpath, "wb") as err:
         try:
             # its own session: a terminal's Ctrl-C reaches iobench only, which then
@@ -274,14 +299,25 @@ def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | N
                                     start_new_session=True)
         except OSError as e:
             raise RunFailed(f"cannot start fio ({cmd[0]}): {e.strerror}") from None
+    tree = proctree.Tree(proc.pid)  # every process fio starts, setsid'd ones included
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return proc.wait(timeout=timeout)
+        while True:
+            left = TRACK_S if deadline is None else min(TRACK_S, deadline - time.monotonic())
+            try:
+                rc = proc.wait(timeout=max(left, 0.0))
+                _end_leftovers(tree)  # job processes fio left behind (killed fio, setsid)
+                return rc
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                tree.refresh()
     except subprocess.TimeoutExpired:
-        _stop(proc)
+        _stop(proc, tree)
         raise RunFailed(f"fio ran longer than the {timeout:g} s limit and was stopped; "
                         "give a longer timeout or a smaller job") from None
     except BaseException as e:
-        _stop(proc)
+        _stop(proc, tree)
         e.fio_output = partial()  # type: ignore[attr-defined]
         raise
 

@@ -16,7 +16,13 @@ from iobench.content import Content
 from iobench.engines.native import aligned_buffer, pwrite_full
 from iobench.errors import RunFailed
 from iobench.infer import gguf_fmt, safetensors_fmt
-from iobench.infer.layouts import GGUF_FILE_TYPE, GGUF_TYPE_NAME, StoredTensor, stored_tensors
+from iobench.infer.layouts import (
+    GGUF_FILE_TYPE,
+    GGUF_TYPE_NAME,
+    GROUP,
+    StoredTensor,
+    stored_tensors,
+)
 from iobench.infer.model import ModelSpec
 
 MANIFEST = ".iobench-model.json"
@@ -39,6 +45,9 @@ class ModelPlan:
     fmt: str
     files: tuple[FilePlan, ...]
     index: dict[str, Any] | None = field(default=None, hash=False)
+    # safetensors: config.json and generation_config.json, so the directory alone is a
+    # Hugging Face model directory (transformers' from_pretrained needs config.json)
+    hf_files: dict[str, dict[str, Any]] | None = field(default=None, hash=False)
 
     @property
     def total_bytes(self) -> int:
@@ -53,7 +62,9 @@ class ModelPlan:
         return f"{self.fmt}-{self.precision}"
 
     def summary(self) -> dict[str, Any]:
+        # weights 2: finite fp8, positive scales, g_idx, config.json (older sets rewrite)
         return {"model": self.model, "precision": self.precision, "format": self.fmt,
+                "weights_version": 2,
                 "files": [{"name": f.name, "bytes": f.size, "tensors": len(f.tensors)}
                           for f in self.files],
                 "tensors": self.tensor_count, "bytes": self.total_bytes}
@@ -72,6 +83,38 @@ def _shards(items: list[StoredTensor], max_bytes: int) -> list[list[StoredTensor
     return shards
 
 
+HF_DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp8": "bfloat16", "int8": "bfloat16",
+            "int4": "float16"}
+
+
+def hf_config(m: ModelSpec, precision: str) -> dict[str, Any]:
+    """config.json of transformers' LlamaForCausalLM for the preset (as Llama 3's own).
+    int4 says how the GPTQ tensors are packed (quantization_config, as GPTQ checkpoints
+    do); fp8/int8 weights + weight_scale are described in iobench_quantization only,
+    since loading them needs a quantization backend transformers does not ship."""
+    cfg: dict[str, Any] = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": m.vocab_size, "hidden_size": m.hidden_size,
+        "intermediate_size": m.intermediate_size, "num_hidden_layers": m.num_layers,
+        "num_attention_heads": m.num_heads, "num_key_value_heads": m.num_kv_heads,
+        "head_dim": m.head_dim, "hidden_act": "silu",
+        "max_position_embeddings": m.context_length, "rms_norm_eps": m.rms_norm_eps,
+        "rope_theta": m.rope_theta, "tie_word_embeddings": m.tie_embeddings,
+        "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02,
+        "bos_token_id": 1, "eos_token_id": 2, "use_cache": True,
+        "torch_dtype": HF_DTYPE[precision],
+    }
+    if precision == "int4":
+        cfg["quantization_config"] = {"quant_method": "gptq", "bits": 4,
+                                      "group_size": GROUP, "desc_act": False, "sym": True,
+                                      "checkpoint_format": "gptq"}
+    elif precision in ("fp8", "int8"):
+        cfg["iobench_quantization"] = {
+            "weights": "F8_E4M3" if precision == "fp8" else "I8",
+            "scales": "weight_scale: F32 per output channel"}
+    return cfg
+
+
 def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
     items = stored_tensors(m, precision, fmt)
     if fmt == "gguf":
@@ -83,7 +126,11 @@ def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
             "llama.block_count": m.num_layers, "llama.feed_forward_length": m.intermediate_size,
             "llama.attention.head_count": m.num_heads,
             "llama.attention.head_count_kv": m.num_kv_heads, "llama.vocab_size": m.vocab_size,
-            "iobench.note": "synthetic weights for storage benchmarking (no tokenizer)",
+            "llama.attention.layer_norm_rms_epsilon": float(m.rms_norm_eps),
+            "llama.rope.dimension_count": m.head_dim, "llama.rope.freq_base": float(m.rope_theta),
+            **gguf_fmt.tokenizer_kv(m.vocab_size),
+            "iobench.note": "synthetic weights for storage benchmarking (placeholder "
+                            "tokenizer)",
         }
         head, _ = gguf_fmt.build_header(items, kv)
         name = f"{m.name}-{GGUF_TYPE_NAME[precision]}.gguf"
@@ -101,7 +148,10 @@ def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
     if n > 1:
         index = {"metadata": {"total_size": sum(t.nbytes for t in items)},
                  "weight_map": {t.name: f.name for f in files for t in f.tensors}}
-    return ModelPlan(m.name, precision, fmt, tuple(files), index)
+    hf = {"config.json": hf_config(m, precision),
+          "generation_config.json": {"bos_token_id": 1, "eos_token_id": 2,
+                                     "do_sample": False, "_from_model_config": True}}
+    return ModelPlan(m.name, precision, fmt, tuple(files), index, hf)
 
 
 def paths(p: ModelPlan, root: Path) -> list[Path]:
@@ -118,7 +168,29 @@ def is_complete(p: ModelPlan, root: Path) -> bool:
     if man != p.summary():
         return False
     return all((d / f.name).is_file() and (d / f.name).stat().st_size == f.size
-               for f in p.files)
+               for f in p.files) and all((d / n).is_file() for n in p.hf_files or {})
+
+
+def computable(kind: str, a: np.ndarray, at: int) -> None:
+    """Make random bytes `a` (tensor bytes from offset `at`, a multiple of 4) values a
+    loader can compute with, in place; still incompressible (a bit or a few of 8-32 lost).
+    fp8: E4M3FN's NaN codes (x.1111.111) become +-448 (x.1111.110): all finite. scale32:
+    F32 in [2^-8, 2^-7), random mantissa. scale16: F16 in [2^-8, 2^-7). g_idx: int32
+    i // GROUP, GPTQ's in-order group of each input channel."""
+    if kind == "fp8":
+        nan = (a & 0x7F) == 0x7F
+        a[nan] ^= 0x01
+    elif kind == "scale32":
+        w = a.view(np.uint32)
+        w &= np.uint32(0x007FFFFF)
+        w |= np.uint32((127 - 8) << 23)
+    elif kind == "scale16":
+        h = a.view(np.uint16)
+        h &= np.uint16(0x03FF)
+        h |= np.uint16((15 - 8) << 10)
+    elif kind == "g_idx":
+        first = at // 4
+        a.view("<i4")[:] = (np.arange(first, first + a.size // 4) // GROUP).astype("<i4")
 
 
 def write(p: ModelPlan, root: Path, seed: int = 0, progress: Any = None,
@@ -151,11 +223,12 @@ def write(p: ModelPlan, root: Path, seed: int = 0, progress: Any = None,
                     starts.append(off)
                     off += t.nbytes
             for t, start in zip(f.tensors, starts, strict=False):
-                gen = gens[t.content]
+                gen = gens["bf16" if t.content == "bf16" else "random"]
                 done = 0
                 while done < t.nbytes:
                     n = min(chunk, t.nbytes - done)
                     gen.fill(arr[:n], start + done)
+                    computable(t.content, arr[:n], done)
                     pwrite_full(fd, memoryview(buf)[:n], start + done)
                     done += n
                     if progress is not None:
@@ -170,5 +243,7 @@ def write(p: ModelPlan, root: Path, seed: int = 0, progress: Any = None,
         safepath.replace(tmp, d / f.name)
     if p.index is not None:
         safepath.write_file(d / INDEX, json.dumps(p.index, indent=2))
+    for name, doc in (p.hf_files or {}).items():
+        safepath.write_file(d / name, json.dumps(doc, indent=2))
     safepath.write_file(d / MANIFEST, json.dumps(p.summary(), indent=1))
     return paths(p, root)

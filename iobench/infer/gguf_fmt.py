@@ -31,7 +31,20 @@ def _str(s: str) -> bytes:
     return struct.pack("<Q", len(b)) + b
 
 
+def _array(items: Sequence[Any]) -> bytes:
+    """A GGUF array value (after its key and type 9): item type, count, items. Strings,
+    f32 (Python floats) or i32 (ints) - what the tokenizer arrays need."""
+    first = items[0] if items else ""
+    if isinstance(first, str):
+        return struct.pack("<IQ", _STR, len(items)) + b"".join(_str(s) for s in items)
+    if isinstance(first, float):
+        return struct.pack(f"<IQ{len(items)}f", _F32, len(items), *items)
+    return struct.pack(f"<IQ{len(items)}i", _I32, len(items), *items)
+
+
 def _kv(key: str, value: Any) -> bytes:
+    if isinstance(value, list | tuple):
+        return _str(key) + struct.pack("<I", _ARR) + _array(value)
     if isinstance(value, str):
         return _str(key) + struct.pack("<I", _STR) + _str(value)
     if isinstance(value, bool):
@@ -41,6 +54,32 @@ def _kv(key: str, value: Any) -> bytes:
     if isinstance(value, float):
         return _str(key) + struct.pack("<If", _F32, value)
     raise TypeError(f"GGUF value of type {type(value).__name__}")
+
+
+# llama.cpp's llama_token_type (llama.h): what tokenizer.ggml.token_type holds
+TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_BYTE = 1, 2, 3, 6
+
+
+def tokenizer_kv(vocab_size: int) -> dict[str, Any]:
+    """A minimal SentencePiece-style ('llama') tokenizer of exactly `vocab_size` tokens,
+    as llama.cpp's vocab loader needs it: tokenizer.ggml.model, .tokens (one per row of
+    token_embd), .scores and .token_type, <unk>/<s>/</s> (ids 0, 1, 2) and the 256 byte
+    tokens <0x00>..<0xFF> (its SPM path looks up <0x0A> for the newline token); the rest
+    are placeholder pieces. Enough to load and tokenize, not a real vocabulary."""
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    if vocab_size < len(specials) + len(byte_tokens):
+        raise ValueError(f"vocab_size {vocab_size}: a llama tokenizer needs >= 259 tokens")
+    rest = vocab_size - len(specials) - len(byte_tokens)
+    tokens = specials + byte_tokens + [f"\u2581t{i}" for i in range(rest)]
+    types = ([TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_CONTROL] + [TOKEN_BYTE] * 256
+             + [TOKEN_NORMAL] * rest)
+    scores = [0.0] * 259 + [-float(i + 1) for i in range(rest)]
+    return {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens,
+            "tokenizer.ggml.scores": scores, "tokenizer.ggml.token_type": types,
+            "tokenizer.ggml.unknown_token_id": 0, "tokenizer.ggml.bos_token_id": 1,
+            "tokenizer.ggml.eos_token_id": 2, "tokenizer.ggml.add_bos_token": True,
+            "tokenizer.ggml.add_eos_token": False}
 
 
 def _pad(n: int, align: int = ALIGNMENT) -> int:

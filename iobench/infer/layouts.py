@@ -33,7 +33,11 @@ class StoredTensor:
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
-    content: str  # Content kind: bf16-like floats or random (quantized) bytes
+    # Content kind: bf16-like floats, random (quantized) bytes, or values a loader can
+    # compute with: fp8 (random E4M3 bytes with the NaN codes remapped), scale32 /
+    # scale16 (positive finite F32 / F16 with random mantissas), g_idx (GPTQ's
+    # input-channel -> group map, i // 128)
+    content: str
 
 
 def check_precision(precision: str, fmt: str) -> None:
@@ -57,8 +61,9 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _st(name: str, dtype: str, shape: tuple[int, ...]) -> StoredTensor:
-    kind = "bf16" if dtype in ("BF16", "F16", "F32") else "random"
+def _st(name: str, dtype: str, shape: tuple[int, ...], kind: str = "") -> StoredTensor:
+    kind = kind or ("bf16" if dtype in ("BF16", "F16", "F32") else
+                    "fp8" if dtype == "F8_E4M3" else "random")
     return StoredTensor(name, dtype, shape, _numel(shape) * ST_ITEMSIZE[dtype], kind)
 
 
@@ -74,13 +79,14 @@ def safetensors_tensors(m: ModelSpec, precision: str) -> list[StoredTensor]:
             # compressed-tensors style: 8-bit weight + one F32 scale per output channel
             out.append(_st(t.name, "F8_E4M3" if precision == "fp8" else "I8", t.shape))
             out.append(_st(t.name.removesuffix("weight") + "weight_scale", "F32",
-                           (t.shape[0], 1)))
+                           (t.shape[0], 1), "scale32"))
         else:  # int4, GPTQ packing: 8 nibbles per I32 along the input dimension
             rows, cols = t.shape  # [out, in]
             base = t.name.removesuffix(".weight")
             out.append(_st(base + ".qweight", "I32", (cols // 8, rows)))
             out.append(_st(base + ".qzeros", "I32", (cols // GROUP, rows // 8)))
-            out.append(_st(base + ".scales", "F16", (cols // GROUP, rows)))
+            out.append(_st(base + ".scales", "F16", (cols // GROUP, rows), "scale16"))
+            out.append(_st(base + ".g_idx", "I32", (cols,), "g_idx"))
     return out
 
 

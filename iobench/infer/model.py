@@ -25,6 +25,8 @@ class ModelSpec:
     description: str = ""
     context_length: int = 8192
     tie_embeddings: bool = False
+    rms_norm_eps: float = 1e-5  # Llama 3's RMSNorm epsilon (config.json rms_norm_eps)
+    rope_theta: float = 500000.0  # Llama 3's RoPE base (config.json rope_theta)
     shard_size: int = spec.size_field(5_000_000_000)  # Hugging Face's default max_shard_size
     reference_gb: dict[str, float] = field(default_factory=dict)
 

@@ -4,13 +4,16 @@ one line naming the shard before anything is measured."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import reader as dg_reader
+from iobench.datagen.plan import module
 from iobench.datagen.spec import TrainingSpec
 from iobench.errors import UsageError
 from iobench.train.emulate import Dataset
@@ -27,8 +30,9 @@ def open_for_training(target: Path, spec: TrainingSpec) -> tuple[dg_reader.Datas
     """The datagen data set of `spec` under target/datagen/, and its sample table."""
     ds = dg_reader.open_dataset(target, spec.name)
     want, have = spec.identity(), ds.spec.identity()
-    # the data seed only picks contents and sizes, which the index reads back: not checked
-    diff = [k for k in want if k != "seed" and want[k] != have.get(k)]
+    # the data seed only picks contents and sizes, which the index reads back, and the
+    # layout only where they lie: neither is checked (the files are read as they are)
+    diff = [k for k in want if k not in ("seed", "layout") and want[k] != have.get(k)]
     if diff:
         k = diff[0]
         raise UsageError(
@@ -73,6 +77,41 @@ def open_for_training(target: Path, spec: TrainingSpec) -> tuple[dg_reader.Datas
     table = SampleTable.from_files([(t[:, 0], t[:, 1]) for t in tables])
     return ds, Dataset(files=list(ds.files), table=table, name=spec.name,
                        file_bytes=tuple(ds.file_bytes))
+
+
+def open_dlio_folder(folder: Path, spec: TrainingSpec,
+                     dlio_format: str) -> tuple[dg_reader.Dataset, Dataset]:
+    """A data folder DLIO wrote (or iobench with --layout dlio), replayed without an
+    iobench manifest: the files DLIO would pick (dlio_layout.find_files) and each file's
+    sample table built from the file itself (npz x array, hdf5 records, .off.idx/.sz.idx
+    sidecars, TFRecord length headers)."""
+    files = dlio_layout.find_files(folder, dlio_format, spec.files)
+    n = spec.samples_per_file
+
+    def check(path: Path) -> np.ndarray:
+        try:
+            table = module(spec.format).index(path)
+        except Exception as e:  # noqa: BLE001 - any parse failure: not DLIO's layout
+            msg = e.format_message() if hasattr(e, "format_message") else str(e)
+            raise UsageError(f"{path}: not a DLIO {dlio_format} file iobench can read "
+                             f"({msg.removeprefix(str(path) + ': ')})") from None
+        size = path.stat().st_size
+        if table.shape[0] < n or (n and int((table[:n, 0] + table[:n, 1]).max()) > size):
+            raise UsageError(f"{path}: {table.shape[0]} samples, the config's "
+                             f"dataset.num_samples_per_file is {n} (or a sample lies past "
+                             "the end of the file)")
+        return table[:n]
+
+    if len(files) > 16:
+        with ThreadPoolExecutor(INDEX_THREADS) as pool:
+            tables = list(pool.map(check, files))
+    else:
+        tables = [check(p) for p in files]
+    sizes = tuple(p.stat().st_size for p in files)
+    dspec = dataclasses.replace(spec, layout="dlio")
+    dg = dg_reader.Dataset(folder, spec.name, spec.format, dspec, tuple(files), sizes, True)
+    table = SampleTable.from_files([(t[:, 0], t[:, 1]) for t in tables])
+    return dg, Dataset(files=list(files), table=table, name=spec.name, file_bytes=sizes)
 
 
 def decoder(ds: dg_reader.Dataset) -> Callable[[int, memoryview], None]:

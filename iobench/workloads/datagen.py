@@ -170,7 +170,8 @@ def _init_verify_worker() -> None:
 
 def _clean_temps(directory: Path) -> int:
     n = 0
-    for p in directory.glob(f".*{writer.TMP_MARK}"):
+    for p in [*directory.glob(f".*{writer.TMP_MARK}"),
+              *directory.glob(f"train/.*{writer.TMP_MARK}")]:  # the dlio layout's folder
         safepath.remove(p)
         n += 1
     return n
@@ -213,7 +214,9 @@ def prepare_manifest(spec: TrainingSpec, content: str, directory: Path,
     m = writer.load_manifest(directory)
     if m is not None:
         _fold_rank_manifests(directory, m)
-    if m is not None and (m.get("identity") != spec.identity() or m.get("content") != content):
+    # a manifest from before the layout field holds iobench's layout
+    old_id = {"layout": "iobench", **(m.get("identity") or {})} if m is not None else None
+    if m is not None and (old_id != spec.identity() or m.get("content") != content):
         if not force:
             raise TargetError(
                 f"{directory}: holds a {m.get('workload')} data set generated with other "
@@ -228,13 +231,19 @@ def prepare_manifest(spec: TrainingSpec, content: str, directory: Path,
     if _clean_temps(directory):
         notes.append("removed temp files of an interrupted run")
     entries: dict[str, Any] = m["entries"]
-    # shards beyond the requested count (a smaller --files than last time) go away
-    extra = [n for n, e in entries.items() if e.get("shard", 0) >= spec.files]
+    # shards beyond the requested count (a smaller --files than last time) go away, and
+    # so do files of another name (the dlio layout's names hold the file count)
+    planned = {n for s in range(spec.files) for n in plan_mod.shard_outputs(spec, s)}
+    extra = [n for n, e in entries.items() if e.get("shard", 0) >= spec.files
+             or n not in planned]
     if extra:
+        beyond = sum(1 for n in extra if entries[n].get("shard", 0) >= spec.files)
         _remove_entries(directory, extra)
         for n in extra:
             del entries[n]
-        notes.append(f"removed {len(extra)} files beyond --files {spec.files}")
+        notes.append(f"removed {beyond} files beyond --files {spec.files}" if beyond == len(extra)
+                     else f"removed {len(extra)} files no longer in the plan (--files "
+                          f"{spec.files}; the dlio layout's names hold the file count)")
     todo: list[int] = []
     for shard in range(spec.files):
         names = plan_mod.shard_outputs(spec, shard)
@@ -510,10 +519,16 @@ terminal.register("datagen", _tables)
 @click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Generate the data set of a DLIO / MLPerf Storage YAML (WORKLOAD, if "
                    "given, names it); train it with iobench train --dlio-config.")
+@click.option("--layout", type=click.Choice(["iobench", "dlio"]), default=None,
+              help="On-disk layout: iobench's, or DLIO's (train/img_I_of_N files DLIO's "
+                   "readers open; point DLIO's dataset.data_folder at "
+                   "TARGET/datagen/WORKLOAD) [default: dlio under --dlio-config, else "
+                   "iobench].")
 def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
             files: int | None, dataset_size: int | None, auto_size: bool, accelerators: int,
             accelerator: str, host_ram: int | None, jobs: int | None, content: str,
-            seed: int | None, verify: bool, what_if: bool, dlio_config: Path | None) -> None:
+            seed: int | None, verify: bool, what_if: bool, dlio_config: Path | None,
+            layout: str | None) -> None:
     """Write the synthetic data set of a training WORKLOAD (preset name or YAML path) under
     TARGET/datagen/WORKLOAD/, resumably; --verify checks it against its manifest."""
     workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
@@ -523,6 +538,8 @@ def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Pat
     spec = imp.spec if imp is not None and imp.spec is not None else load_workload(workload)
     if seed is not None:
         spec = validate(dataclasses.replace(spec, seed=seed), "--seed")
+    if layout is not None:
+        spec = validate(dataclasses.replace(spec, layout=layout), "--layout")  # type: ignore[arg-type]
     if jobs is not None and jobs <= 0:
         raise UsageError(f"--jobs: {jobs} must be >= 1")
     if accelerators <= 0:

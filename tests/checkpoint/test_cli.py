@@ -61,9 +61,12 @@ def test_deepspeed_run_layout_keep_and_metrics(tmp_path: Path, target: Path) -> 
     assert sorted(p.name for p in root.iterdir()) == ["global_step2", "global_step3", "latest"]
     assert (root / "latest").read_text() == "global_step3"
     names = sorted(p.name for p in (root / "global_step3").iterdir())
-    assert names == ["iobench_checksums.json"] + sorted(
-        f"zero_pp_rank_{dp}_mp_rank_{mp:02d}_{k}_states.pt"
-        for dp in (0, 1) for mp in (0, 1) for k in ("model", "optim"))
+    # PP 2 x DP 2, ZeRO-1, bf16: per-layer weights (dp 0), engine state, optimizer shards
+    assert names == sorted(
+        ["iobench_checksums.json", "mp_rank_00_model_states.pt", "mp_rank_01_model_states.pt"]
+        + [f"layer_{i:02d}-model_00-model_states.pt" for i in range(7)]
+        + [f"bf16_zero_pp_rank_{dp}_mp_rank_{mp:02d}_optim_states.pt"
+           for dp in (0, 1) for mp in (0, 1)])
     assert doc is not None
     assert doc["status"]["state"] == "ok"
     m = doc["metrics"]
@@ -112,7 +115,7 @@ def test_flipped_byte_is_named_with_file_and_offset(tmp_path: Path, target: Path
     code, out, _ = run(tmp_path, "tiny", "--target", str(target), "--no-read", "--scale", "0.3")
     assert code == 0, out
     victim = target / "checkpoint" / "tiny" / "global_step1" / \
-        "zero_pp_rank_1_mp_rank_00_optim_states.pt"
+        "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt"
     offset = victim.stat().st_size - 5000
     with open(victim, "r+b") as f:
         f.seek(offset)
@@ -122,7 +125,7 @@ def test_flipped_byte_is_named_with_file_and_offset(tmp_path: Path, target: Path
     code, out, doc = run(tmp_path, "tiny", "--target", str(target), "--no-write",
                          "--rank-shift", "2", "--cache", "allow")
     assert code == 1, out
-    assert "zero_pp_rank_1_mp_rank_00_optim_states.pt" in out
+    assert "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt" in out
     assert f"offset {offset}" in out
     assert doc is not None
     assert doc["status"]["state"] == "failed"

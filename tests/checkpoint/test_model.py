@@ -117,19 +117,46 @@ def test_validate_rejects_bad_parallelism() -> None:
         m.validate(dataclasses.replace(s, parallelism=m.Parallelism(pp=9)))
     with pytest.raises(SpecError, match="ZeRO stage"):
         m.validate(dataclasses.replace(s, parallelism=m.Parallelism(zero=4)))
+    for zero in (2, 3):
+        with pytest.raises(SpecError, match="DeepSpeed refuses ZeRO-2/3 with pipeline"):
+            m.validate(dataclasses.replace(s, parallelism=m.Parallelism(pp=2, zero=zero)))
+    # DCP has no such rule
+    m.validate(dataclasses.replace(s, layout="dcp", parallelism=m.Parallelism(pp=2, zero=3)))
 
 
-def test_deepspeed_names_zero3_and_zero1() -> None:
-    s = load("tiny")
-    f = layout.rank_files(m.shares(s)[3], s, "deepspeed")
-    assert [x.relpath for x in f] == ["zero_pp_rank_1_mp_rank_01_model_states.pt",
-                                      "zero_pp_rank_1_mp_rank_01_optim_states.pt"]
+def test_deepspeed_names_zero3_zero1_bf16_and_pipeline_layers() -> None:
+    import dataclasses
+
+    s = load("tiny")  # PP 2 x DP 2, ZeRO-1, bf16
+    sh = m.shares(s)
+    # rank 1 = pp stage 1, dp 0: its modules' weights per layer, the engine state, and
+    # its optimizer shard (bf16_ prefix: DeepSpeed with bf16 enabled)
+    assert [x.relpath for x in layout.rank_files(sh[1], s, "deepspeed")] == [
+        "layer_03-model_00-model_states.pt", "layer_04-model_00-model_states.pt",
+        "layer_05-model_00-model_states.pt", "layer_06-model_00-model_states.pt",
+        "mp_rank_01_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_01_optim_states.pt"]
+    assert [x.relpath for x in layout.rank_files(sh[0], s, "deepspeed")][:3] == [
+        "layer_00-model_00-model_states.pt", "layer_01-model_00-model_states.pt",
+        "layer_02-model_00-model_states.pt"]
+    assert [x.relpath for x in layout.rank_files(sh[3], s, "deepspeed")] == [
+        "bf16_zero_pp_rank_1_mp_rank_01_optim_states.pt"]
+    # the layer files hold the stage's weights exactly
+    files = layout.rank_files(sh[1], s, "deepspeed")
+    assert sum(f.bytes for f in files if f.relpath.startswith("layer_")) == sh[1].model_bytes
+    streams = [f.stream for r in range(4) for f in layout.rank_files(sh[r], s, "deepspeed")]
+    assert len(streams) == len(set(streams))
+    z3 = dataclasses.replace(s, parallelism=m.Parallelism(pp=1, dp=4, zero=3), dtype="fp16")
+    assert [x.relpath for x in layout.rank_files(m.shares(z3)[3], z3, "deepspeed")] == [
+        "zero_pp_rank_3_mp_rank_00_model_states.pt",
+        "zero_pp_rank_3_mp_rank_00_optim_states.pt"]
     s405 = load("llama3-405b")
     sh = m.shares(s405)
     assert [x.relpath for x in layout.rank_files(sh[9], s405, "deepspeed")] == [
-        "mp_rank_09_model_states.pt", "zero_pp_rank_0_mp_rank_09_optim_states.pt"]
+        "layer_05-model_01-model_states.pt", "layer_06-model_01-model_states.pt",
+        "layer_07-model_01-model_states.pt", "layer_08-model_01-model_states.pt",
+        "mp_rank_09_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_09_optim_states.pt"]
     assert [x.relpath for x in layout.rank_files(sh[265], s405, "deepspeed")] == [
-        "zero_pp_rank_1_mp_rank_09_optim_states.pt"]
+        "bf16_zero_pp_rank_1_mp_rank_09_optim_states.pt"]
     assert [x.relpath for x in layout.rank_files(sh[265], s405, "dcp")] == ["__265_0.distcp"]
 
 

@@ -153,7 +153,8 @@ def test_datagen_writes_the_configs_data_set_and_records_the_mapping(unet3d):
     assert (s["format"], s["files"], s["samples_per_file"]) == ("npz", 6, 1)
     assert (s["record_size"], s["record_size_stdev"]) == (40960, 8192)
     assert d["metrics"]["files_total"] == 6
-    assert len(list((target / "datagen" / "unet3d-mini").glob("*.npz"))) == 6
+    # DLIO's layout by default under --dlio-config: train/img_I_of_N.npz
+    assert len(list((target / "datagen" / "unet3d-mini" / "train").glob("img_?_of_6.npz"))) == 6
     rec = s["dlio"]
     assert rec["config"] == str(cfg.resolve())
     assert rec["mapped"]["dataset.num_files_train"] == {"iobench": "files", "value": 6}
@@ -161,7 +162,8 @@ def test_datagen_writes_the_configs_data_set_and_records_the_mapping(unet3d):
     # datagen lists only dataset keys it cannot honour; training keys are train's
     assert d["warnings"] == [
         "DLIO config unet3d_mini.yaml: 2 keys not honoured: dataset.data_folder = "
-        "'data/unet3d/' (data goes under --target/datagen/NAME); "
+        "'data/unet3d/' (data goes under --target/datagen/NAME; train replays a DLIO "
+        "folder with --data-folder); "
         "dataset.record_length_bytes_resize = 2097152 (no resize step: iobench reads "
         "the bytes only)"]
     assert "train.computation_time" in rec["other_commands"]
@@ -191,6 +193,60 @@ def test_train_runs_the_equivalent_workload_on_the_generated_data(unet3d):
     assert "record_length_bytes_resize" in w
 
 
+def test_au_verdict_is_mlperfs_with_the_stall_inclusive_au_beside_it(unet3d):
+    """DLIO ends each AU block before the checkpoint: the verdict excludes the stalls."""
+    cfg, target, res, _ = unet3d
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1")
+    mt = d["metrics"]
+    assert mt["checkpoints"] == 1
+    assert mt["au_pct"] == mt["au_pct_without_checkpoint_stalls"]
+    assert mt["au_pass"] == (mt["au_pct"] >= 70.0)
+    assert "au_pct_with_checkpoint_stalls" in mt
+    assert mt["au_pct_with_checkpoint_stalls"] <= mt["au_pct"] + 1e-9
+    assert mt["au_basis"].startswith("MLPerf Storage (checkpoint stalls excluded")
+    from rich.console import Console
+
+    from iobench.results import Result
+    from iobench.train.report import summary_table
+
+    con = Console(width=200, record=True)
+    con.print(summary_table(Result.from_dict(d)))
+    text = con.export_text()
+    assert "AU, MLPerf (checkpoint stalls excluded)" in text
+    assert "AU with the checkpoint stalls" in text
+
+
+def test_dlio_2_checkpoint_keys_size_the_checkpoints_written(unet3d, tmp_path):
+    """checkpoint.model_size / optimization_groups / num_layers / layer_parameters (DLIO
+    2.0.0) with type all_ranks: every accelerator writes model + optimizer + layers."""
+    _, target, res, _ = unet3d
+    cfg = write(tmp_path, "unet3d_mini", UNET3D, **{
+        "model.model_size": None, "checkpoint.model_size": 1000,
+        "checkpoint.optimization_groups": [100, 50, 0], "checkpoint.num_layers": 2,
+        "checkpoint.layer_parameters": [10, 20], "checkpoint.type": "all_ranks"})
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1",
+                 "--accelerators", "2")
+    per_rank = 1000 + 3 * 150 + 2 * (10 + 20)
+    assert d["spec"]["options"]["checkpoint_size"] == 2 * per_rank
+    ck = next(p for p in d["phases"] if p["name"] == "checkpoint")
+    assert ck["bytes"] == 2 * per_rank
+    sz = d["spec"]["dlio"]["checkpoint_sizing"]
+    assert sz["rank0_files"] == {"model": 1000, "optimizer": 450, "layer-0": 30,
+                                 "layer-1": 30}
+    assert "not a DLIO key" not in " ".join(d["warnings"])
+
+
+def test_no_empty_checkpoint_phase_when_none_fired(unet3d):
+    cfg, target, res, _ = unet3d
+    d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
+                 "--results-dir", str(res), "--cache", "allow", "--epochs", "1",
+                 "--checkpoint-every", "100")
+    assert "checkpoint" not in [p["name"] for p in d["phases"]]
+    assert "checkpoints" not in d["metrics"]
+
+
 def test_command_line_options_win_over_the_config(unet3d):
     cfg, target, res, _ = unet3d
     d = run_json("train", "--dlio-config", str(cfg), "--target", str(target),
@@ -209,7 +265,8 @@ def test_resnet50_like_tfrecord_end_to_end(tmp_path):
     t, res = str(tmp_path / "t"), str(tmp_path / "res")
     g = run_json("datagen", "--dlio-config", str(cfg), "--target", t, "--results-dir", res)
     assert (g["spec"]["format"], g["spec"]["record_size"]) == ("tfrecord", 3000)
-    assert len(list((tmp_path / "t" / "datagen" / "resnet-mini").glob("*.tfrecord"))) == 3
+    train = tmp_path / "t" / "datagen" / "resnet-mini" / "train"
+    assert len(list(train.glob("img_?_of_3.tfrecord"))) == 3
     # datagen: eval files are not generated -> listed
     assert "dataset.num_files_eval = 2" in g["warnings"][0]
     d = run_json("train", "--dlio-config", str(cfg), "--target", t, "--results-dir", res,

@@ -59,13 +59,15 @@ def test_quantized_tensor_counts_and_layouts() -> None:
     m = model.load("llama3-8b")
     counts = {pr: files.plan(m, pr, "safetensors").tensor_count
               for pr in ("bf16", "fp8", "int4")}
-    assert counts == {"bf16": 291, "fp8": 515, "int4": 739}
-    assert 2.0 <= counts["int4"] / counts["bf16"] <= 2.6  # "about twice the tensors"
+    assert counts == {"bf16": 291, "fp8": 515, "int4": 963}
+    # GPTQ: qweight, qzeros, scales and g_idx for each of the 224 linears, 67 kept bf16
+    assert counts["int4"] == 224 * 4 + 67
     int4 = {t.name: t for t in stored_tensors(m, "int4", "safetensors")}
     q = "model.layers.0.mlp.down_proj"  # [out 4096, in 14336]
     assert (int4[q + ".qweight"].dtype, int4[q + ".qweight"].shape) == ("I32", (1792, 4096))
     assert (int4[q + ".scales"].dtype, int4[q + ".scales"].shape) == ("F16", (112, 4096))
     assert (int4[q + ".qzeros"].dtype, int4[q + ".qzeros"].shape) == ("I32", (112, 512))
+    assert (int4[q + ".g_idx"].dtype, int4[q + ".g_idx"].shape) == ("I32", (14336,))
     assert int4["model.embed_tokens.weight"].dtype == "BF16"
     assert int4["lm_head.weight"].dtype == "BF16"
     fp8 = {t.name: t for t in stored_tensors(m, "fp8", "safetensors")}
