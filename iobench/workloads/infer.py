@@ -500,6 +500,7 @@ terminal.register("infer-load", load_tables)
 @click.option("--drive-size", type=SIZE, default=None, help="Drive size for DWPD.")
 @click.option("--fio-runtime", type=DURATION, default="5s", show_default=True,
               help="--engine fio: seconds of native and of fio chunk reads side by side.")
+@click.option("--fio-first", is_flag=True, hidden=True)  # benchmarks alternate the order
 @click.option("--verify", is_flag=True, help="CRC-32C check of every restored chunk.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def kvcache_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, force: bool,

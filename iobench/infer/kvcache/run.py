@@ -51,6 +51,7 @@ class Config:
     engine: str
     fio_runtime_s: float
     opts: Options
+    fio_first: bool = False  # the comparison's order (benchmarks alternate it)
 
 
 def _free_bytes(path: Path) -> int:
@@ -320,8 +321,10 @@ def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World)
                                "restores")
 
 
-def fio_jobfile(files: list[Path], file_bytes: int, chunk_bytes: int, queue_depth: int,
-                runtime_s: float, layout: str) -> str:
+def fio_jobfile(root: Path, files: list[Path], file_bytes: int, chunk_bytes: int,
+                queue_depth: int, runtime_s: float, layout: str) -> str:
+    """fio's job: the same files, whole-chunk random reads, the same queue depth (file
+    names relative to `directory=`: fio caps the length of one option value)."""
     from iobench import __version__
     from iobench.engines.fio import PERCENTILE_LIST, _escape
 
@@ -335,7 +338,8 @@ def fio_jobfile(files: list[Path], file_bytes: int, chunk_bytes: int, queue_dept
                   f"filesize={file_bytes}"]
     else:
         lines.append(f"size={file_bytes}")
-    lines += ["", "[kvchunks]", "filename=" + ":".join(_escape(p) for p in files), ""]
+    lines += ["", "[kvchunks]", f"directory={_escape(root)}",
+              "filename=" + ":".join(_escape(p.relative_to(root)) for p in files), ""]
     return "\n".join(lines)
 
 
@@ -351,7 +355,7 @@ def _compare(res: Result, c: Config, eng: Engine, store: store_mod.Store, g: geo
     chunks = [(COMPARE_UID + j, 1, j) for j in range(n)]
     eng.write_set(chunks)
     files, file_bytes = store.fio_files(chunks)
-    text = fio_jobfile(files, file_bytes, g.chunk_bytes, c.opts.queue_depth,
+    text = fio_jobfile(store.root, files, file_bytes, g.chunk_bytes, c.opts.queue_depth,
                        c.fio_runtime_s, c.layout)
 
     def native() -> list[dict[str, Any]]:
@@ -370,9 +374,17 @@ def _compare(res: Result, c: Config, eng: Engine, store: store_mod.Store, g: geo
         _stamp([ph], t0, time.monotonic_ns())
         return [ph]
 
-    nat = dist.combine(native, w, "kv native chunk reads")[0] if w.size > 1 else native()[0]
+    def one(fn: Any, what: str) -> dict[str, Any]:
+        ph: dict[str, Any] = dist.combine(fn, w, what)[0] if w.size > 1 else fn()[0]
+        return ph
+
+    if c.fio_first:
+        fp = one(with_fio, "kv fio chunk reads")
+        nat = one(native, "kv native chunk reads")
+    else:
+        nat = one(native, "kv native chunk reads")
+        fp = one(with_fio, "kv fio chunk reads")
     res.add_phase(nat)
-    fp = dist.combine(with_fio, w, "kv fio chunk reads")[0] if w.size > 1 else with_fio()[0]
     res.add_phase(fp)
     m = res.metrics
     m.update({"native_chunk_read_gb_per_s": nat["gb_per_s"],

@@ -36,6 +36,9 @@ HEADER_BYTES = 64
 LAYOUTS = ("file-per-chunk", "slab")
 SLAB_TARGET = 1 << 30  # bytes per slab file (a whole number of chunks, at least one)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# Test hook: after this many chunk writes, the next one writes half its bytes and fails
+# with ENOSPC, as a full filesystem would mid-run. Never set outside tests.
+ENOSPC_ENV = "IOBENCH_TEST_KV_ENOSPC_AFTER"
 _DIRFLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 
 
@@ -95,6 +98,20 @@ class Store:
         self.slots = slots
         root.mkdir(parents=True, exist_ok=True)
         self.root_fd = os.open(root, _DIRFLAGS)
+        fail = os.environ.get(ENOSPC_ENV)
+        self._fail_after = int(fail) if fail else None
+        self._writes = 0
+        self._wlock = threading.Lock()
+
+    def _pwrite(self, fd: int, buf: memoryview, offset: int) -> None:
+        if self._fail_after is not None:
+            with self._wlock:
+                self._writes += 1
+                fail = self._writes > self._fail_after
+            if fail:
+                pwrite_full(fd, buf[:len(buf) // 2], offset)
+                raise OSError(errno.ENOSPC, "No space left on device (test hook)")
+        pwrite_full(fd, buf, offset)
 
     def need_bytes(self) -> int:
         """Bytes the layout may still take on the filesystem (for the space check)."""
@@ -168,7 +185,7 @@ class FilePerChunk(Store):
             fd = os.open(n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_DIRECT | _NOFOLLOW,
                          0o644, dir_fd=d)
             try:
-                pwrite_full(fd, buf, 0)
+                self._pwrite(fd, buf, 0)
                 if sync:
                     os.fsync(fd)
             except OSError as e:
@@ -259,7 +276,7 @@ class Slab(Store):
     def write(self, uid: int, gen: int, slot: int, buf: memoryview, sync: bool) -> None:
         fd, off = self.where(slot)
         try:
-            pwrite_full(fd, buf, off)
+            self._pwrite(fd, buf, off)
             if sync:
                 os.fdatasync(fd)
         except OSError as e:
