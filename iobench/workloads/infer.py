@@ -495,6 +495,8 @@ terminal.register("infer-load", load_tables)
               help="Search the longest context restorable within --ttft at p99.")
 @click.option("--search-requests", type=click.IntRange(min=1), default=8, show_default=True,
               help="Restores per user per search probe.")
+@click.option("--search-users", type=int, default=1, show_default=True,
+              help="Concurrent restores in each search probe (1: a request alone).")
 @click.option("--max-context", type=click.IntRange(min=1), default=131072, show_default=True,
               help="Upper limit of the TTFT search, tokens.")
 @click.option("--drive-size", type=SIZE, default=None, help="Drive size for DWPD.")

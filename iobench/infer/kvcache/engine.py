@@ -438,11 +438,12 @@ class Engine:
         self.pool.run([task(c) for c in chunks])
         return time.monotonic_ns() - t0
 
-    def probe(self, n: int, per_user: int, restores: int) -> tuple[Histogram, int, int]:
-        """Every user restores its own n-chunk prefix `restores` times; returns the request
-        latency histogram, bytes read and seconds (ns)."""
+    def probe(self, n: int, users: int, per_user: int, restores: int
+              ) -> tuple[Histogram, int, int]:
+        """Each of `users` restores its own n-chunk prefix `restores` times at once; returns
+        the request latency histogram, bytes read and ns taken."""
         sets = [[(PROBE_UID + u * per_user + j, 1, u * per_user + j) for j in range(n)]
-                for u in range(self.o.users)]
+                for u in range(users)]
         recs = [LatencyRecorder() for _ in sets]
         errors: list[BaseException] = []
 

@@ -46,6 +46,7 @@ class Config:
     prefill_rate: float
     search: bool
     search_requests: int
+    search_users: int
     max_context: int
     drive_size: int | None
     engine: str
@@ -76,6 +77,8 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
                          "chunk to storage; 2 as Dynamo)")
     if c.ttft_s <= 0:
         raise UsageError("--ttft must be > 0, e.g. 200ms")
+    if c.search_users < 1:
+        raise UsageError(f"--search-users {c.search_users}: must be >= 1")
     if c.prefill_rate <= 0:
         raise UsageError(f"--prefill-rate {c.prefill_rate:g}: must be > 0 tokens/s")
     if o.trace_speed < 0:
@@ -232,18 +235,18 @@ def _metrics(res: Result, c: Config, g: geo.Geometry, phases: list[dict[str, Any
 
 
 def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World) -> None:
-    """The longest context (whole chunks) whose restore meets --ttft at p99 with --users
-    concurrent restores: doubling, then bisection, as `train --find-max`."""
+    """The longest context (whole chunks) whose restore meets --ttft at p99 with
+    --search-users concurrent restores: doubling, then bisection, as `train --find-max`."""
     ct = g.chunk_tokens
-    o = c.opts
-    per_user = eng.store.slots // o.users
+    users = c.search_users
+    per_user = eng.store.slots // users
     limit = min(per_user, c.max_context // ct)
     m = res.metrics
     m["ttft_ms"] = c.ttft_s * 1e3
     m["prefill_rate_tokens_per_s"] = c.prefill_rate
     if limit < 1:
         res.warnings.append(f"TTFT search skipped: --capacity holds {eng.store.slots} chunks, "
-                            f"fewer than one per user ({o.users})")
+                            f"fewer than one per --search-users ({users})")
         return
     written = [0]
     seen: dict[int, dict[str, Any]] = {}
@@ -254,12 +257,12 @@ def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World)
             return bool(seen[n]["metrics"]["passed"])
         if written[0] < n:
             eng.write_set([(PROBE_UID + u * per_user + j, 1, u * per_user + j)
-                           for u in range(o.users) for j in range(written[0], n)])
+                           for u in range(users) for j in range(written[0], n)])
             written[0] = n
 
         def part() -> list[dict[str, Any]]:
             t0 = time.monotonic_ns()
-            h, nbytes, ns = eng.probe(n, per_user, c.search_requests)
+            h, nbytes, ns = eng.probe(n, users, per_user, c.search_requests)
             ph = make_phase(f"ttft probe {n * ct} tokens", nbytes=nbytes, seconds=ns / 1e9,
                             ops=h.count, latency=h, direction="read",
                             metrics={"latency_unit": "per restore request"})
@@ -308,7 +311,7 @@ def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World)
                   "restore_gb_per_s_at_max": best["gb_per_s"]})
         m["ttft_statement"] = (
             f"{lo * ct} tokens ({format_bytes(lo * g.chunk_bytes)} of KV) restore within "
-            f"{c.ttft_s * 1e3:g} ms at p99 with {o.users} concurrent restores "
+            f"{c.ttft_s * 1e3:g} ms at p99 with {users} concurrent restore(s) "
             f"(p99 {p99_ms:.1f} ms; recompute at {c.prefill_rate:g} tokens/s: "
             f"{recompute_ms:.0f} ms, {recompute_ms / p99_ms:.1f}x slower)")
         if lo == limit:
@@ -317,8 +320,8 @@ def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World)
                 "user, or --max-context): the storage may restore more; raise them")
     else:
         m["ttft_statement"] = (f"not even one chunk ({ct} tokens) restores within "
-                               f"{c.ttft_s * 1e3:g} ms at p99 with {o.users} concurrent "
-                               "restores")
+                               f"{c.ttft_s * 1e3:g} ms at p99 with {users} concurrent "
+                               "restore(s)")
 
 
 def fio_jobfile(root: Path, files: list[Path], file_bytes: int, chunk_bytes: int,
