@@ -392,10 +392,12 @@ class Engine:
                        ops=p.total("writes"), latency=p.hist("write"), direction="write",
                        metrics={"latency_unit": "per chunk write (one pwrite, O_DIRECT"
                                 + (", + fsync" if self.sync_chunk else "") + ")"}),
-            make_phase("kv chunk copies (RAM tier)", nbytes=p.total("ram_bytes"), seconds=s,
-                       ops=p.total("ram_copies"), latency=p.hist("ram"), engine="ram",
-                       direction="read", metrics={"latency_unit": "per chunk memcpy"}),
         ]
+        if self.ram is not None:
+            phases.append(make_phase(
+                "kv chunk copies (RAM tier)", nbytes=p.total("ram_bytes"), seconds=s,
+                ops=p.total("ram_copies"), latency=p.hist("ram"), engine="ram",
+                direction="read", metrics={"latency_unit": "per chunk memcpy"}))
         if self.sync_turn:
             f = Histogram.merged(u.fsync.flush() for u in users)
             phases.append(make_phase("kv fsync per turn", nbytes=0, seconds=s, ops=f.count,

@@ -63,6 +63,30 @@ def _free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return cache_mod.ram_bytes()
+
+
+def _slab_bytes_present(target: Path) -> int:
+    """Bytes the slab files of an earlier run already take (reused, not written again)."""
+    total = 0
+    for f in (target / "kvcache" / "slab").glob("rank-*/slab-*.kv"):
+        try:
+            st = f.lstat()
+        except OSError:
+            continue
+        if not f.is_symlink():
+            total += st.st_blocks * 512
+    return total
+
+
 def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, Any]:
     """Every bad input, before anything is written: (model, geometry, profile, trace)."""
     from iobench.infer import model as model_mod
@@ -100,7 +124,16 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
         trace = trace_mod.load(c.trace)
     else:
         profile = prof_mod.load(c.profile)
+    mem = c.cpu_cache + o.queue_depth * cb
+    if mem > 0.9 * _available_ram():
+        raise UsageError(f"--cpu-cache {format_bytes(c.cpu_cache)} + --queue-depth "
+                         f"{o.queue_depth} x {format_bytes(cb)} chunk buffers = "
+                         f"{format_bytes(mem)} is more than 90% of the "
+                         f"{format_bytes(_available_ram())} of RAM available; give a smaller "
+                         "--cpu-cache or --queue-depth")
     need = (c.capacity // cb) * cb * ranks
+    if c.layout == "slab":
+        need = max(0, need - _slab_bytes_present(target))
     free = _free_bytes(target)
     if need > free:
         raise UsageError(f"--capacity {format_bytes(c.capacity)}"

@@ -98,6 +98,7 @@ class Store:
         self.slots = slots
         root.mkdir(parents=True, exist_ok=True)
         self.root_fd = os.open(root, _DIRFLAGS)
+        self._probe_direct()
         fail = os.environ.get(ENOSPC_ENV)
         self._fail_after = int(fail) if fail else None
         self._writes = 0
@@ -112,6 +113,21 @@ class Store:
                 pwrite_full(fd, buf[:len(buf) // 2], offset)
                 raise OSError(errno.ENOSPC, "No space left on device (test hook)")
         pwrite_full(fd, buf, offset)
+
+    def _probe_direct(self) -> None:
+        name = ".o_direct_probe"
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | O_DIRECT | _NOFOLLOW, 0o644,
+                         dir_fd=self.root_fd)
+        except OSError as e:
+            os.close(self.root_fd)
+            if e.errno == errno.EINVAL:
+                raise UsageError(f"--target: {self.root} is on a filesystem that refuses "
+                                 "O_DIRECT (e.g. tmpfs); KV chunks move with O_DIRECT: give "
+                                 "a target on real storage") from None
+            raise
+        os.close(fd)
+        os.unlink(name, dir_fd=self.root_fd)
 
     def need_bytes(self) -> int:
         """Bytes the layout may still take on the filesystem (for the space check)."""
