@@ -37,3 +37,17 @@ def test_kvcache_ranks_merged(mpirun, tmp_path):
     assert probes
     assert all(p["ops"] == 4 for p in probes)  # 2 ranks x 1 user x 2 restores
     assert m["max_context_tokens"] >= 512
+
+
+@mpi
+def test_kvcache_disk_full_on_the_ranks_fails_the_run(mpirun, tmp_path, monkeypatch):
+    monkeypatch.setenv("IOBENCH_TEST_KV_ENOSPC_AFTER", "5")
+    p = mpirun(2, ["infer", "kvcache", "tiny", "--target", str(tmp_path / "t"),
+                   "--results-dir", str(tmp_path / "r"), "--capacity", "8MiB",
+                   "--requests", "20", "--no-search"], check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    d = only_result(tmp_path / "r")
+    assert d["status"]["state"] == "failed"
+    assert "rank 0" in d["status"]["reason"]
+    assert "disk full" in d["status"]["reason"]
+    assert not list((tmp_path / "t").rglob("*.kv"))

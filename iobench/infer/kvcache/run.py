@@ -175,6 +175,7 @@ def body(res: Result, c: Config, tgt: target_mod.Target, g: geo.Geometry, profil
             store.open()
         tiers = Tiers(ram_slots, slots, o.admit_after, o.promote)
         eng = Engine(store, g, tiers, o, ram_slots * cb, w.rank)
+        res.cache = cache_mod.verdict("direct", "o_direct", c.capacity, rereads=True)
         if eng.throttle:
             res.warnings.append(f"test hook {THROTTLE_ENV}={eng.throttle:g} is set: every "
                                 "storage chunk read is slowed to that many ns per byte")
@@ -185,7 +186,6 @@ def body(res: Result, c: Config, tgt: target_mod.Target, g: geo.Geometry, profil
         if c.engine == "fio" and not eng.stop.is_set():
             eng.clear_storage()
             _compare(res, c, eng, store, g, w)
-        res.cache = cache_mod.verdict("direct", "o_direct", c.capacity, rereads=True)
     finally:
         if eng is not None:
             eng.close()
@@ -204,7 +204,8 @@ def _replay(res: Result, c: Config, eng: Engine, g: geo.Geometry, profile: Any, 
     phases, counters = eng.replay_phases(users, start, end)
     counters["evictions_storage"] = eng.tiers.sto.evictions
     counters["evictions_ram"] = eng.tiers.ram.evictions
-    if error is not None or w.size == 1:
+    if w.size == 1 or isinstance(error, KeyboardInterrupt):
+        # one process, or Ctrl-C (mpirun delivers it to every rank): what this rank measured
         for p in phases:
             res.add_phase(p)
         _metrics(res, c, g, phases, [counters], eng)
@@ -212,7 +213,13 @@ def _replay(res: Result, c: Config, eng: Engine, g: geo.Geometry, profile: Any, 
             raise error
         return
     _stamp(phases, start, end)
-    per_rank = dist.collective(lambda: (phases, counters), w, "kvcache replay")
+
+    def mine() -> tuple[list[dict[str, Any]], dict[str, int]]:
+        if error is not None:  # every rank learns which rank failed, and why
+            raise error
+        return phases, counters
+
+    per_rank = dist.collective(mine, w, "kvcache replay")
     merged = dist.merge_phases([p for p, _ in per_rank])
     for p in merged:
         res.add_phase(p)
