@@ -187,6 +187,18 @@ def test_hand_computed_trace(runner, tmp_path, hand_trace, layout, args, expect)
     assert all(p.name.startswith("slab-") for p in kv)
 
 
+def test_trace_at_its_own_pace(runner, tmp_path, hand_trace):
+    """--trace-speed 0.5: the last request (40 ms in the trace) starts >= 80 ms in."""
+    d = run(runner, tmp_path, "--trace", str(hand_trace), "--chunk-tokens", "512",
+            "--users", "2", "--trace-speed", "0.5", "--no-search", "--capacity", "8MiB")
+    m = d["metrics"]
+    assert m["requests"] == 5
+    assert m["replay_seconds"] >= 0.08
+    lag = next(p for p in d["phases"] if p["name"] == "kv trace lateness")
+    assert lag["ops"] == 5
+    assert m["trace_lag_p99_ms"] >= 0
+
+
 def _engine(tmp_path, layout, slots=16, ram_slots=0, **opts):
     g = geometry.geometry(model.load("tiny"), 256)
     st = store.make(layout, tmp_path / "kv", g, slots)
@@ -378,3 +390,33 @@ def test_ctrl_c_keeps_a_partial_result(tmp_path):
     assert d["phases"][0]["name"] == "kv restore requests"
     assert d["metrics"]["requests"] > 0
     assert not list(t.rglob("*.kv"))
+
+
+@pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
+def test_a_corrupted_chunk_is_caught_on_restore(tmp_path, layout):
+    from iobench.infer.kvcache.engine import UserStats
+
+    eng, st, g = _engine(tmp_path, layout, slots=8, verify=True)
+    try:
+        u = UserStats()
+        keys = [("doc", j) for j in range(3)]
+        eng.request(keys, 3 * 256, u)  # computed and stored
+        uid = eng.tiers.uids[("doc", 1)]
+        slot, gen = eng.tiers.sto.map[uid], eng.tiers.gens[uid]
+        if layout == "file-per-chunk":
+            path, off = st.path(uid, gen), 0
+        else:
+            f, i = divmod(slot, st.per_file)
+            path, off = st.root / st.file_name(f), i * g.chunk_bytes
+        with open(path, "r+b") as fh:  # one flipped byte in the payload, on storage
+            fh.seek(off + 5000)
+            b = fh.read(1)
+            fh.seek(off + 5000)
+            fh.write(bytes([b[0] ^ 0xFF]))
+        eng.request(keys, 3 * 256, u)  # restored: all three from storage
+        assert u.n["storage_hits"] == 3
+        assert eng.pool.total("verify_errors") == 1
+        assert "CRC-32C mismatch" in eng.first_error()
+    finally:
+        eng.close()
+        st.close(keep=False)

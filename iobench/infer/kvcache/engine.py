@@ -144,6 +144,7 @@ class Pool:
 class UserStats:
     restore: LatencyRecorder = field(default_factory=LatencyRecorder)
     fsync: LatencyRecorder = field(default_factory=LatencyRecorder)
+    lag: LatencyRecorder = field(default_factory=LatencyRecorder)  # trace: start - due
     n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     error: BaseException | None = None
 
@@ -170,6 +171,7 @@ class Engine:
         self._count_lock = threading.Lock()
         self._requests = 0
         self.last: tuple[list[UserStats], int, int] = ([], 0, 0)
+        self.replay_verify_errors = 0
 
     # -- pool tasks ---------------------------------------------------------------------
     def _ram_view(self, slot: int) -> np.ndarray:
@@ -329,6 +331,8 @@ class Engine:
                             due = start + int(r.timestamp_ms * 1e6 / self.o.trace_speed)
                             if self.stop.wait(max(0, due - time.monotonic_ns()) / 1e9):
                                 return
+                            # how late the request starts: > 0 when --users cannot keep up
+                            u.lag.add(max(0, time.monotonic_ns() - due))
                         self.request(list(r.chunk_keys(ct)), r.input_length, u)
                         self._decode(r.output_length)
                     return
@@ -398,6 +402,12 @@ class Engine:
                 "kv chunk copies (RAM tier)", nbytes=p.total("ram_bytes"), seconds=s,
                 ops=p.total("ram_copies"), latency=p.hist("ram"), engine="ram",
                 direction="read", metrics={"latency_unit": "per chunk memcpy"}))
+        lag = Histogram.merged(u.lag.flush() for u in users)
+        if lag.count:
+            phases.append(make_phase("kv trace lateness", nbytes=0, seconds=s, ops=lag.count,
+                                     latency=lag, direction="none",
+                                     metrics={"latency_unit": "per request: start minus its "
+                                              "trace timestamp / --trace-speed"}))
         if self.sync_turn:
             f = Histogram.merged(u.fsync.flush() for u in users)
             phases.append(make_phase("kv fsync per turn", nbytes=0, seconds=s, ops=f.count,

@@ -35,6 +35,7 @@ METRICS = {
     "dwpd": "drive writes per day at this write rate for --drive-size",
     "storage_tokens_per_s": "cached tokens per second restored from storage (storage hits only)",
     "ram_tokens_per_s": "cached tokens per second restored from the RAM tier",
+    "trace_lag_p99_ms": "p99 of how late trace requests started (--trace-speed > 0), ms",
     "verify_errors": "restored chunks whose header (or CRC with --verify) did not match",
     "max_context_tokens": "longest context restoring within --ttft at p99 (the headline)",
     "restore_p99_ms_at_max": "p99 restore latency at that context, ms",
