@@ -195,7 +195,7 @@ def body(res: Result, c: Config, tgt: target_mod.Target, g: geo.Geometry, profil
 
 def _late_verify_errors(res: Result, eng: Engine, w: dist.World) -> None:
     """Chunks the TTFT probes found wrong (the replay's are counted already)."""
-    local = eng.pool.total("verify_errors") - eng.replay_verify_errors
+    local = eng.verify_errors() - eng.replay_verify_errors
     n = sum(dist.collective(lambda: local, w, "verify")) if w.size > 1 else local
     if n:
         res.metrics["verify_errors"] = res.metrics.get("verify_errors", 0) + n

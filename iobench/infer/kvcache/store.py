@@ -136,6 +136,10 @@ class Store:
     def read(self, uid: int, gen: int, slot: int, buf: memoryview) -> int:
         raise NotImplementedError
 
+    def open_read(self, uid: int, gen: int, slot: int) -> tuple[int, int, bool]:
+        """(fd, offset, the caller closes fd) of a chunk, for an asynchronous read."""
+        raise NotImplementedError
+
     def write(self, uid: int, gen: int, slot: int, buf: memoryview, sync: bool) -> None:
         raise NotImplementedError
 
@@ -194,6 +198,13 @@ class FilePerChunk(Store):
             return pread_full(fd, buf, 0)
         finally:
             os.close(fd)
+
+    def open_read(self, uid: int, gen: int, slot: int) -> tuple[int, int, bool]:
+        d, n = self._dir(uid, gen, create=False)
+        try:
+            return os.open(n, os.O_RDONLY | O_DIRECT | _NOFOLLOW, dir_fd=d), 0, True
+        finally:
+            os.close(d)
 
     def write(self, uid: int, gen: int, slot: int, buf: memoryview, sync: bool) -> None:
         d, n = self._dir(uid, gen, create=True)
@@ -288,6 +299,10 @@ class Slab(Store):
     def read(self, uid: int, gen: int, slot: int, buf: memoryview) -> int:
         fd, off = self.where(slot)
         return pread_full(fd, buf, off)
+
+    def open_read(self, uid: int, gen: int, slot: int) -> tuple[int, int, bool]:
+        fd, off = self.where(slot)
+        return fd, off, False
 
     def write(self, uid: int, gen: int, slot: int, buf: memoryview, sync: bool) -> None:
         fd, off = self.where(slot)
