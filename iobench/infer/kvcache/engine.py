@@ -1,10 +1,11 @@
 """The KV-cache replay: an I/O pool of --queue-depth workers, user sessions (or a trace)
 that restore stored prefixes and write new chunks, the TTFT search and the fio comparison.
 
-Memory: the RAM tier's buffer (--cpu-cache) plus one chunk buffer per pool worker
-(queue depth x chunk bytes), whatever the capacity or the run length. Every chunk read
-and write is one pread/pwrite of the whole chunk with O_DIRECT into a page-aligned
-buffer (the native engine's data path); nothing is serialized or copied on the way.
+Memory: the RAM tier's buffer (--cpu-cache) plus queue-depth chunk buffers shared by the
+pool threads and the reads in flight, whatever the capacity or the run length. Every chunk
+read and write is one O_DIRECT I/O of the whole chunk into a page-aligned buffer: reads
+through Linux AIO (as fio's libaio), writes as a pwrite from a pool thread; nothing is
+serialized or copied on the way.
 """
 
 from __future__ import annotations
