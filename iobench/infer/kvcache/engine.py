@@ -281,6 +281,23 @@ class AioReads:
         self.ctx.close()
 
 
+def _run_all(threads: Sequence[threading.Thread], stop: threading.Event) -> None:
+    """Start the threads and wait for them; Ctrl-C (even while they are being started)
+    sets `stop`, waits for the started ones to finish their request, and re-raises."""
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            if t.ident is not None:
+                t.join(60)
+        raise
+
+
 @dataclass
 class UserStats:
     restore: LatencyRecorder = field(default_factory=LatencyRecorder)
@@ -544,17 +561,8 @@ class Engine:
 
         threads = [threading.Thread(target=user, args=(i,), daemon=True)
                    for i in range(self.o.users)]
-        for t in threads:
-            t.start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
-        except KeyboardInterrupt:
-            self.stop.set()
-            for t in threads:
-                t.join(60)
-            raise
+            _run_all(threads, self.stop)
         finally:
             end = time.monotonic_ns()
             self.last = (users, start, end)  # what was measured, also when interrupted
@@ -673,17 +681,7 @@ class Engine:
         t0 = time.monotonic_ns()
         threads = [threading.Thread(target=user, args=(i,), daemon=True)
                    for i in range(len(sets))]
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
-        except KeyboardInterrupt:
-            self.stop.set()
-            for t in threads:
-                t.join(60)
-            raise
+        _run_all(threads, self.stop)
         if errors:
             raise errors[0]
         h = Histogram.merged(r.flush() for r in recs)
