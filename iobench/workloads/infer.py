@@ -474,7 +474,7 @@ terminal.register("infer-load", load_tables)
 @click.option("--requests", type=click.IntRange(min=0), default=0, show_default=True,
               help="Stop after this many requests (0: no cap).")
 @click.option("--queue-depth", "-q", type=int, default=8, show_default=True,
-              help="Chunk I/Os in flight (pool workers, each with one chunk buffer).")
+              help="Chunk I/Os in flight (as many chunk buffers; reads via Linux AIO).")
 @click.option("--cpu-cache", type=SIZE0, default="0", show_default=True,
               help="Emulated host-RAM tier (real buffers); 0: every restore hits storage.")
 @click.option("--capacity", type=SIZE, default="4GiB", show_default=True,
