@@ -29,10 +29,12 @@ class ModelSpec:
     rope_theta: float = 500000.0  # Llama 3's RoPE base (config.json rope_theta)
     shard_size: int = spec.size_field(5_000_000_000)  # Hugging Face's default max_shard_size
     reference_gb: dict[str, float] = field(default_factory=dict)
+    # per-head width; 0 = hidden_size / num_heads (Llama), set it where a model differs
+    head_dim: int = 0
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+    def __post_init__(self) -> None:
+        if self.head_dim == 0 and self.num_heads > 0:
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
 
     def check(self, path: str) -> None:
         safepath.check_name(self.name, f"{path}.name")
@@ -40,7 +42,11 @@ class ModelSpec:
                     "num_heads", "num_kv_heads", "shard_size"):
             if getattr(self, key) <= 0:
                 raise SpecError(f"{path}.{key}: {getattr(self, key)} must be >= 1")
-        if self.hidden_size % self.num_heads:
+        if self.head_dim < 0:
+            raise SpecError(f"{path}.head_dim: {self.head_dim} must be >= 1 (or 0: "
+                            "hidden_size / num_heads)")
+        if self.hidden_size % self.num_heads and \
+                self.head_dim == self.hidden_size // self.num_heads:  # head_dim not given
             raise SpecError(f"{path}.hidden_size {self.hidden_size} is not a multiple of "
                             f"num_heads {self.num_heads}")
         if self.num_heads % self.num_kv_heads:
@@ -51,6 +57,9 @@ class ModelSpec:
             if getattr(self, key) % 256:
                 raise SpecError(f"{path}.{key} {getattr(self, key)} must be a multiple of 256 "
                                 "(quantization blocks); e.g. 256, 4096, 14336")
+        if self.num_heads * self.head_dim % 256:
+            raise SpecError(f"{path}.head_dim {self.head_dim} x num_heads {self.num_heads} "
+                            "must be a multiple of 256 (quantization blocks)")
 
 
 @dataclass(frozen=True)

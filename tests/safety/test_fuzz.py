@@ -63,6 +63,8 @@ BASE: dict[str, list[str]] = {
                        "--block-size", "4k", "--queue-depth", "1", "--runtime", "0.1s",
                        "--cache", "allow"],
     "infer load": ["infer", "load", "tiny", "--what-if"],
+    "infer kvcache": ["infer", "kvcache", "tiny", "--requests", "2", "--capacity", "8MiB",
+                      "--no-search", "--duration", "1s", "--users", "1"],
     "run": ["run", "quick", "--dry-run"],
     "report": ["report", "{result}"],
     "compare": ["compare", "{result}", "{result}"],
