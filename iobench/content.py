@@ -79,20 +79,33 @@ class Content:
             done += n
 
     def fill(self, buf: memoryview | bytearray | np.ndarray, offset: int) -> None:
-        """Write the content of [offset, offset + len(buf)) into `buf`."""
+        """Write the content of [offset, offset + len(buf)) into `buf`, in place.
+
+        Whole 4 KiB blocks are generated straight into `buf` through a uint64 view, at any
+        address (a payload after a zip or TFRecord header is not 8-byte aligned; numpy
+        handles the unaligned view at the same speed); only a partial first or last block
+        goes through a one-block scratch buffer.
+        """
         mv = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
         length = mv.size
         if length == 0:
             return
-        if offset % BLOCK == 0 and length % BLOCK == 0 and mv.ctypes.data % 8 == 0:
-            self.fill_aligned(mv.view(np.uint64), offset // BLOCK)
-            return
-        first = offset // BLOCK
-        last = (offset + length + BLOCK - 1) // BLOCK
-        tmp = np.empty((last - first) * _WORDS, dtype=np.uint64)
-        self.fill_aligned(tmp, first)
-        skip = offset - first * BLOCK
-        mv[:] = tmp.view(np.uint8)[skip : skip + length]
+        pos = 0
+        skip = offset % BLOCK
+        if skip:  # the partial first block
+            n = min(length, BLOCK - skip)
+            tmp = np.empty(_WORDS, dtype=np.uint64)
+            self.fill_aligned(tmp, offset // BLOCK)
+            mv[:n] = tmp.view(np.uint8)[skip : skip + n]
+            pos = n
+        whole = (length - pos) // BLOCK * BLOCK
+        if whole:
+            self.fill_aligned(mv[pos : pos + whole].view(np.uint64), (offset + pos) // BLOCK)
+            pos += whole
+        if pos < length:  # the partial last block
+            tmp = np.empty(_WORDS, dtype=np.uint64)
+            self.fill_aligned(tmp, (offset + pos) // BLOCK)
+            mv[pos:] = tmp.view(np.uint8)[: length - pos]
 
     def bytes(self, offset: int, length: int) -> bytes:
         out = np.empty(length, dtype=np.uint8)

@@ -12,7 +12,7 @@ import numpy as np
 
 from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import CHUNK_BYTES, FileRecord, ShardJob, record_sizes
+from iobench.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.errors import SpecError
 
 FORMAT_MODULES: dict[str, ModuleType] = {
@@ -122,6 +122,6 @@ def generate_shard(job: ShardJob) -> tuple[int, list[FileRecord], int]:
     """
     global _buf
     if _buf is None:
-        _buf = np.empty(CHUNK_BYTES, dtype=np.uint8)
+        _buf = np.empty(WORKER_BUFFER_BYTES, dtype=np.uint8)
     recs = module(job.spec.format).write_shard(job, _buf, stem(job.spec, job.shard))
     return job.shard, recs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

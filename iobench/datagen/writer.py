@@ -1,8 +1,9 @@
 """Streaming, crash-safe file writing for datagen: temp name, running CRC32C, fsync, rename;
 the per-shard record plan; and the resumable manifest.
 
-Memory per worker is one CHUNK_BYTES buffer whatever the record size: payload is
-generated into it and written chunk by chunk, never held whole.
+Memory per worker is one buffer whatever the record size, split in two halves: payload is
+generated into one half while a writer thread writes the other (double buffering, so
+generation and the write system call overlap), never held whole.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +22,17 @@ from typing import Any
 import crc32c as _crc32c
 import numpy as np
 
+try:  # ISA-L's CRC-32 (PCLMULQDQ): ~50 GB/s, vs ~3 GB/s for zlib's; same values
+    from isal.isal_zlib import crc32 as _fast_crc32
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    _fast_crc32 = zlib.crc32
+
 from iobench.content import BLOCK, Content
 from iobench.datagen.spec import TrainingSpec
 from iobench.results import utc_now
 
 CHUNK_BYTES = 8 << 20  # generation/write chunk: big enough for storage speed, small in RAM
+WORKER_BUFFER_BYTES = 2 * CHUNK_BYTES  # one worker's buffer: two chunks, double-buffered
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 TMP_MARK = ".tmp-datagen"
@@ -66,6 +76,34 @@ def crc32c(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
     return int(_crc32c.crc32c(data, value))  # type: ignore[arg-type]
 
 
+def crc32(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
+    """zlib's CRC-32 (the zip/npz checksum), computed by ISA-L when it is installed."""
+    return int(_fast_crc32(data, value))
+
+
+# One writer thread per process (started on first use, so after a fork). It runs the
+# write system calls of full chunks while the caller generates the next one.
+_io_pool: ThreadPoolExecutor | None = None
+_io_pid = 0
+_io_lock = threading.Lock()
+
+
+def _io() -> ThreadPoolExecutor:
+    global _io_pool, _io_pid
+    with _io_lock:
+        if _io_pool is None or _io_pid != os.getpid():
+            _io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datagen-write")
+            _io_pid = os.getpid()
+        return _io_pool
+
+
+def _write_all(fd: int, mv: memoryview) -> None:
+    done = 0
+    while done < len(mv):
+        done += os.write(fd, mv[done:])
+    _advance(len(mv))
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """One finished output file, as the manifest stores it."""
@@ -81,9 +119,12 @@ class FileWriter:
     """Write one file to a temp name with a running CRC32C of every byte written;
     `commit()` fsyncs, renames into place and fsyncs the directory.
 
-    Headers and payload are staged in the worker's buffer and written a full buffer at a
-    time, so a TFRecord shard of 1251 small records costs a handful of write calls, not
-    three per record. Under the datagen pool the fsyncs move to the parent
+    Headers and payload are staged in one half of the worker's buffer and written a full
+    half at a time by the process's writer thread, while the caller fills the other half;
+    so a TFRecord shard of 1251 small records costs a handful of write calls, not three
+    per record, and generation never waits for a write unless both halves are full. A
+    buffer under 64 KiB is used whole, without the thread. Under the datagen pool the
+    fsyncs move to the parent
     (`sync_files`), which runs them before the manifest marks the file complete: a file
     renamed but not yet synced when the machine dies is not in the manifest, so the next
     run rewrites it.
@@ -92,10 +133,14 @@ class FileWriter:
     def __init__(self, path: Path, buf: np.ndarray) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}{TMP_MARK}")
-        self.buf = buf
+        half = buf.size // 2 // BLOCK * BLOCK
+        self._halves = [buf[:half], buf[half : 2 * half]] if half >= 8 * BLOCK else [buf]
+        self._cur = 0
+        self.buf = self._halves[0]
         self.fill = 0  # bytes staged in buf
         self.flushed = 0
         self.crc = 0
+        self._pending: Future[None] | None = None  # the write of the other half
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     @property
@@ -103,15 +148,23 @@ class FileWriter:
         """Bytes written so far (the offset the next byte lands at)."""
         return self.flushed + self.fill
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            fut, self._pending = self._pending, None
+            fut.result()  # a write error (ENOSPC, EIO) surfaces here
+
     def _flush(self) -> None:
         if not self.fill:
             return
         mv = memoryview(self.buf[: self.fill])  # type: ignore[arg-type]
         self.crc = crc32c(mv, self.crc)
-        done = 0
-        while done < len(mv):
-            done += os.write(self.fd, mv[done:])
-        _advance(self.fill)
+        self._wait()  # the other half is free again once its write returned
+        if len(self._halves) == 1:
+            _write_all(self.fd, mv)
+        else:
+            self._pending = _io().submit(_write_all, self.fd, mv)
+            self._cur ^= 1
+            self.buf = self._halves[self._cur]
         self.flushed += self.fill
         self.fill = 0
 
@@ -147,6 +200,7 @@ class FileWriter:
 
     def commit(self, samples: int, role: str = "data") -> FileRecord:
         self._flush()
+        self._wait()
         if sync_now():
             os.fsync(self.fd)
         os.close(self.fd)
@@ -157,6 +211,8 @@ class FileWriter:
         return FileRecord(self.path.name, self.flushed, self.crc, samples, role)
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._wait()  # never close a descriptor the writer thread is using
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

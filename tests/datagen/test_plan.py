@@ -84,7 +84,8 @@ def test_plan_bytes_and_sizing() -> None:
 
 @pytest.mark.parametrize("fmt", ["npz", "tfrecord", "hdf5", "raw"])
 def test_memory_bounded_for_a_big_record(tmp_path: Path, fmt: str) -> None:
-    """A 48 MiB record is streamed through one 8 MiB buffer, never held whole."""
+    """A 48 MiB record is streamed through one 16 MiB buffer (two 8 MiB halves, one being
+    written while the other is filled), never held whole."""
     spec = dataclasses.replace(load_workload("tiny"), name="big", format=fmt,
                                record_size=48 << 20, record_size_stdev=0,
                                samples_per_file=1, files=1)
