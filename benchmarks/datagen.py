@@ -29,6 +29,8 @@ from pathlib import Path
 
 from iobench.units import parse_size
 
+IOBENCH = [sys.executable, "-m", "iobench"]
+
 # unet3d-like (variable-size npz) and resnet50-like (TFRecord shards) at a small scale
 SPECS = {
     "npz": "format: npz\nrecord_size: 48MiB\nrecord_size_stdev: 16MiB\n"
@@ -39,7 +41,7 @@ SPECS = {
 
 
 def run_datagen(spec: Path, target: Path, size: int, jobs: int) -> dict:
-    cmd = [sys.executable, "-m", "iobench", "datagen", str(spec), "--target", str(target),
+    cmd = [*IOBENCH, "datagen", str(spec), "--target", str(target),
            "--dataset-size", str(size), "--jobs", str(jobs), "--json", "--force",
            "--results-dir", str(target.parent / "bench-results")]
     t0 = time.perf_counter()
@@ -132,7 +134,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4,
                     help="alternating rounds (even: each tool goes first half the time)")
     ap.add_argument("--json-out", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--iobench", default=None,
+                    help="command that runs iobench (default: this python -m iobench), "
+                         "e.g. to measure another checkout")
     a = ap.parse_args()
+    if a.iobench:
+        IOBENCH[:] = a.iobench.split()
     size = parse_size(a.size, "--size")
     base = a.target or Path(tempfile.mkdtemp(prefix="iobench-bench-datagen-"))
     base.mkdir(parents=True, exist_ok=True)
