@@ -6,7 +6,10 @@ wrote (zstd/gzip ratio, duplicate 4 KiB blocks), plus the peak RSS of its proces
 
 Both tools are timed by their own clocks from the first write to the last fsync (fio
 3.33's JSON runtime includes end_fsync); rounds alternate which tool goes first; medians
-and min-max are printed.
+and min-max are printed. CPU seconds per GB (user + system of the tool's process tree,
+from wait4, less its start-up: `iobench --help`, `fio --version`) tells on a busy host
+whether the tool could be the bottleneck, which a rate ratio cannot when other work takes
+the cores.
 
 Pass criteria (issue 13): median rate ratio >= 0.95; compressed/raw >= 0.99;
 duplicates = 0.
@@ -40,16 +43,40 @@ SPECS = {
 }
 
 
+def _run(cmd: list[str]) -> tuple[str, float, float]:
+    """(stdout, CPU seconds of the process and its reaped children, wall seconds)."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"failed: {' '.join(cmd)}")
+        out.seek(0)
+        return out.read().decode(), ru.ru_utime + ru.ru_stime, wall
+
+
+_STARTUP_CPU: dict[str, float] = {}
+
+
+def startup_cpu(tool: str) -> float:
+    """CPU seconds a tool spends before any I/O (interpreter and imports for iobench),
+    measured once: `iobench --help`, `fio --version`."""
+    if tool not in _STARTUP_CPU:
+        cmd = [*IOBENCH, "--help"] if tool == "iobench" else ["fio", "--version"]
+        _STARTUP_CPU[tool] = min(_run(cmd)[1] for _ in range(3))
+    return _STARTUP_CPU[tool]
+
+
 def run_datagen(spec: Path, target: Path, size: int, jobs: int) -> dict:
     cmd = [*IOBENCH, "datagen", str(spec), "--target", str(target),
            "--dataset-size", str(size), "--jobs", str(jobs), "--json", "--force",
            "--results-dir", str(target.parent / "bench-results")]
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    wall = time.perf_counter() - t0
+    out, cpu, wall = _run(cmd)
     phase = json.loads(out)["phases"][0]
     return {"bytes": phase["bytes"], "seconds": phase["seconds"],
             "bytes_per_s": phase["bytes_per_s"], "wall_seconds": wall,
+            "cpu_s_per_gb": (cpu - startup_cpu("iobench")) / (phase["bytes"] / 1e9),
             "max_rss_bytes": phase["metrics"]["worker_max_rss_bytes"]}
 
 
@@ -58,9 +85,7 @@ def _fio(directory: Path, per_job: int, jobs: int) -> dict:
     cmd = ["fio", "--name=seqwrite", f"--directory={directory}", "--rw=write", "--bs=1M",
            f"--size={per_job}", f"--numjobs={jobs}", "--ioengine=psync", "--end_fsync=1",
            "--group_reporting", "--output-format=json"]
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    wall = time.perf_counter() - t0
+    out, cpu, wall = _run(cmd)
     # anything end_fsync left dirty would show here (it is ~0: fio 3.33's end_fsync is
     # complete and inside its runtime)
     t1 = time.perf_counter()
@@ -71,7 +96,7 @@ def _fio(directory: Path, per_job: int, jobs: int) -> dict:
     after = time.perf_counter() - t1
     shutil.rmtree(directory)
     job = json.loads(out[out.index("{"):])["jobs"][0]
-    return {"wall": wall, "job": job, "fsync_after_s": after}
+    return {"wall": wall, "job": job, "fsync_after_s": after, "cpu": cpu}
 
 
 def run_fio(directory: Path, size: int, jobs: int) -> dict:
@@ -85,7 +110,8 @@ def run_fio(directory: Path, size: int, jobs: int) -> dict:
     nbytes = job["write"]["io_bytes"]
     seconds = job["write"]["runtime"] / 1e3
     return {"bytes": nbytes, "seconds": seconds, "bytes_per_s": nbytes / seconds,
-            "wall_seconds": r["wall"], "fsync_after_s": r["fsync_after_s"]}
+            "wall_seconds": r["wall"], "fsync_after_s": r["fsync_after_s"],
+            "cpu_s_per_gb": (r["cpu"] - startup_cpu("fio")) / (nbytes / 1e9)}
 
 
 def audit(directory: Path) -> dict:
@@ -176,6 +202,8 @@ def main() -> None:
             out[fmt] = {"datagen_gb_per_s": g_bps, "fio_gb_per_s": f_bps, "ratios": ratios,
                         "datagen_bytes": [r["bytes"] for r in gen],
                         "fio_fsync_after_s": [r["fsync_after_s"] for r in fio],
+                        "datagen_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in gen],
+                        "fio_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in fio],
                         "audit": au, "worker_max_rss_bytes": rss}
             print(f"{fmt:9s} datagen {_stats(g_bps)} GB/s | fio seqwrite end_fsync "
                   f"{_stats(f_bps)} GB/s | ratio {_stats(ratios)} "
@@ -183,7 +211,9 @@ def main() -> None:
                   f"gzip {au['gzip_ratio']:.4f} | dup 4KiB blocks "
                   f"{au['duplicate_blocks_4k']} of {au['blocks_4k']} | worker peak RSS "
                   f"{rss / 2**20:.0f} MiB | fio extra fsync "
-                  f"{max(r['fsync_after_s'] for r in fio):.3f} s max")
+                  f"{max(r['fsync_after_s'] for r in fio):.3f} s max | CPU s/GB datagen "
+                  f"{_stats([r['cpu_s_per_gb'] for r in gen])} fio "
+                  f"{_stats([r['cpu_s_per_gb'] for r in fio])}")
     finally:
         if a.target is None:
             shutil.rmtree(base, ignore_errors=True)
