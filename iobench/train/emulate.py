@@ -72,11 +72,11 @@ class Dataset:
     files: list[Path]
     table: SampleTable
     decode: Decoder | None = None
+    name: str = ""
+    file_bytes: tuple[int, ...] = ()  # each file's size (from the manifest), when known
     # when set (npz), --decode streams each sample through the block buffer instead of
     # holding it whole: memory per reader is one block, as without decoding
     stream_decode: StreamDecoder | None = None
-    name: str = ""
-    file_bytes: tuple[int, ...] = ()  # each file's size (from the manifest), when known
 
     @property
     def max_sample_bytes(self) -> int:
