@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,22 +80,6 @@ def crc32(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
     return int(_fast_crc32(data, value))
 
 
-# One writer thread per process (started on first use, so after a fork). It runs the
-# write system calls of full chunks while the caller generates the next one.
-_io_pool: ThreadPoolExecutor | None = None
-_io_pid = 0
-_io_lock = threading.Lock()
-
-
-def _io() -> ThreadPoolExecutor:
-    global _io_pool, _io_pid
-    with _io_lock:
-        if _io_pool is None or _io_pid != os.getpid():
-            _io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datagen-write")
-            _io_pid = os.getpid()
-        return _io_pool
-
-
 def _sync_file_range() -> Callable[[int, int, int], None] | None:
     """Linux sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writeback of a range
     now, without waiting for it (None where libc lacks it)."""
@@ -147,7 +130,7 @@ class FileWriter:
     `commit()` fsyncs, renames into place and fsyncs the directory.
 
     Headers and payload are staged in one half of the worker's buffer and written a full
-    half at a time by the process's writer thread, while the caller fills the other half;
+    half at a time by this file's writer thread, while the caller fills the other half;
     so a TFRecord shard of 1251 small records costs a handful of write calls, not three
     per record, and generation never waits for a write unless both halves are full. A
     buffer under 64 KiB is used whole, without the thread. Under the datagen pool the
@@ -168,6 +151,9 @@ class FileWriter:
         self.flushed = 0
         self.crc = 0
         self._pending: Future[None] | None = None  # the write of the other half
+        # the writer thread lives as long as this file: no idle thread outlives it in a
+        # process that may fork later (a fork copies a thread's locks, not the thread)
+        self._exec: ThreadPoolExecutor | None = None
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     @property
@@ -180,20 +166,28 @@ class FileWriter:
             fut, self._pending = self._pending, None
             fut.result()  # a write error (ENOSPC, EIO) surfaces here
 
-    def _flush(self) -> None:
+    def _flush(self, last: bool = False) -> None:
         if not self.fill:
             return
         mv = memoryview(self.buf[: self.fill])  # type: ignore[arg-type]
         self.crc = crc32c(mv, self.crc)
         self._wait()  # the other half is free again once its write returned
-        if len(self._halves) == 1:
-            _write_all(self.fd, mv)
+        if last or len(self._halves) == 1:  # nothing left to overlap with
+            _write_all(self.fd, mv, self.flushed)
         else:
-            self._pending = _io().submit(_write_all, self.fd, mv, self.flushed)
+            if self._exec is None:
+                self._exec = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="datagen-write")
+            self._pending = self._exec.submit(_write_all, self.fd, mv, self.flushed)
             self._cur ^= 1
             self.buf = self._halves[self._cur]
         self.flushed += self.fill
         self.fill = 0
+
+    def _stop_thread(self) -> None:
+        if self._exec is not None:
+            self._exec.shutdown(wait=True)
+            self._exec = None
 
     def write(self, data: bytes | memoryview) -> None:
         src = np.frombuffer(data, dtype=np.uint8)
@@ -226,8 +220,9 @@ class FileWriter:
                 self._flush()
 
     def commit(self, samples: int, role: str = "data") -> FileRecord:
-        self._flush()
+        self._flush(last=True)
         self._wait()
+        self._stop_thread()
         if sync_now():
             os.fsync(self.fd)
         os.close(self.fd)
@@ -240,6 +235,7 @@ class FileWriter:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self._wait()  # never close a descriptor the writer thread is using
+        self._stop_thread()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
