@@ -59,8 +59,10 @@ class Content:
             c &= np.uint64(0x007F007F007F007F)
         return c
 
-    def fill_aligned(self, out: np.ndarray, first_block: int) -> None:
-        """Fill `out` (uint64 array, length a multiple of 512 words) from block index on."""
+    def fill_aligned(self, out: np.ndarray, first_block: int,
+                     consts_1d: np.ndarray | None = None) -> None:
+        """Fill `out` (uint64 array, length a multiple of 512 words) from block index on;
+        `consts_1d`, when given, are those blocks' constants (computed once by `fill`)."""
         nblocks = out.size // _WORDS
         if self.kind == "zeros":
             out[:] = 0
@@ -69,7 +71,9 @@ class Content:
         base = self._base.reshape(_BLOCKS_PER_BASE, _WORDS)
         # one vectorised splitmix over every block of the request: per-call numpy
         # overhead, not the XOR, was what held this at ~2 GB/s
-        consts = self._block_consts(first_block, nblocks)[:, None]
+        if consts_1d is None:
+            consts_1d = self._block_consts(first_block, nblocks)
+        consts = consts_1d[:, None]
         done = 0
         while done < nblocks:
             base_off = (first_block + done) % _BLOCKS_PER_BASE
@@ -79,20 +83,45 @@ class Content:
             done += n
 
     def fill(self, buf: memoryview | bytearray | np.ndarray, offset: int) -> None:
-        """Write the content of [offset, offset + len(buf)) into `buf`."""
+        """Write the content of [offset, offset + len(buf)) into `buf`, in place.
+
+        Whole 4 KiB blocks are generated straight into `buf` through a uint64 view, at any
+        address (a payload after a zip or TFRecord header is not 8-byte aligned; numpy
+        handles the unaligned view at the same speed); only a partial first or last block
+        goes through a one-block scratch buffer.
+        """
         mv = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
         length = mv.size
         if length == 0:
             return
-        if offset % BLOCK == 0 and length % BLOCK == 0 and mv.ctypes.data % 8 == 0:
-            self.fill_aligned(mv.view(np.uint64), offset // BLOCK)
-            return
         first = offset // BLOCK
         last = (offset + length + BLOCK - 1) // BLOCK
-        tmp = np.empty((last - first) * _WORDS, dtype=np.uint64)
-        self.fill_aligned(tmp, first)
-        skip = offset - first * BLOCK
-        mv[:] = tmp.view(np.uint8)[skip : skip + length]
+        # every block's constant in one vectorised call (a 115 KB record has a partial
+        # last block: two calls per record cost more than its XOR)
+        consts = self._block_consts(first, last - first) if self.kind != "zeros" else None
+
+        def part(i: int) -> np.ndarray | None:
+            return consts[i : i + 1] if consts is not None else None
+
+        pos = 0
+        skip = offset % BLOCK
+        if skip:  # the partial first block
+            n = min(length, BLOCK - skip)
+            tmp = np.empty(_WORDS, dtype=np.uint64)
+            self.fill_aligned(tmp, first, part(0))
+            mv[:n] = tmp.view(np.uint8)[skip : skip + n]
+            pos = n
+        whole = (length - pos) // BLOCK * BLOCK
+        if whole:
+            b = (offset + pos) // BLOCK
+            self.fill_aligned(mv[pos : pos + whole].view(np.uint64), b,
+                              consts[b - first : b - first + whole // BLOCK]
+                              if consts is not None else None)
+            pos += whole
+        if pos < length:  # the partial last block
+            tmp = np.empty(_WORDS, dtype=np.uint64)
+            self.fill_aligned(tmp, last - 1, part(last - 1 - first))
+            mv[pos:] = tmp.view(np.uint8)[: length - pos]
 
     def bytes(self, offset: int, length: int) -> bytes:
         out = np.empty(length, dtype=np.uint8)

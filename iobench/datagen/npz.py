@@ -27,6 +27,7 @@ from iobench.datagen.writer import (
     ShardJob,
     content_for,
     content_offsets,
+    crc32,
     record_sizes,
     writing,
 )
@@ -134,7 +135,7 @@ def write_shard(job: ShardJob, buf: np.ndarray, stem: str) -> list[FileRecord]:
             crc = [zlib.crc32(header)]
 
             def tap(mv: memoryview, crc: list[int] = crc) -> None:
-                crc[0] = zlib.crc32(mv, crc[0])
+                crc[0] = crc32(mv, crc[0])  # ISA-L: zlib's own was 1/4 of the write time
 
             w.stream(content, coff, size, tap)
             w.write(_DESC.pack(0x08074B50, crc[0], total, total))

@@ -13,7 +13,7 @@ import numpy as np
 from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import CHUNK_BYTES, FileRecord, ShardJob, record_sizes
+from iobench.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.errors import SpecError
 
 FORMAT_MODULES: dict[str, ModuleType] = {
@@ -74,11 +74,24 @@ def make_plan(spec: TrainingSpec, reasons: tuple[str, ...] = ()) -> Plan:
 
 
 def files_for_size(spec: TrainingSpec, size_bytes: int) -> int:
-    """Shard files needed for at least `size_bytes` of samples (by the mean size)."""
+    """The fewest shard files whose samples hold at least `size_bytes`.
+
+    Sizes are the shards' real record sizes (each shard's draw is reproducible), not the
+    spec's mean: with a clipped, variable size the mean misleads (unet3d's first two
+    shards hold 188 MB, not 2 x 146.6 MB), and a data set sized by it could fall short of
+    the request, or of the 5 x RAM rule --auto-size promises. So the data set is never
+    smaller than asked, and at most one file larger.
+    """
     if size_bytes <= 0:
         raise SpecError(f"--dataset-size: {size_bytes} must be > 0, e.g. 10GiB")
-    per_file = spec.mean_record_bytes * spec.samples_per_file
-    return max(1, math.ceil(size_bytes / per_file))
+    if spec.record_size_stdev == 0:
+        per_file = int(record_sizes(spec, 0)[0]) * spec.samples_per_file
+        return max(1, math.ceil(size_bytes / per_file))
+    files = total = 0
+    while total < size_bytes:  # ~20 us a shard: 5 x 1 TiB of unet3d is ~37,500 shards
+        total += int(record_sizes(spec, files).sum())
+        files += 1
+    return files
 
 
 def auto_size(spec: TrainingSpec, host_ram_bytes: int,
@@ -95,7 +108,7 @@ def auto_size(spec: TrainingSpec, host_ram_bytes: int,
     why = (
         f"{RAM_MULTIPLE} x host RAM ({host_ram_bytes / 1e9:.1f} GB) = "
         f"{RAM_MULTIPLE * host_ram_bytes / 1e9:.1f} GB -> {ram_files} files of "
-        f"~{per_file / 1e6:.1f} MB",
+        f"~{per_file / 1e6:.1f} MB (their real sizes hold at least that)",
         f"{MIN_STEPS_PER_EPOCH} steps x batch {spec.batch_size} x {accelerators} "
         f"accelerator(s) = {step_samples} samples -> {step_files} files",
         f"taking the larger: {files} files "
@@ -116,6 +129,6 @@ def generate_shard(job: ShardJob) -> tuple[int, list[FileRecord], int]:
     """
     global _buf
     if _buf is None:
-        _buf = np.empty(CHUNK_BYTES, dtype=np.uint8)
+        _buf = np.empty(WORKER_BUFFER_BYTES, dtype=np.uint8)
     recs = module(job.spec.format).write_shard(job, _buf, stem(job.spec, job.shard))
     return job.shard, recs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -66,11 +66,11 @@ class Dataset:
             if own:
                 os.close(f)
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes | memoryview) -> Any:
         return decode(self.format, data, self.spec)
 
 
-def decode(fmt: str, data: bytes, spec: TrainingSpec | None = None) -> Any:
+def decode(fmt: str, data: bytes | memoryview, spec: TrainingSpec | None = None) -> Any:
     """Parse one sample's bytes as the format's framework reader would: np.load of the
     .npy member (npz), the TFRecord framing with both CRCs + Example (tfrecord), tokens
     (indexed), h5py for a whole HDF5 file image, a uint8 view (raw)."""

@@ -16,7 +16,7 @@ from iobench.datagen import reader as dg_reader
 from iobench.datagen.plan import module
 from iobench.datagen.spec import TrainingSpec
 from iobench.errors import UsageError
-from iobench.train.emulate import Dataset
+from iobench.train.emulate import Dataset, SampleStream
 from iobench.train.plan import SampleTable
 
 INDEX_THREADS = 8  # indexing reads a header per shard: latency-bound, so overlap it
@@ -121,11 +121,53 @@ def decoder(ds: dg_reader.Dataset) -> Callable[[int, memoryview], None]:
 
     def decode(file_index: int, data: memoryview) -> None:
         try:
-            dg_reader.decode(fmt, bytes(data), spec)
+            dg_reader.decode(fmt, data, spec)  # parsed in the reader's buffer: no copy
         except Exception as e:  # noqa: BLE001 - a sample that will not parse is corruption
-            msg = e.format_message() if hasattr(e, "format_message") else str(e)
-            raise UsageError(f"{files[file_index]}: a sample failed to decode as {fmt} "
-                             f"({msg}); the shard is corrupt: regenerate it with iobench "
-                             "datagen") from None
+            raise _corrupt(files[file_index], fmt, e) from None
 
     return decode
+
+
+def _corrupt(path: Path, fmt: str, e: Exception) -> UsageError:
+    msg = e.format_message() if hasattr(e, "format_message") else str(e)
+    return UsageError(f"{path}: a sample failed to decode as {fmt} ({msg}); the shard is "
+                      "corrupt: regenerate it with iobench datagen")
+
+
+class _Named:
+    """A stream decoder whose failures name the shard (one line, as `decoder`'s do)."""
+
+    def __init__(self, inner: SampleStream, path: Path, fmt: str) -> None:
+        self.inner, self.path, self.fmt = inner, path, fmt
+
+    def feed(self, piece: memoryview) -> None:
+        try:
+            self.inner.feed(piece)
+        except Exception as e:  # noqa: BLE001
+            raise _corrupt(self.path, self.fmt, e) from None
+
+    def finish(self) -> None:
+        try:
+            self.inner.finish()
+        except Exception as e:  # noqa: BLE001
+            raise _corrupt(self.path, self.fmt, e) from None
+
+
+def stream_decoder(ds: dg_reader.Dataset) -> Callable[[int, int, int], SampleStream] | None:
+    """npz: each sample decoded as it streams through the reader's block buffer (header,
+    length, zip CRC-32; iobench.train.decode); other formats: None (whole samples)."""
+    if ds.format != "npz":
+        return None
+    from iobench.train.decode import NpzStreams
+
+    streams = NpzStreams(list(ds.files))
+    files = ds.files
+
+    def start(file_index: int, offset: int, length: int) -> SampleStream:
+        try:
+            s = streams(file_index, offset, length)
+        except Exception as e:  # noqa: BLE001
+            raise _corrupt(files[file_index], "npz", e) from None
+        return _Named(s, files[file_index], "npz")
+
+    return start

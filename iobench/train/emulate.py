@@ -34,6 +34,18 @@ MAX_OPEN_FILES = 4096  # above this many shards, each sample read opens and clos
 Decoder = Callable[[int, memoryview], None]
 
 
+class SampleStream(Protocol):
+    """A sample decoded as its pieces arrive (iobench.train.decode)."""
+
+    def feed(self, piece: memoryview) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+# stream_decode(file_index, offset, length) starts decoding one sample piece by piece
+StreamDecoder = Callable[[int, int, int], SampleStream]
+
+
 @dataclass(frozen=True)
 class ReplayConfig:
     """How one replay runs (one run = `epochs` epochs)."""
@@ -62,6 +74,9 @@ class Dataset:
     decode: Decoder | None = None
     name: str = ""
     file_bytes: tuple[int, ...] = ()  # each file's size (from the manifest), when known
+    # when set (npz), --decode streams each sample through the block buffer instead of
+    # holding it whole: memory per reader is one block, as without decoding
+    stream_decode: StreamDecoder | None = None
 
     @property
     def max_sample_bytes(self) -> int:
@@ -287,12 +302,14 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
     permits = [threading.Semaphore(cfg.prefetch) for _ in range(acc)]
     dispense = threading.Lock()
     next_item = [0]
-    decode = ds.decode
+    stream = ds.stream_decode
+    decode = ds.decode if stream is None else None
     block = cfg.block_size
     direct = cfg.direct
     active = checkpointer.active if checkpointer is not None else None
 
-    # buffer: decoding needs the whole (widened) sample; plain reads reuse one block
+    # buffer: whole-sample decoding needs the whole (widened) sample; plain reads and
+    # stream decoding reuse one block
     biggest = ds.max_sample_bytes + (8192 if direct else 0)
     buf_bytes = biggest if decode is not None else min(block, max(biggest, 4096))
 
@@ -322,6 +339,7 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
                 else:
                     aoff, alen, skip = off, ln, 0
                 fd = fds[f] if keep_open else open_file(ds.files[f], direct=direct)
+                feeder = stream(f, off, ln) if stream is not None else None
                 try:
                     pos = 0
                     while pos < alen:
@@ -344,6 +362,10 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
                             progress(got)
                         if got == 0:
                             break
+                        if feeder is not None:  # the sample's part of this piece
+                            lo, hi = max(pos, skip), min(pos + got, skip + ln)
+                            if hi > lo:
+                                feeder.feed(view[lo - pos : hi - pos])
                         pos += got
                 finally:
                     if not keep_open:
@@ -355,6 +377,8 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
                         f"the data set with iobench datagen")
                 if decode is not None:
                     decode(f, mv[skip:skip + ln])
+                if feeder is not None:
+                    feeder.finish()
                 b = i // bsz
                 with cond:
                     remaining[b] -= 1

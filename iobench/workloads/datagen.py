@@ -59,9 +59,9 @@ def sized_spec(
         n = files
     elif dataset_size is not None:
         n = plan_mod.files_for_size(spec, dataset_size)
-        per = spec.mean_record_bytes * spec.samples_per_file
-        reasons = (f"--dataset-size {format_bytes(dataset_size)} / ~{format_bytes(per)} "
-                   f"per file -> {n} files",)
+        got, _ = plan_mod.payload_bytes(spec, n)
+        reasons = (f"--dataset-size {format_bytes(dataset_size)}: the fewest files whose "
+                   f"samples hold it -> {n} files, {format_bytes(got)} of samples",)
     elif auto:
         n, reasons = plan_mod.auto_size(spec, host_ram, accelerators)
     else:
@@ -388,19 +388,45 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
             writer.save_manifest(directory, m)
         total_bytes = sum(int(e.get("size", 0)) for e in m["entries"].values()
                           if e.get("complete"))
+        data_bytes = sum(int(e.get("size", 0)) for e in m["entries"].values()
+                         if e.get("complete") and e.get("role", "data") == "data")
         metrics = {
             "files": written, "bytes": nbytes, "gb_per_s": bps / 1e9,
             "files_skipped": skipped, "files_total": spec.files,
             "samples_total": spec.files * spec.samples_per_file,
-            "dataset_bytes": total_bytes, "complete": complete, "jobs": jobs,
+            "dataset_bytes": total_bytes, "dataset_data_bytes": data_bytes,
+            "complete": complete, "jobs": jobs,
             "worker_max_rss_bytes": worker_rss, "ranks": w.size,
         }
         result.add_phase(make_phase("datagen", nbytes=nbytes, seconds=seconds, ops=written,
                                     direction="write", metrics=metrics))
         result.metrics.update({k: metrics[k] for k in ("files", "bytes", "gb_per_s")})
         result.metrics.update(files_total=spec.files, dataset_bytes=total_bytes,
+                              dataset_data_bytes=data_bytes, complete=complete,
                               worker_max_rss_bytes=worker_rss,
                               files_skipped=skipped, directory=str(directory))
+
+
+def check_size(result: Result, dataset_size: int | None, auto_ram: int | None) -> None:
+    """Hold the sizing promise against the bytes the manifest says were written (data
+    files only, not index sidecars): --dataset-size never under the request, --auto-size
+    never under 5 x RAM. A shortfall (which the sizing should make impossible) is a
+    warning in the result, with the figures."""
+    got = int(result.metrics.get("dataset_data_bytes", 0))
+    if not result.metrics.get("complete"):
+        return
+    if dataset_size is not None:
+        result.metrics["dataset_size_requested"] = dataset_size
+        if got < dataset_size:
+            result.warnings.append(
+                f"--dataset-size: the data files hold {format_bytes(got)}, under the "
+                f"{format_bytes(dataset_size)} asked for")
+    if auto_ram:
+        result.metrics["dataset_to_ram"] = got / auto_ram
+        if got < plan_mod.RAM_MULTIPLE * auto_ram:
+            result.warnings.append(
+                f"--auto-size: the data files hold {format_bytes(got)} = "
+                f"{got / auto_ram:.2f} x RAM, under the {plan_mod.RAM_MULTIPLE} x RAM rule")
 
 
 # --- verification ----------------------------------------------------------------------
@@ -576,6 +602,7 @@ def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Pat
                 run_verify(r, spec.name, directory, n_jobs)
         else:
             generate(r, spec, content, directory, tgt, n_jobs, force, json_out)
+            check_size(r, dataset_size, ram if auto_size else None)
 
     execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
 

@@ -525,6 +525,7 @@ def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: P
     dg, ds = dist.root_first_value(open_dataset, w)
     if decode:
         ds.decode = ds_mod.decoder(dg)
+        ds.stream_decode = ds_mod.stream_decoder(dg)
     n_acc = accelerators or 1
     _check_steps(ds, spec, n_acc if not find_max else 1)
     if ckpt_epochs:  # a DLIO config's checkpoint every N epochs: N x this run's epoch steps
