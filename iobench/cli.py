@@ -170,11 +170,17 @@ def cli() -> None:
 
 
 def main() -> None:
+    from iobench import interrupt
+
     try:
         cli.main(prog_name="iobench", standalone_mode=True)
-    except SystemExit:
+    except SystemExit as e:
+        if interrupt.pending() is not None and e.code in (0, None):  # never acted on
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
         raise
     except KeyboardInterrupt:  # before a run started: nothing measured, nothing to keep
+        click.echo("interrupted before the run started: nothing was measured", err=True)
         raise SystemExit(130) from None
 
 
