@@ -16,7 +16,9 @@ returns at once and the caller would close descriptors the worker still uses.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -162,6 +164,20 @@ def set_fault_source(fn: Callable[[], KeyboardInterrupt | None] | None) -> None:
     """dist's watchdog: what a SIGTERM means when a peer rank asked for it."""
     global _fault
     _fault = fn
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a child process: get SIGKILL when the parent dies (Linux PR_SET_PDEATHSIG), so
+    a SIGKILLed iobench (or MPI rank) leaves no writer behind; exit at once if the parent
+    is already gone."""
+    if sys.platform == "linux":
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 class Worker(threading.Thread):

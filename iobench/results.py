@@ -99,6 +99,10 @@ class Result:
 
     def add_phase(self, phase: dict[str, Any]) -> dict[str, Any]:
         self.phases.append(phase)
+        log = os.environ.get("IOBENCH_PHASE_LOG")
+        if log:  # one line per finished phase, for scripts that watch a run
+            with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
+                f.write(f"{self.kind} {phase.get('name')}\n")
         return phase
 
     def mark(self, status: str, reason: str | None = None) -> None:
@@ -220,7 +224,7 @@ def mark_unsaved(path: Path, result: Result, note: str) -> None:
     provisional file's "did not finish" by the truth, in place, in the blocks it already
     has (a compact form is smaller than the indented provisional one). Best effort."""
     d = result.to_dict()
-    d["status"] = {"state": "failed" if result.status == "failed" else result.status,
+    d["status"] = {"state": "failed",
                    "reason": f"{note}; the run itself ended: {result.status}"
                              + (f" ({result.reason})" if result.reason else "")}
     d["phases"] = [{k: v for k, v in p.items() if k not in ("histogram", "timeline")}
@@ -271,7 +275,12 @@ def save(result: Result, results_dir: Path) -> Path:
     if result.finished_utc is None:
         result.finished_utc = utc_now()
     path = new_run_dir(results_dir, result.started_utc, result.kind, result.name) / "result.json"
-    write_atomic(path, result.to_json())
+    try:
+        write_atomic(path, result.to_json())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the directory this call made, still empty
+        raise
     return path
 
 

@@ -171,7 +171,8 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
     with interrupt.shield():  # finishing the result: a late signal cannot cut it short
         if w.size > 1 and local_fault and not root:
             w.notify_fault(what)  # rank 0 learns it now, wherever it is
-        _finish(result, path, root, json_out, render, message)
+        if not _finish(result, path, root, json_out, render, message) and not code:
+            code = EXIT_FAILED  # measured, but the result file could not be written
         late = interrupt.take()
     if w.size > 1 and world_fault:
         _leave_world(w, code, local_fault, what)
@@ -179,7 +180,7 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
         if _nesting == 1:  # not a suite's step: the process is leaving now
             interrupt.exiting()
         sys.exit(code)
-    if late is not None:  # after a complete result: the caller (a suite) still stops
+    if late is not None and _nesting > 1:  # a suite's step: the suite stops too
         raise late
     return result
 
@@ -201,10 +202,11 @@ def _leave_world(w: dist.World, code: int, local_fault: bool, reason: str) -> No
 
 
 def _finish(result: Result, path: Path | None, root: bool, json_out: bool,
-            render: Callable[[Result], None] | None, message: str | None) -> None:
+            render: Callable[[Result], None] | None, message: str | None) -> bool:
+    """Write the final result, report it; False when it could not be saved."""
     result.finished_utc = results_mod.utc_now()
     if not root:
-        return
+        return True
     saved = True
     if path is not None:
         try:
@@ -225,3 +227,4 @@ def _finish(result: Result, path: Path | None, root: bool, json_out: bool,
         (render or terminal.render)(result)
     if path is not None and saved:
         click.echo(f"result: {path}", err=True)
+    return saved

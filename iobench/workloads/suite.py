@@ -155,8 +155,11 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
         try:
             suite_runner.run_steps(cli, steps, r, suite_dir, tgt.root, force, json_out,
                                    announce, outcomes)
-        except KeyboardInterrupt:
-            r.mark("partial", "interrupted (Ctrl-C); finished steps are kept")
+        except KeyboardInterrupt as e:
+            from iobench.interrupt import Terminated
+
+            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+            r.mark("partial", f"interrupted ({what}); finished steps are kept")
             raise
         finally:
             suite_runner.judge(r, criteria, outcomes, steps)
