@@ -162,6 +162,8 @@ class MPIWorld(World):
         return self._fault
 
     def _check(self, what: str, deadline: float) -> None:
+        if interrupt.pending() is not None:  # start-up: no rank waits for a dead one
+            raise interrupt.take()  # type: ignore[misc]
         if self.fault() is not None:
             raise self._peer_fault()  # type: ignore[misc]
         if time.monotonic() > deadline:
@@ -238,6 +240,16 @@ class MPIWorld(World):
 
 
 EXIT_INTERRUPTED_OR_FAILED = 1
+
+
+def leave_after_interrupt(code: int) -> None:
+    """An interruption outside a run (start-up, before the provisional result): under MPI
+    tell the other ranks and end the world, so nobody waits for this rank."""
+    w = _WORLD
+    if w is None or w.size == 1:
+        return
+    w.notify_fault("was interrupted during start-up (nothing was measured)")
+    w.abort(code)
 
 
 def dead_peers(w: World) -> list[int]:

@@ -39,6 +39,7 @@ _pending: KeyboardInterrupt | None = None
 _hooks: list[Callable[[], None]] = []
 _installed = False
 _fault: Callable[[], KeyboardInterrupt | None] | None = None  # set by iobench.dist
+_last: int | None = None  # the last signal received
 _exiting = False  # the result is written and the process is leaving: signals are moot
 
 
@@ -53,8 +54,10 @@ def _make(signum: int) -> KeyboardInterrupt:
 
 def _handler(signum: int, frame: Any) -> None:
     global _pending
+    global _last
     if _exiting:
         return
+    _last = signum
     exc = _make(signum)
     for hook in list(_hooks):
         with contextlib.suppress(Exception):
@@ -114,6 +117,11 @@ def end_startup() -> None:
     _startup = False
     _depth -= 1
     check()
+
+
+def last_signal() -> int | None:
+    """The last SIGINT/SIGTERM received (a suite names it after a step stopped)."""
+    return _last
 
 
 def pending() -> KeyboardInterrupt | None:

@@ -156,9 +156,10 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
             suite_runner.run_steps(cli, steps, r, suite_dir, tgt.root, force, json_out,
                                    announce, outcomes)
         except KeyboardInterrupt as e:
-            from iobench.interrupt import Terminated
+            from iobench import interrupt
 
-            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+            term = isinstance(e, interrupt.Terminated) or interrupt.last_signal() == 15
+            what = "SIGTERM" if term else "Ctrl-C"
             r.mark("partial", f"interrupted ({what}); finished steps are kept")
             raise
         finally:
