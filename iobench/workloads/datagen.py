@@ -348,10 +348,12 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
         failure = f"datagen {spec.name}: writing in {directory} failed: {e}"
         raise RunFailed(failure) from None
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        syncer.shutdown(wait=True, cancel_futures=True)
+        with interrupt.shield():  # a second Ctrl-C cannot cut the workers' shutdown short
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            syncer.shutdown(wait=True, cancel_futures=True)
+            interrupt.take()  # already stopping: the first signal is the one reported
         with contextlib.suppress(BaseException):
             pending[:] = [x for x in pending if x[0].done() and not x[0].cancelled()
                           and x[0].exception() is None]
