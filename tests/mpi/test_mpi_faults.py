@@ -6,6 +6,7 @@ fixed sleep."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,6 +122,19 @@ def test_a_signalled_rank_ends_the_job_with_a_failed_result_naming_it(
            *_args(workload, tmp_path, data), "--results-dir", str(res)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+    seen: list[int] = []
+    try:
+        _check_fault(proc, res, phases, workload, sig, seen)
+    finally:  # whatever failed, leave nothing running (by pid: only this job's processes)
+        for p in _alive([*seen, *_tree(proc.pid)]):
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate()
+
+
+def _check_fault(proc: subprocess.Popen, res: Path, phases: Path, workload: str, sig: int,
+                 seen: list[int]) -> None:
     _wait(lambda: bool(list(res.glob("*/result.json"))), proc, "the provisional result")
     if workload == "checkpoint":  # a checkpoint written: the writers are busy
         _wait(lambda: phases.exists() and phases.read_text().count("\n") >= 2, proc,
@@ -130,6 +144,7 @@ def test_a_signalled_rank_ends_the_job_with_a_failed_result_naming_it(
         need = 12 * MiB if workload == "train" else 4 * MiB
         _wait(lambda: _io(_tree(proc.pid), "rchar") - base >= need, proc, "reads")
     job = _tree(proc.pid)
+    seen += job
     victims = [p for p in job if _rank_of(p) == 1 and p != proc.pid]
     assert victims, "rank 1 not found"
     victim = min(victims)  # the rank itself, not its checkpoint writer (a later child)
