@@ -138,10 +138,17 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
         code = EXIT_FAILED
         message = e.format_message()
     except RunFailed as e:
-        result.mark("failed", e.format_message())
-        code = EXIT_FAILED
-        message = e.format_message()
-        local_fault = world_fault = True
+        fault = w.fault() if w.size > 1 else None
+        if fault is not None:  # stopped because a peer did (e.g. the training step barrier)
+            result.mark("failed", f"rank {fault[0]} ({fault[1]}) {fault[2]}; every rank "
+                        "stopped, phases measured so far are kept")
+            code = EXIT_INTERRUPTED if "interrupted" in fault[2] else EXIT_FAILED
+            world_fault = True
+        else:
+            result.mark("failed", e.format_message())
+            code = EXIT_FAILED
+            message = e.format_message()
+            local_fault = world_fault = True
     except IobenchError as e:
         if not result.phases:
             if w.size > 1:
