@@ -1,6 +1,6 @@
 """`python -m iobench` runs the command line."""
 
-from iobench.cli import main
+from iobench._entry import main
 
 if __name__ == "__main__":
     main()

@@ -179,8 +179,15 @@ class Group(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.exceptions.Abort:
-            click.echo("aborted", err=True)
+        except click.exceptions.Abort as e:
+            from iobench.interrupt import PeerFault
+
+            why = (f"{e.__cause__}, " if isinstance(e.__cause__, PeerFault) else "")
+            click.echo(f"interrupted before the run started ({why}nothing was measured)",
+                       err=True)
+            from iobench import dist
+
+            dist.leave_after_interrupt(130)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -220,11 +227,20 @@ def cli() -> None:
 
 
 def main() -> None:
+    from iobench import interrupt
+
     try:
         cli.main(prog_name="iobench", standalone_mode=True)
-    except SystemExit:
+    except SystemExit as e:
+        if interrupt.pending() is not None and e.code in (0, None):  # never acted on
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
         raise
     except KeyboardInterrupt:  # before a run started: nothing measured, nothing to keep
+        click.echo("interrupted before the run started: nothing was measured", err=True)
+        from iobench import dist
+
+        dist.leave_after_interrupt(130)
         raise SystemExit(130) from None
 
 

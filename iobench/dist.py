@@ -6,17 +6,29 @@ wall-clock start and end) and writes one Result: aggregate throughput = total by
 (last end - first start), per-rank min/median/max, first done vs last done, percentiles
 from the merged histogram. An error on any rank is reported by every rank at the next
 collective, naming the rank, so nobody hangs.
+
+Faults (see docs/interruption.md): every collective is polled (an `Ibarrier` first), so a
+rank waiting for the others still sees signals, a peer's fault notice and a deadline
+(IOBENCH_MPI_TIMEOUT seconds, default 1800). A rank that is interrupted or fails outside a
+collective sends a fault notice to every other rank; a watchdog thread on each rank turns
+the notice into a `PeerFault` in its main thread, so every rank stops and rank 0 writes a
+failed result naming the rank; rank 0 then aborts the world (`MPI_Abort`), so nothing waits
+in `MPI_Finalize` for a rank that left.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
+import signal
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from iobench import interrupt
 from iobench.errors import RunFailed, ToolMissing
 from iobench.results import make_phase
 from iobench.stats import Histogram, Timeline
@@ -26,6 +38,20 @@ T = TypeVar("T")
 # Variables that launchers set in every rank's environment.
 _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+FAULT_TAG = 7301  # point-to-point tag of fault notices
+WATCH_POLL_S = 0.1
+
+
+def collective_timeout_s() -> float:
+    v = os.environ.get("IOBENCH_MPI_TIMEOUT", "")
+    try:
+        return max(1.0, float(v)) if v else 1800.0
+    except ValueError:
+        return 1800.0
+
+
+class RankFailed(RunFailed):
+    """A rank failed, and every rank learnt it at the same collective (nobody is stuck)."""
 
 
 def launched_size() -> int | None:
@@ -50,7 +76,7 @@ class World:
     def is_root(self) -> bool:
         return self.rank == 0
 
-    def barrier(self) -> None:
+    def barrier(self, what: str = "a barrier") -> None:
         return None
 
     def gather(self, obj: T) -> list[T] | None:
@@ -65,6 +91,22 @@ class World:
     def hostname(self) -> str:
         return socket.gethostname()
 
+    # --- faults (no-ops in a world of one) ---
+    peers: list[tuple[str, int]] = []  # (host, pid) of every rank, once execute gathered them
+
+    def fault(self) -> tuple[int, str, str] | None:
+        """(rank, host, what happened) of the first peer fault noticed, or None."""
+        return None
+
+    def notify_fault(self, what: str) -> None:
+        return None
+
+    def abort(self, code: int) -> None:
+        return None
+
+    def wait_to_be_aborted(self, timeout_s: float) -> None:
+        return None
+
 
 class MPIWorld(World):
     mpi = True
@@ -72,21 +114,162 @@ class MPIWorld(World):
     def __init__(self) -> None:
         from mpi4py import MPI
 
+        self._MPI = MPI
         self.comm = MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
+        self.peers = []
+        self._fault: tuple[int, str, str] | None = None
+        self._notified = False
+        self._threaded = MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+        if self.size > 1:
+            interrupt.set_fault_source(self._peer_fault)
+            if self._threaded:
+                threading.Thread(target=self._watch, name="iobench-mpi-watchdog",
+                                 daemon=True).start()
 
-    def barrier(self) -> None:
-        self.comm.Barrier()
+    # --- fault notices ---
+    def _probe(self) -> bool:
+        """Receive a pending fault notice, if any; True when one arrived."""
+        st = self._MPI.Status()
+        if not self.comm.Iprobe(source=self._MPI.ANY_SOURCE, tag=FAULT_TAG, status=st):
+            return False
+        msg = self.comm.recv(source=st.Get_source(), tag=FAULT_TAG)
+        if self._fault is None:
+            self._fault = tuple(msg)
+        return True
+
+    def _watch(self) -> None:
+        # a watchdog: a peer's notice interrupts this rank wherever its main thread is
+        while True:
+            try:
+                if self._probe():
+                    _thread.interrupt_main(signal.SIGTERM)
+                    return
+            except Exception:  # noqa: BLE001 - MPI finalized: the process is exiting
+                return
+            time.sleep(WATCH_POLL_S)
+
+    def _peer_fault(self) -> KeyboardInterrupt | None:
+        if self._fault is None:
+            return None
+        r, host, what = self._fault
+        return interrupt.PeerFault(f"rank {r} ({host}) {what}")
+
+    def fault(self) -> tuple[int, str, str] | None:
+        if self._fault is None and not self._threaded:
+            self._probe()
+        return self._fault
+
+    def _check(self, what: str, deadline: float) -> None:
+        if interrupt.pending() is not None:  # start-up: no rank waits for a dead one
+            raise interrupt.take()  # type: ignore[misc]
+        if self.fault() is not None:
+            raise self._peer_fault()  # type: ignore[misc]
+        if time.monotonic() > deadline:
+            raise RunFailed(f"rank {self.rank} ({self.hostname()}) waited "
+                            f"{collective_timeout_s():.0f} s for the other ranks in {what}; "
+                            "a rank is stuck (see IOBENCH_MPI_TIMEOUT)")
+
+    def _wait(self, req: Any, what: str) -> None:
+        """Poll a non-blocking request: signals, peer faults and the deadline still act."""
+        deadline = time.monotonic() + collective_timeout_s()
+        spin_until = time.monotonic() + 0.002
+        pause = 0.0001
+        while not req.Test():
+            self._check(what, deadline)
+            if time.monotonic() < spin_until:
+                time.sleep(0)
+            else:
+                time.sleep(pause)
+                pause = min(0.01, pause * 2)
+
+    def notify_fault(self, what: str) -> None:
+        """Tell every other rank that this one stopped (once); bounded, never blocks."""
+        if self._notified or self.size == 1:
+            return
+        self._notified = True
+        msg = (self.rank, self.hostname(), what)
+        reqs = []
+        for dest in range(self.size):
+            if dest != self.rank:
+                try:
+                    reqs.append(self.comm.isend(msg, dest=dest, tag=FAULT_TAG))
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+        deadline = time.monotonic() + 2.0
+        with interrupt.shield():
+            while reqs and time.monotonic() < deadline:
+                reqs = [r for r in reqs if not r.Test()]
+                time.sleep(0.001)
+            interrupt.take()
+
+    def abort(self, code: int) -> None:
+        """End every rank now (rank 0, once the result is written)."""
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+    def wait_to_be_aborted(self, timeout_s: float) -> None:
+        """A rank other than 0 after a fault: rank 0 writes the result, then aborts the
+        world; if it never does (it died), abort after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with interrupt.shield():
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+            interrupt.take()
+        self.abort(EXIT_INTERRUPTED_OR_FAILED)
+
+    # --- collectives, all polled ---
+    def barrier(self, what: str = "a barrier") -> None:
+        self._wait(self.comm.Ibarrier(), what)
 
     def gather(self, obj: T) -> list[T] | None:
+        self.barrier("a gather")
         return self.comm.gather(obj, root=0)
 
     def allgather(self, obj: T) -> list[T]:
+        self.barrier("an allgather")
         return self.comm.allgather(obj)
 
     def bcast(self, obj: T) -> T:
+        self.barrier("a broadcast")
         return self.comm.bcast(obj, root=0)
+
+
+EXIT_INTERRUPTED_OR_FAILED = 1
+
+
+def leave_after_interrupt(code: int) -> None:
+    """An interruption outside a run (start-up, before the provisional result): under MPI
+    tell the other ranks and end the world, so nobody waits for this rank."""
+    w = _WORLD
+    if w is None or w.size == 1:
+        return
+    w.notify_fault("was interrupted during start-up (nothing was measured)")
+    w.abort(code)
+
+
+def dead_peers(w: World) -> list[int]:
+    """Ranks on this host whose process is gone (killed or crashed)."""
+    if not w.peers:
+        return []
+    here = w.hostname()
+    dead = []
+    for r, (host, pid) in enumerate(w.peers):
+        if r == w.rank or host != here:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            dead.append(r)
+            continue
+        if state in ("Z", "X"):
+            dead.append(r)
+    return dead
 
 
 _WORLD: World | None = None
@@ -148,7 +331,7 @@ def collective(fn: Callable[[], T], w: World | None = None, what: str = "phase")
     for rank, (state, value) in enumerate(outcomes):
         if state == "error":
             host = w.hostname() if rank == w.rank else "its host"
-            raise RunFailed(f"rank {rank} ({host}) failed in {what}: {value}")
+            raise RankFailed(f"rank {rank} ({host}) failed in {what}: {value}")
     return [v for _, v in outcomes]
 
 

@@ -7,10 +7,12 @@ Schema history (bump SCHEMA_VERSION on any incompatible change and upgrade old f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,6 +99,10 @@ class Result:
 
     def add_phase(self, phase: dict[str, Any]) -> dict[str, Any]:
         self.phases.append(phase)
+        log = os.environ.get("IOBENCH_PHASE_LOG")
+        if log:  # one line per finished phase, for scripts that watch a run
+            with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
+                f.write(f"{self.kind} {phase.get('name')}\n")
         return phase
 
     def mark(self, status: str, reason: str | None = None) -> None:
@@ -180,13 +186,70 @@ def _slug(text: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temp file + fsync + rename (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write text to path via a new temp file + fsync + rename (never a half-written file).
+
+    The temp file is created with O_EXCL|O_NOFOLLOW under a fresh random name and written
+    through its own descriptor, opened here and closed before the rename: nothing else in
+    the process can hold it. On any error the temp file is removed and the error raised.
+    """
+    data = text.encode("utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
+        os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(f"{path.parent}: cannot create a temporary file")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def mark_unsaved(path: Path, result: Result, note: str) -> None:
+    """The full result could not be written (e.g. the disk is full): replace the
+    provisional file's "did not finish" by the truth, in place, in the blocks it already
+    has (a compact form is smaller than the indented provisional one). Best effort."""
+    d = result.to_dict()
+    d["status"] = {"state": "failed",
+                   "reason": f"{note}; the run itself ended: {result.status}"
+                             + (f" ({result.reason})" if result.reason else "")}
+    d["phases"] = [{k: v for k, v in p.items() if k not in ("histogram", "timeline")}
+                   for p in result.phases]
+    d["sysinfo"] = {}
+    d["children"] = []
+    text = json.dumps(d, separators=(",", ":"), default=_json_default).encode("utf-8")
+    with contextlib.suppress(OSError):
+        write_atomic(path, text.decode("utf-8"))
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if len(text) > size:  # no room: keep just what the status needs
+                d = {k: d[k] for k in ("schema_version", "iobench_version", "kind", "name",
+                                       "started_utc", "finished_utc", "status")}
+                d["phases"] = []
+                text = json.dumps(d, separators=(",", ":")).encode("utf-8")
+            if len(text) <= size:
+                os.pwrite(fd, text, 0)
+                os.ftruncate(fd, len(text))
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def new_run_dir(results_dir: Path, started_utc: str, kind: str, name: str) -> Path:
@@ -212,7 +275,12 @@ def save(result: Result, results_dir: Path) -> Path:
     if result.finished_utc is None:
         result.finished_utc = utc_now()
     path = new_run_dir(results_dir, result.started_utc, result.kind, result.name) / "result.json"
-    write_atomic(path, result.to_json())
+    try:
+        write_atomic(path, result.to_json())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the directory this call made, still empty
+        raise
     return path
 
 

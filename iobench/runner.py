@@ -6,27 +6,63 @@ keeps a partial result on Ctrl-C/SIGTERM (exit 130) and a failed one on errors (
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from iobench import dist, sysinfo
+from iobench import dist, interrupt, sysinfo
 from iobench import results as results_mod
-from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed
+from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed, UsageError
 from iobench.results import Result
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: stop, keep what was measured."""
+Terminated = interrupt.Terminated  # SIGTERM, handled like Ctrl-C (kept for importers)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
+def _interrupt_reason(e: KeyboardInterrupt, w: dist.World) -> tuple[str, str]:
+    """(status, reason) for a run stopped by a signal or by a peer rank's fault."""
+    what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+    if w.size == 1:
+        return "partial", f"interrupted ({what}); phases measured so far are kept"
+    dead = dist.dead_peers(w)
+    if dead:
+        names = ", ".join(f"rank {r} (pid {w.peers[r][1]})" for r in dead)
+        return "failed", (f"{names} died (killed or crashed) and the job was stopped; "
+                          "phases measured so far are kept")
+    if isinstance(e, interrupt.PeerFault):
+        return "failed", f"{e}; every rank stopped, phases measured so far are kept"
+    fault = w.fault()
+    if fault is not None:
+        return "failed", (f"rank {fault[0]} ({fault[1]}) {fault[2]}; every rank stopped, "
+                          "phases measured so far are kept")
+    return "failed", (f"rank {w.rank} ({w.hostname()}) was interrupted ({what}): this rank "
+                      "was signalled, or mpirun stopped the job (its message names the "
+                      "rank); phases measured so far are kept")
+
+
+_nesting = 0  # execute() calls under way (a suite runs its steps' inside its own)
+
+
+def _install() -> Callable[[], None]:
+    """Signal handlers for a run started without the `iobench` entry point (tests, a
+    library caller); returns how to put the old ones back."""
+    if interrupt.installed():
+        return lambda: None
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    interrupt.install()
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+        interrupt.uninstall()
+
+    return restore
 
 
 def execute(
@@ -42,68 +78,160 @@ def execute(
     """Run `body(result)` and finish the result whatever happens; exit non-zero on failure.
 
     A provisional result (status failed, "did not finish") is written before the body
-    runs and replaced at the end, so even a SIGKILL leaves a result behind. Under MPI every
-    rank runs the body; only rank 0 writes and prints. Bad input raised before any phase
-    was measured propagates (exit 2, no result file).
+    runs (and before any collective across MPI ranks) and replaced at the end, so even a
+    SIGKILL leaves a result behind. Under MPI every rank runs the body; only rank 0 writes
+    and prints. Bad input raised before any phase was measured propagates (exit 2, no
+    result file). A signal that arrived during start-up is acted on once the provisional
+    result exists (exit 130, a partial result).
     """
+    global _nesting
+    restore = _install()
+    _nesting += 1
+    try:
+        return _execute(result, body, results_dir=results_dir, json_out=json_out,
+                        target=target, save=save, render=render)
+    finally:
+        _nesting -= 1
+        restore()
+
+
+def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Path,
+             json_out: bool, target: Path | None, save: bool,
+             render: Callable[[Result], None] | None) -> Result:
     w = dist.world()
     root = w.is_root
-    result.sysinfo = sysinfo.collect(target) if root else {}
-    if w.size > 1:
-        hosts = w.allgather(w.hostname())
-        result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
-                                 "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
     path: Path | None = None
-    if save and root:
-        provisional = result.status, result.reason
-        result.mark("failed", "the run did not finish (killed, or the machine stopped)")
-        path = results_mod.save(result, results_dir)
-        result.status, result.reason = provisional
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
     code = 0
     message: str | None = None
+    local_fault = False  # this rank stopped on its own: the other ranks must be told
+    what = ""  # what happened to this rank, for the other ranks
+    world_fault = False  # ranks stopped at different places: rank 0 ends the world
     try:
+        result.sysinfo = sysinfo.collect(target) if root else {}
+        if save and root:
+            provisional = result.status, result.reason
+            result.mark("failed", "the run did not finish (killed, or the machine stopped)")
+            try:
+                path = results_mod.save(result, results_dir)
+            except OSError as e:
+                raise UsageError(f"--results-dir {results_dir}: cannot write the result "
+                                 f"({e.strerror or e}); free space or give another "
+                                 "--results-dir") from None
+            finally:
+                result.status, result.reason = provisional
+        interrupt.end_startup()
+        if w.size > 1:
+            peers = w.allgather((w.hostname(), os.getpid()))
+            w.peers = [(str(h), int(p)) for h, p in peers]
+            hosts = [h for h, _ in w.peers]
+            result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
+                                     "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
         body(result)
     except KeyboardInterrupt as e:
-        if isinstance(e, Terminated) and w.size > 1:
-            result.mark("failed", "terminated by mpirun: a rank died or the job was "
-                        "cancelled (mpirun's message names the rank)")
-        else:
-            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
-            result.mark("partial", f"interrupted ({what}); phases measured so far are kept")
+        result.mark(*_interrupt_reason(e, w))
+        what = f"was interrupted ({'SIGTERM' if isinstance(e, Terminated) else 'Ctrl-C'})"
         code = EXIT_INTERRUPTED
-    except RunFailed as e:
+        local_fault = not isinstance(e, interrupt.PeerFault)
+        world_fault = True
+    except dist.RankFailed as e:  # every rank learnt it at the same collective
         result.mark("failed", e.format_message())
         code = EXIT_FAILED
         message = e.format_message()
+    except RunFailed as e:
+        fault = w.fault() if w.size > 1 else None
+        if fault is not None:  # stopped because a peer did (e.g. the training step barrier)
+            result.mark("failed", f"rank {fault[0]} ({fault[1]}) {fault[2]}; every rank "
+                        "stopped, phases measured so far are kept")
+            code = EXIT_INTERRUPTED if "interrupted" in fault[2] else EXIT_FAILED
+            world_fault = True
+        else:
+            result.mark("failed", e.format_message())
+            code = EXIT_FAILED
+            message = e.format_message()
+            local_fault = world_fault = True
     except IobenchError as e:
         if not result.phases:
+            if w.size > 1:
+                w.notify_fault(f"failed: {e.format_message()}")
             if path is not None:
                 shutil.rmtree(path.parent, ignore_errors=True)
             raise
         message = e.format_message()
         result.mark("failed", f"bad input found after measuring had begun: {message}")
         code = 2
+        local_fault = world_fault = True
     except OSError as e:
-        result.mark("failed", f"I/O error: {e}")
+        message = _os_error(e)
+        result.mark("failed", message)
         code = EXIT_FAILED
-        message = f"I/O error: {e}"
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    result.finished_utc = results_mod.utc_now()
-    if root:
-        if path is not None:
-            results_mod.rewrite(result, path)
-        if message:
-            click.echo(f"error: {message}", err=True)
-        if json_out:
-            click.echo(result.to_json())
-        else:
-            from iobench.report import terminal
-
-            (render or terminal.render)(result)
-        if path is not None:
-            click.echo(f"result: {path}", err=True)
+        local_fault = world_fault = True
+    except Exception as e:  # a bug: the result still says what happened
+        message = (f"internal error: {type(e).__name__}: {e} (a bug in iobench; "
+                   "IOBENCH_DEBUG=1 shows the traceback)")
+        result.mark("failed", message)
+        code = EXIT_FAILED
+        local_fault = world_fault = True
+        if os.environ.get("IOBENCH_DEBUG"):
+            traceback.print_exc()
+    if local_fault and not what:
+        what = f"failed: {message or result.reason}"
+    with interrupt.shield():  # finishing the result: a late signal cannot cut it short
+        if w.size > 1 and local_fault and not root:
+            w.notify_fault(what)  # rank 0 learns it now, wherever it is
+        if not _finish(result, path, root, json_out, render, message) and not code:
+            code = EXIT_FAILED  # measured, but the result file could not be written
+        late = interrupt.take()
+    if w.size > 1 and world_fault:
+        _leave_world(w, code, local_fault, what)
     if code:
+        if _nesting == 1:  # not a suite's step: the process is leaving now
+            interrupt.exiting()
         sys.exit(code)
+    if late is not None and _nesting > 1:  # a suite's step: the suite stops too
+        raise late
     return result
+
+
+def _os_error(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return f"disk full ({e.filename or 'target'}): {e.strerror}; free space"
+    return f"I/O error: {e}"
+
+
+def _leave_world(w: dist.World, code: int, local_fault: bool, reason: str) -> None:
+    """After a fault under MPI: tell the others, and make sure no rank is left waiting."""
+    if w.is_root:
+        if local_fault:  # after writing: mpirun may SIGKILL everyone a second after this
+            w.notify_fault(reason)
+        w.abort(code)  # the result is written: end every rank, nobody waits in Finalize
+    else:
+        w.wait_to_be_aborted(15.0)
+
+
+def _finish(result: Result, path: Path | None, root: bool, json_out: bool,
+            render: Callable[[Result], None] | None, message: str | None) -> bool:
+    """Write the final result, report it; False when it could not be saved."""
+    result.finished_utc = results_mod.utc_now()
+    if not root:
+        return True
+    saved = True
+    if path is not None:
+        try:
+            results_mod.rewrite(result, path)
+        except OSError as e:
+            saved = False
+            note = (f"the result could not be saved to {path} ({e.strerror or e}); free "
+                    "space on the results directory")
+            click.echo(f"error: {note}", err=True)
+            results_mod.mark_unsaved(path, result, note)
+    if message:
+        click.echo(f"error: {message}", err=True)
+    if json_out:
+        click.echo(result.to_json())
+    else:
+        from iobench.report import terminal
+
+        (render or terminal.render)(result)
+    if path is not None and saved:
+        click.echo(f"result: {path}", err=True)
+    return saved

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from iobench import interrupt
 from iobench.checkpoint.rankio import RankJob, read_rank, reset_peak_rss, write_rank
 from iobench.errors import RunFailed
 
@@ -26,11 +27,12 @@ def _context() -> Any:
     return mp.get_context("fork" if "fork" in methods and sys.platform == "linux" else "spawn")
 
 
-def _rank_main(index: int, conn: Any, barrier: Any, counter: Any) -> None:
+def _rank_main(index: int, conn: Any, barrier: Any, counter: Any, parent_pid: int) -> None:
     # The parent owns Ctrl-C and SIGTERM: it stops the ranks itself, so a terminal's
     # SIGINT to the process group does not leave half-reported ranks behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    interrupt.die_with_parent(parent_pid)
     reset_peak_rss()
     from iobench.checkpoint.rankio import _rss
 
@@ -65,7 +67,8 @@ class RankPool:
         self.procs: list[Any] = []
         for i in range(n):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_rank_main, args=(i, child, barrier, self.counter),
+            p = ctx.Process(target=_rank_main,
+                            args=(i, child, barrier, self.counter, os.getpid()),
                             name=f"iobench-rank{i}", daemon=True)
             p.start()
             child.close()
@@ -106,7 +109,20 @@ class RankPool:
             progress.advance(self.counter.value - seen)
         return [r for r in results if r is not None]
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Stop the rank processes: politely, or (`now`, after an interruption) with
+        SIGKILL at once, so the result is written within mpirun's grace period."""
+        if now:
+            for p in self.procs:
+                if p.is_alive():
+                    with contextlib.suppress(OSError):
+                        os.kill(p.pid, signal.SIGKILL)
+            for p in self.procs:
+                p.join(5)
+            for c in self.conns:
+                with contextlib.suppress(OSError):
+                    c.close()
+            return
         for c in self.conns:
             with contextlib.suppress(OSError, BrokenPipeError):
                 c.send(None)

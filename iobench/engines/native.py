@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from iobench import safepath
+from iobench import interrupt, safepath
 from iobench.content import Content
 from iobench.engines import IOSpec
 from iobench.errors import RunFailed, UsageError
@@ -123,8 +123,11 @@ def run_threads(n: int, target: Callable[[int, WorkerStats], None],
                 stop: threading.Event | None = None) -> tuple[list[WorkerStats], int, int]:
     """Run `target(i, stats)` in n threads; returns (stats, start_ns, end_ns).
 
-    A worker's exception stops the others (via `stop`) and is re-raised here. Ctrl-C in
-    the main thread sets `stop`, waits for the workers and re-raises KeyboardInterrupt.
+    A worker's exception stops the others (via `stop`) and is re-raised here. Ctrl-C or
+    SIGTERM sets `stop`; every worker is waited for until it has returned (never a join
+    timeout: descriptors and buffers the workers use are released only after that), then
+    the interrupt is re-raised with `partial_stats` = (stats, start_ns, end_ns) attached,
+    so the caller keeps what was measured up to the interruption.
     """
     stop = stop or threading.Event()
     start_ns = time.monotonic_ns()
@@ -137,19 +140,12 @@ def run_threads(n: int, target: Callable[[int, WorkerStats], None],
             stats[i].error = e
             stop.set()
 
-    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-    except KeyboardInterrupt:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        raise
+    threads = [interrupt.Worker(target=body, args=(i,)) for i in range(n)]
+    sig = interrupt.start_and_wait(threads, stop)
     end_ns = time.monotonic_ns()
+    if sig is not None:
+        sig.partial_stats = (stats, start_ns, end_ns)  # type: ignore[attr-defined]
+        raise sig
     for s in stats:
         if s.error is not None:
             raise s.error
@@ -336,11 +332,27 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
 
         t0[0] = time.monotonic_ns()
         wall0 = time.time_ns()
-        stats, start_ns, end_ns = run_threads(nthreads, aio_worker if use_aio else worker, stop)
+        queue = "linux-aio" if use_aio else "threads"
+        try:
+            stats, start_ns, end_ns = run_threads(nthreads, aio_worker if use_aio else worker,
+                                                  stop)
+        except KeyboardInterrupt as e:  # keep the bytes, ops and latencies measured so far
+            part = getattr(e, "partial_stats", None)
+            if part is not None:
+                stats, start_ns, end_ns = part
+                nbytes, ops, hist, tl = merge_workers(stats, start_ns)
+                p = make_phase(spec.pattern, nbytes=nbytes, seconds=(end_ns - start_ns) / 1e9,
+                               ops=ops, latency=hist, timeline=tl, engine="native",
+                               direction="write" if spec.is_write else "read",
+                               metrics={"queue": queue, "interrupted": True,
+                                        "includes_fsync": False})
+                w0 = wall0 + start_ns - t0[0]
+                p["start_wall_ns"], p["end_wall_ns"] = w0, w0 + (end_ns - start_ns)
+                e.phases = [p]  # type: ignore[attr-defined]
+            raise
         wall0 += start_ns - t0[0]
         nbytes, ops, hist, tl = merge_workers(stats, start_ns)
         seconds = (end_ns - start_ns) / 1e9
-        queue = "linux-aio" if use_aio else "threads"
         phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=seconds, ops=ops,
                              latency=hist, timeline=tl, engine="native",
                              direction="write" if spec.is_write else "read",

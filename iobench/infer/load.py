@@ -329,7 +329,10 @@ READY_TIMEOUT_S = 120.0  # replicas that cannot start (import, spawn) within thi
 
 
 def _replica(method: str, files: list[str], fmt: str, opts: LoadOptions, ready: Any,
-             go: Any, out: Any) -> None:
+             go: Any, out: Any, parent_pid: int | None = None) -> None:
+    from iobench import interrupt
+
+    interrupt.die_with_parent(parent_pid)  # a SIGKILLed parent leaves no replica behind
     try:
         if method in LIBRARY_METHOD:
             import_library(method)  # imported before the release, not in the timed load
@@ -361,7 +364,8 @@ class ReplicaFleet:
         self._out = ctx.Queue()
         self._procs = [ctx.Process(target=_replica,
                                    args=(method, [str(f) for f in files], fmt, opts,
-                                         self._ready, self._go, self._out), daemon=True)
+                                         self._ready, self._go, self._out, os.getpid()),
+                                   daemon=True)
                        for _ in range(count)]
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from iobench import interrupt
 from iobench.engines.native import aligned_buffer, open_file, widen
 from iobench.errors import RunFailed
 from iobench.stats import Histogram, LatencyRecorder, Timeline
@@ -153,7 +154,7 @@ class Checkpointer:
         self.active = threading.Event()  # set while a checkpoint is being written
         self.records: list[CheckpointRecord] = []
         self.error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: interrupt.Worker | None = None
         self._number = 0
 
     def after_step(self, global_step: int) -> None:
@@ -178,7 +179,7 @@ class Checkpointer:
         rec = CheckpointRecord(self._number, global_step, t1, t1, t1 - t0, 0)
         self.records.append(rec)
         self.active.set()
-        self._thread = threading.Thread(target=self._background, args=(rec,), daemon=True)
+        self._thread = interrupt.Worker(target=self._background, args=(rec,))
         self._thread.start()
 
     def _background(self, rec: CheckpointRecord) -> None:
@@ -191,9 +192,12 @@ class Checkpointer:
             self.active.clear()
 
     def drain(self) -> None:
+        """Wait until the checkpoint being written is done (a signal cannot cut it short:
+        it is acted on once the writer has returned)."""
         if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+            with interrupt.shield():
+                interrupt.wait_workers([self._thread])
+                self._thread = None
 
 
 @dataclass
@@ -458,26 +462,29 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
     tl_start = start_ns if timeline_start_ns is None else timeline_start_ns
     readers = [_Reader(LatencyRecorder(), LatencyRecorder(), Timeline(tl_start))
                for _ in range(acc * cfg.read_threads)]
-    threads = [threading.Thread(target=reader, args=(r,), daemon=True) for r in readers]
-    threads += [threading.Thread(target=accelerator, args=(a,), daemon=True)
-                for a in range(acc)]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-    except KeyboardInterrupt:
+    threads = [interrupt.Worker(target=reader, args=(r,)) for r in readers]
+    threads += [interrupt.Worker(target=accelerator, args=(a,)) for a in range(acc)]
+
+    def on_signal() -> None:  # in the signal handler: only set flags
         stop.set()
-        barrier.abort()
-        with cond:
-            cond.notify_all()
-        for t in threads:
-            t.join(10)
-        raise
+        if sync is not None:
+            sync.abandon()  # the other ranks are stopped by theirs (or the fault notice)
+
+    def on_poll() -> None:
+        if stop.is_set():
+            barrier.abort()
+            with cond:
+                cond.notify_all()
+
+    try:
+        # every thread has returned before the descriptors are closed, whatever signals
+        # arrive; a signal is raised after that
+        sig = interrupt.start_and_wait(threads, stop, on_signal=on_signal, on_poll=on_poll)
     finally:
         for fd in fds.values():
             os.close(fd)
+    if sig is not None:
+        raise sig
     return _finish(epoch, ds, start_ns, cpu0, readers, errors, step_end, steps, acc, n_items,
                    s_len, compute, wait, tl_start, sync)
 

@@ -34,6 +34,7 @@ class MPIStepSync:
         from mpi4py import MPI
 
         self._comm = w.comm  # type: ignore[attr-defined]
+        self._world = w
         self._min = MPI.MIN
         self._abandon = threading.Event()
         self.steps: int | None = None
@@ -51,10 +52,15 @@ class MPIStepSync:
         recv = np.zeros(1, dtype=np.int32)
         req = self._comm.Iallreduce(send, recv, op=self._min)
         spin_until = time.monotonic() + SPIN_S
+        deadline = spin_until + dist.collective_timeout_s()
         while not req.Test():
-            if self._abandon.is_set():
+            if self._abandon.is_set() or self._world.fault() is not None:
                 self.agreed_stop = True
                 return False
+            if time.monotonic() > deadline:
+                raise RunFailed(f"rank {self._world.rank}: waited "
+                                f"{dist.collective_timeout_s():.0f} s for the other ranks at "
+                                "a training step; a rank is stuck (see IOBENCH_MPI_TIMEOUT)")
             time.sleep(0 if time.monotonic() < spin_until else POLL_SLEEP_S)
         self.calls += 1
         if not recv[0]:

@@ -119,6 +119,9 @@ def run_replay(ds: Dataset, cfg: ReplayConfig, *, epochs: int, policy: str, labe
                            limiter=limiter, stop=stop, progress=progress)
             steps_done += st.steps
             run.epochs.append(st)
+    except KeyboardInterrupt as e:  # the finished epochs are kept (see one_run)
+        e.run = run  # type: ignore[attr-defined]
+        raise
     finally:
         if ckpt is not None:
             ckpt.drain()
@@ -157,7 +160,9 @@ def _run_replay_ranks(w: dist.World, ds: Dataset, cfg: ReplayConfig, *, epochs: 
                                        limiter=limiter, stop=stop, progress=progress)
             steps_done += st.steps
             run.epochs.append(st)
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):  # the finished epochs are kept (one_run)
+            e.run = run  # type: ignore[attr-defined]
         if ckpt is not None:  # an async checkpoint still being written: let it finish
             ckpt.drain()
         raise

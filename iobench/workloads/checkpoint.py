@@ -240,9 +240,9 @@ class Runner:
             self.pool = RankPool(n)
         return self.pool
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         if self.pool is not None:
-            self.pool.close()
+            self.pool.close(now=now)
             self.pool = None
 
     def _run_ranks(self, op: str, jobs: list[RankJob], prog: Any) -> list[dict[str, Any]]:
@@ -755,6 +755,9 @@ def _body(result: Result, plan: Plan, opts: Options, root: Path) -> None:
                                              else "none", plan.checkpoint_bytes, reads=False)
         if opts.read:
             runner.read_all()
+    except KeyboardInterrupt:  # the finished checkpoints' phases are kept
+        runner.close(now=True)
+        raise
     finally:
         runner.close()
         finish_metrics(result, plan, opts)

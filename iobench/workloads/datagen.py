@@ -18,7 +18,7 @@ import click
 from rich.console import RenderableType
 from rich.table import Table
 
-from iobench import dist, dlio, safepath
+from iobench import dist, dlio, interrupt, safepath
 from iobench import target as target_mod
 from iobench.cli import MAX_COUNT, MAX_THREADS, SEED, SIZE, cli, common_run_options
 from iobench.content import CONTENTS, Content
@@ -155,17 +155,19 @@ def show_plan(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, dire
 
 
 # --- generation ------------------------------------------------------------------------
-def _init_worker(counter: Any) -> None:
+def _init_worker(counter: Any, parent_pid: int | None = None) -> None:
     # Ctrl-C goes to the whole process group: only the parent handles it and stops the
     # pool, so workers never die half-way through a manifest update they do not own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    interrupt.die_with_parent(parent_pid)  # a SIGKILLed parent leaves no worker behind
     writer.set_progress_counter(counter, defer_sync=True)
 
 
-def _init_verify_worker() -> None:
+def _init_verify_worker(parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    interrupt.die_with_parent(parent_pid)
 
 
 def _clean_temps(directory: Path) -> int:
@@ -294,7 +296,7 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
     worker_rss = 0
     last_save = time.monotonic()
     bar = ByteProgress(f"datagen {spec.name}", need, enabled=False if json_out else None)
-    pool = (ctx.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter,))
+    pool = (ctx.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter, os.getpid()))
             if todo else None)
     # fsyncs run here, in threads, so workers keep generating while the device flushes;
     # a file is marked complete only once its fsync (and its directory's) returned
@@ -354,10 +356,12 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
         failure = f"datagen {spec.name}: writing in {directory} failed: {e}"
         raise RunFailed(failure) from None
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        syncer.shutdown(wait=True, cancel_futures=True)
+        with interrupt.shield():  # a second Ctrl-C cannot cut the workers' shutdown short
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            syncer.shutdown(wait=True, cancel_futures=True)
+            interrupt.take()  # already stopping: the first signal is the one reported
         with contextlib.suppress(BaseException):
             pending[:] = [x for x in pending if x[0].done() and not x[0].cancelled()
                           and x[0].exception() is None]
@@ -464,7 +468,7 @@ def run_verify(result: Result, spec_name: str, directory: Path, jobs: int) -> No
     # Forked workers would inherit the runner's SIGTERM handler (which raises in the
     # parent to keep a partial result): reset it, or Pool.terminate can hang on a worker
     # that turned SIGTERM into an exception half-way through a queue operation.
-    pool = ctx.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker)
+    pool = ctx.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker, (os.getpid(),))
     try:
         for name, problem, n in pool.imap_unordered(_check_file, checks, chunksize=1):
             nbytes += n

@@ -86,7 +86,12 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
 
         with ByteProgress(spec.pattern, None if spec.runtime else total,
                           enabled=False if json_out else None) as prog:
-            return native.run(spec, progress=prog)
+            try:
+                return native.run(spec, progress=prog)
+            except KeyboardInterrupt as e:  # keep what was measured up to the interruption
+                for p in getattr(e, "phases", None) or []:
+                    result.add_phase(p)
+                raise
 
     phases = dist.combine(run_fio if engine == "fio" else run_native, w, spec.pattern)
     for p in phases:

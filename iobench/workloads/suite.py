@@ -155,8 +155,12 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
         try:
             suite_runner.run_steps(cli, steps, r, suite_dir, tgt.root, force, json_out,
                                    announce, outcomes)
-        except KeyboardInterrupt:
-            r.mark("partial", "interrupted (Ctrl-C); finished steps are kept")
+        except KeyboardInterrupt as e:
+            from iobench import interrupt
+
+            term = isinstance(e, interrupt.Terminated) or interrupt.last_signal() == 15
+            what = "SIGTERM" if term else "Ctrl-C"
+            r.mark("partial", f"interrupted ({what}); finished steps are kept")
             raise
         finally:
             suite_runner.judge(r, criteria, outcomes, steps)

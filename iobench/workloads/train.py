@@ -208,9 +208,20 @@ def run_training(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Datase
                     prog.advance(int(n * scale))
 
                 advance = advance_scaled
-            run = replay.run_replay(ds, cfg, epochs=epochs, policy=o.cache, label=label,
-                                    write_checkpoint=write_ckpt, stop=stop,
-                                    progress=advance)
+            try:
+                run = replay.run_replay(ds, cfg, epochs=epochs, policy=o.cache, label=label,
+                                        write_checkpoint=write_ckpt, stop=stop,
+                                        progress=advance)
+            except KeyboardInterrupt as intr:  # keep the epochs that finished
+                done = getattr(intr, "run", None)
+                if on_phase and done is not None:
+                    for ep in done.epochs:
+                        name = f"epoch {ep.epoch + 1}" if run_no is None else \
+                            f"run {run_no} epoch {ep.epoch + 1}"
+                        result.add_phase(replay.epoch_phase(
+                            name, ep, compute_s=o.compute_s, threshold_pct=thr,
+                            records=done.checkpoints))
+                raise
             if not result.cache:
                 result.cache = cache_mod.verdict(
                     o.cache, run.cache_methods[0] if run.cache_methods else "none",

@@ -1,0 +1,176 @@
+"""One rank of `mpirun -np 2` gets SIGTERM or SIGKILL in the middle of train, checkpoint or
+io: the job ends within a bound (no deadlock), rank 0's result is failed and names the
+rank, and no process of the job (ranks, checkpoint writers) is left. The signal is sent at
+a readiness point (the provisional result, then I/O or a finished phase), never after a
+fixed sleep."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import mpi_env
+
+BOUND_S = 30  # a generous bound on the exit (a deadlock never ends), not a performance claim
+MiB = 2**20
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pids: list[int]) -> list[int]:
+    out = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            out.append(p)
+    return out
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for item in env.split(b"\0"):
+        if item.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(item.split(b"=", 1)[1])
+    return None
+
+
+def _io(pids: list[int], key: str) -> int:
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/io").read_text().splitlines():
+                k, v = line.split(":")
+                if k == key:
+                    total += int(v)
+        except OSError:
+            continue
+    return total
+
+
+def _wait(cond, proc, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"mpirun exited ({proc.returncode}) before {what}: {err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mpifault")
+    p = subprocess.run([sys.executable, "-m", "iobench", "datagen", "tiny", "--target",
+                        str(root / "t"), "--results-dir", str(root / "dg"), "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return root / "t"
+
+
+def _args(workload: str, tmp: Path, data: Path | None) -> list[str]:
+    if workload == "train":
+        return ["train", "tiny", "--epochs", "100000", "--accelerators", "2",
+                "--compute-time", "0.001", "--cache", "allow", "--target", str(data)]
+    if workload == "checkpoint":
+        return ["checkpoint", "tiny", "--count", "100000", "--keep", "2", "--no-read",
+                "--cache", "allow", "--target", str(tmp / "t")]
+    return ["io", "randread", "--size", "4MiB", "-b", "4k", "--runtime", "600s",
+            "--cache", "allow", "--target", str(tmp / "t")]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"),
+                                 pytest.param(signal.SIGKILL, id="SIGKILL")])
+@pytest.mark.parametrize("workload", ["train", "checkpoint", "io"])
+def test_a_signalled_rank_ends_the_job_with_a_failed_result_naming_it(
+        mpirun, tmp_path, request, workload, sig):
+    data = request.getfixturevalue("tiny_data") if workload == "train" else None
+    res = tmp_path / "r"
+    phases = tmp_path / "phases.log"
+    env = dict(mpi_env(), IOBENCH_PHASE_LOG=str(phases))
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", sys.executable, "-m", "iobench",
+           *_args(workload, tmp_path, data), "--results-dir", str(res)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    seen: list[int] = []
+    try:
+        _check_fault(proc, res, phases, workload, sig, seen)
+    finally:  # whatever failed, leave nothing running (by pid: only this job's processes)
+        for p in _alive([*seen, *_tree(proc.pid)]):
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate()
+
+
+def _check_fault(proc: subprocess.Popen, res: Path, phases: Path, workload: str, sig: int,
+                 seen: list[int]) -> None:
+    _wait(lambda: bool(list(res.glob("*/result.json"))), proc, "the provisional result")
+    if workload == "checkpoint":  # a checkpoint written: the writers are busy
+        _wait(lambda: phases.exists() and phases.read_text().count("\n") >= 2, proc,
+              "a finished checkpoint")
+    else:  # bytes read by the ranks: the measured phase is under way
+        base = _io(_tree(proc.pid), "rchar")
+        need = 12 * MiB if workload == "train" else 4 * MiB
+        _wait(lambda: _io(_tree(proc.pid), "rchar") - base >= need, proc, "reads")
+    job = _tree(proc.pid)
+    seen += job
+    victims = [p for p in job if _rank_of(p) == 1 and p != proc.pid]
+    assert victims, "rank 1 not found"
+    victim = min(victims)  # the rank itself, not its checkpoint writer (a later child)
+    os.kill(victim, sig)
+    t = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=BOUND_S)
+    except subprocess.TimeoutExpired:
+        for p in _alive(_tree(proc.pid)):
+            os.kill(p, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"mpirun -np 2 {workload}: still running {BOUND_S} s after "
+                    f"{signal.Signals(sig).name} to rank 1 (deadlock)")
+    assert time.monotonic() - t < BOUND_S
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err[-3000:]
+    files = list(res.glob("*/result.json"))
+    assert len(files) == 1, files
+    d = json.loads(files[0].read_text())
+    assert d["status"]["state"] == "failed", d["status"]
+    assert "rank 1" in d["status"]["reason"], d["status"]["reason"]
+    if workload != "io":  # train's finished epochs, checkpoint's finished writes
+        assert d["phases"], "phases finished before the fault are kept"
+    # nothing of the job is left: ranks, checkpoint writer processes
+    deadline = time.monotonic() + 10
+    while _alive(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(job), [Path(f"/proc/{p}/cmdline").read_bytes()[:100]
+                             for p in _alive(job)]
