@@ -11,7 +11,7 @@ APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
+	$(BIN)/pip install -q -e '.[dev,mpi,formats,vector]'
 	touch $@
 
 system-deps:

@@ -58,6 +58,7 @@ def execute(
         provisional = result.status, result.reason
         result.mark("failed", "the run did not finish (killed, or the machine stopped)")
         path = results_mod.save(result, results_dir)
+        result.run_dir = path.parent
         result.status, result.reason = provisional
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     code = 0

@@ -1,0 +1,185 @@
+"""Mode 2: DiskANN's I/O pattern without an engine, at any index size.
+
+A query is `hops` dependent rounds; each round issues `beam_width` random sector reads
+together (one io_submit) and waits for all of them before the next round may start, as
+a beam search waits for the neighbour lists it asked for before choosing the next
+candidates. `concurrency` queries are in flight at once. One thread drives all of them
+through one Linux AIO context (O_DIRECT), so the harness adds no lock contention; memory
+is the read buffers only (concurrency x beam_width x sector).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iobench.errors import RunFailed
+from iobench.stats import Histogram
+
+# Test hook (the throttled rig): hold each query this long after every round before the
+# next round is issued, so a run's structure is computable from hop and beam counts.
+ROUND_DELAY_NS = 0
+
+
+def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int,
+        runtime_s: float, seed: int = 0, should_stop: Callable[[], bool] | None = None,
+        max_queries: int = 0) -> dict[str, Any]:
+    """Run the pattern for `runtime_s` (or `max_queries` queries); every query started
+    is finished, so reads == queries x hops x beam_width exactly."""
+    from iobench.engines import aio
+    from iobench.engines.native import aligned_buffer, open_file
+
+    fd = open_file(path, direct=True)
+    depth = concurrency * beam_width
+    try:
+        nsect = os.fstat(fd).st_size // sector
+        if nsect == 0:
+            raise RunFailed(f"{path}: smaller than one --sector of {sector} bytes")
+        ctx = aio.AioContext(depth)
+    except BaseException:
+        os.close(fd)
+        raise
+    buf = aligned_buffer(depth * sector)
+    import ctypes
+
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    for i in range(depth):
+        cb = ctx.iocbs[i]
+        cb.aio_lio_opcode = aio.IOCB_CMD_PREAD
+        cb.aio_nbytes = sector
+        cb.aio_fildes = fd
+        cb.aio_buf = base + i * sector
+    pack_q = struct.Struct("<q").pack_into
+    pack_u64 = struct.Struct("<Q").pack_into
+    unpack_ev = struct.Struct("<QQqq").unpack_from
+    cbv, ptrv, evv = ctx.cb_view, ctx.ptr_view, ctx.ev_view
+    cb_base = ctx.cb_base
+    rng = np.random.default_rng([seed, time.monotonic_ns()])
+    pool: list[int] = []
+    mono = time.monotonic_ns
+    sent = [0] * depth
+    remaining = [0] * concurrency
+    hop = [0] * concurrency
+    qstart = [0] * concurrency
+    read_lat: list[int] = []
+    query_lat: list[int] = []
+    read_hist = Histogram()
+    query_hist = Histogram()
+    delay = ROUND_DELAY_NS
+    timers: list[tuple[int, int]] = []
+    counts = {"queries": 0, "reads": 0, "bytes": 0, "started": 0}
+
+    def offsets(k: int) -> list[int]:
+        nonlocal pool
+        if len(pool) < k:
+            pool = (rng.integers(0, nsect, 8192) * sector).tolist()
+        out, pool = pool[:k], pool[k:]
+        return out
+
+    def issue(q: int) -> None:
+        first = q * beam_width
+        offs = offsets(beam_width)
+        for j in range(beam_width):
+            s = first + j
+            pack_q(cbv, 64 * s + 40, offs[j])
+            pack_u64(ptrv, 8 * j, cb_base + 64 * s)
+        remaining[q] = beam_width
+        t = mono()
+        for j in range(beam_width):
+            sent[first + j] = t
+        ctx.submit(beam_width)  # the round's reads go to the kernel together
+
+    def start(q: int, now: int) -> None:
+        hop[q] = 0
+        qstart[q] = now
+        counts["started"] += 1
+        issue(q)
+
+    stopping = False
+    active = 0
+    reads_in_flight = 0
+
+    def finish(q: int, now: int) -> None:
+        nonlocal active, reads_in_flight
+        query_lat.append(now - qstart[q])
+        counts["queries"] += 1
+        if stopping or (max_queries and counts["started"] >= max_queries):
+            active -= 1
+            return
+        start(q, now)
+        reads_in_flight += beam_width
+
+    t0 = mono()
+    w0 = time.time_ns()
+    deadline = t0 + int(runtime_s * 1e9) if runtime_s > 0 else 0
+    try:
+        for q in range(concurrency):
+            if max_queries and counts["started"] >= max_queries:
+                break
+            start(q, mono())
+            active += 1
+            reads_in_flight += beam_width
+        while active:
+            if timers:  # the throttled rig: rounds whose hold has expired go next
+                now = mono()
+                if timers[0][0] <= now or not reads_in_flight:
+                    due, q = heapq.heappop(timers)
+                    if due > now:
+                        time.sleep((due - now) / 1e9)
+                    if hop[q] < hops:
+                        issue(q)
+                        reads_in_flight += beam_width
+                    else:
+                        finish(q, mono())
+                    continue
+            n = ctx.getevents(1)
+            now = mono()
+            reads_in_flight -= n
+            counts["reads"] += n
+            if (deadline and now >= deadline) or (should_stop is not None and should_stop()):
+                stopping = True  # no new queries; the ones in flight finish
+            for i in range(n):
+                slot, _obj, res, _res2 = unpack_ev(evv, 32 * i)
+                if res != sector:
+                    raise RunFailed(f"{path}: AIO read returned {res} "
+                                    f"({os.strerror(-res) if res < 0 else 'short read'})")
+                read_lat.append(now - sent[slot])
+                q = slot // beam_width
+                remaining[q] -= 1
+                if remaining[q]:
+                    continue
+                hop[q] += 1  # the round is complete: only now may the next one start
+                if delay:
+                    heapq.heappush(timers, (now + delay, q))
+                elif hop[q] < hops:
+                    issue(q)
+                    reads_in_flight += beam_width
+                else:
+                    finish(q, now)
+            if len(read_lat) >= 65536:
+                read_hist.record_many(read_lat)
+                read_lat.clear()
+    finally:
+        if reads_in_flight > 0:
+            try:
+                while reads_in_flight > 0:
+                    reads_in_flight -= ctx.getevents(1)
+            except OSError:
+                pass
+        ctx.close()
+        os.close(fd)
+        t1 = mono()
+
+    read_hist.record_many(read_lat)
+    query_hist.record_many(query_lat)
+    return {"queries": counts["queries"], "reads": counts["reads"],
+            "bytes": counts["reads"] * sector, "seconds": (t1 - t0) / 1e9,
+            "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
+            "query_hist": query_hist, "read_hist": read_hist}
