@@ -183,6 +183,9 @@ terminal.register("infer-randread", randread_tables)
 
 
 # --- vector (retrieval: a DiskANN index, or its read pattern; iobench/infer/vector/) -----
+from iobench.infer import vector as _vector  # noqa: E402,F401 (declares its suite metrics)
+
+
 @infer.command("vector")
 @common_run_options
 @click.option("--engine", type=click.Choice(["native", "fio", "diskann"]), default="native",

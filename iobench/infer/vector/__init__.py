@@ -15,3 +15,25 @@ from __future__ import annotations
 K = 10  # recall@10: neighbours asked for and compared with the ground truth
 METRICS = ("l2", "mips", "cosine")
 SECTOR = 4096  # DiskANN's disk sector (graph nodes are packed into 4 KiB sectors)
+
+
+def _declare() -> None:
+    from iobench.suite.metrics import declare
+
+    declare("infer vector", {
+        "qps": "diskann: headline QPS (recall@10 >= 0.95 within the latency budget, 0 if "
+               "none); pattern: best QPS over the concurrency sweep",
+        "max_qps": "best QPS of any setting, queries/s",
+        "recall_at_10": "diskann: best recall@10 of any setting",
+        "reads_per_query": "diskann: measured 4 KiB reads per query of the headline setting; "
+                           "pattern: hops x beam width",
+        "p99_ms": "diskann: headline p99 query latency; pattern: worst p99 over the sweep, ms",
+        "read_p99_us": "pattern: worst per-read p99 over the sweep, us",
+        "build_seconds": "diskann: index build time, s",
+        "index_bytes": "diskann: bytes of the index files",
+    }, {"qps": "queries per second of the setting", "recall_at_10": "recall@10 of the setting",
+        "reads_4k_per_query": "measured 4 KiB reads per query (diskann)",
+        "read_iops": "reads per second (pattern)"})
+
+
+_declare()

@@ -352,7 +352,6 @@ def calibrate(path: str) -> dict[str, Any]:
 
 
 def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
-    from iobench.engines import native
     from iobench.infer.vector import pattern
 
     w = dist.world()
@@ -365,10 +364,7 @@ def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
         if path.exists() and path.stat().st_size == o.index_size:
             return
         tgt.check_space(o.index_size, "the vector index file")
-        from iobench.report.progress import ByteProgress
-
-        with ByteProgress("layout", o.index_size, enabled=False) as prog:
-            native.layout([path], o.index_size, progress=prog, seed=0x7EC)
+        pattern.layout(path, o.index_size)
 
     dist.collective(lambda: lay_out() if w.is_root else None, w, "layout")
     curve = []

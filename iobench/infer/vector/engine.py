@@ -155,6 +155,7 @@ def evict(paths: list[Path]) -> dict[str, Any]:
     for p in paths:
         fd = open_read(p)
         try:
+            os.fsync(fd)  # dirty pages (a fresh build) cannot be evicted until written
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)

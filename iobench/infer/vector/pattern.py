@@ -23,6 +23,32 @@ import numpy as np
 from iobench.errors import RunFailed
 from iobench.stats import Histogram
 
+
+def layout(path: Path, size: int, seed: int = 0x7EC, chunk: int = 8 << 20) -> None:
+    """Lay out the index file once: incompressible content (never deduplicated), written
+    to a temporary name and renamed, never through a symlink."""
+    from iobench.content import Content
+    from iobench.engines.native import aligned_buffer, pwrite_full
+    from iobench.infer.vector.data import open_new
+
+    buf = aligned_buffer(chunk)
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    gen = Content("random", seed, stream=0)
+    tmp = path.with_name(path.name + ".part")
+    fd = open_new(tmp)
+    try:
+        off = 0
+        while off < size:
+            n = min(chunk, size - off)
+            gen.fill(arr[:n], off)
+            pwrite_full(fd, memoryview(buf)[:n], off)
+            off += n
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 # Test hook (the throttled rig): hold each query this long after every round before the
 # next round is issued, so a run's structure is computable from hop and beam counts.
 ROUND_DELAY_NS = 0
@@ -34,9 +60,10 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
     """Run the pattern for `runtime_s` (or `max_queries` queries); every query started
     is finished, so reads == queries x hops x beam_width exactly."""
     from iobench.engines import aio
-    from iobench.engines.native import aligned_buffer, open_file
+    from iobench.engines.native import O_DIRECT, aligned_buffer
+    from iobench.infer.vector.data import NOFOLLOW
 
-    fd = open_file(path, direct=True)
+    fd = os.open(path, os.O_RDONLY | O_DIRECT | NOFOLLOW)  # a planted symlink: ELOOP
     depth = concurrency * beam_width
     try:
         nsect = os.fstat(fd).st_size // sector
