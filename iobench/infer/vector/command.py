@@ -386,6 +386,16 @@ def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
         w.barrier()
         per_rank = dist.collective(one, w, f"pattern concurrency {c}")
         ph = _pattern_phase(per_rank, c, o)
+        sigs = [r["interrupted"] for r in per_rank if r.get("interrupted")]
+        if sigs:  # the cell is kept (its queries finished), then the run stops as usual
+            ph["metrics"]["interrupted"] = True
+            if ph["ops"]:
+                res.add_phase(ph)
+            import signal
+
+            from iobench.runner import Terminated
+
+            raise Terminated() if sigs[0] == signal.SIGTERM else KeyboardInterrupt
         res.add_phase(ph)
         m = ph["metrics"]
         point = {"concurrency": c, "qps": m["qps"],
@@ -420,12 +430,14 @@ def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
 
 def _pattern_phase(per_rank: list[dict[str, Any]], c: int, o: PatternOptions
                    ) -> dict[str, Any]:
-    active = [r for r in per_rank if r["queries"]]
+    active = [r for r in per_rank if r["queries"]] or per_rank
     t0 = min(r["start_wall_ns"] for r in active)
     t1 = max(r["end_wall_ns"] for r in active)
     secs = (t1 - t0) / 1e9
-    qh = Histogram.merged(Histogram.from_dict(r["query_hist"]) for r in active)
-    rh = Histogram.merged(Histogram.from_dict(r["read_hist"]) for r in active)
+    qh = Histogram.merged(Histogram.from_dict(r["query_hist"]) for r in active
+                          if r["query_hist"])
+    rh = Histogram.merged(Histogram.from_dict(r["read_hist"]) for r in active
+                          if r["read_hist"])
     nq = sum(r["queries"] for r in active)
     reads = sum(r["reads"] for r in active)
     nbytes = sum(r["bytes"] for r in active)

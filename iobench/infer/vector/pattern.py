@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import heapq
 import os
+import signal
 import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +148,14 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
     t0 = mono()
     w0 = time.time_ns()
     deadline = t0 + int(runtime_s * 1e9) if runtime_s > 0 else 0
+    # Ctrl-C / SIGTERM only set a flag here: an exception raised between a completion and
+    # its bookkeeping would lose count of the reads still in the kernel. New queries stop;
+    # the ones in flight finish their rounds, so the counts stay exact.
+    signals: list[int] = []
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda signum, frame: signals.append(signum))
     try:
         for q in range(concurrency):
             if max_queries and counts["started"] >= max_queries:
@@ -170,7 +180,8 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
             now = mono()
             reads_in_flight -= n
             counts["reads"] += n
-            if (deadline and now >= deadline) or (should_stop is not None and should_stop()):
+            if (deadline and now >= deadline) or signals or \
+                    (should_stop is not None and should_stop()):
                 stopping = True  # no new queries; the ones in flight finish
             for i in range(n):
                 slot, _obj, res, _res2 = unpack_ev(evv, 32 * i)
@@ -194,6 +205,8 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
                 read_hist.record_many(read_lat)
                 read_lat.clear()
     finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         if reads_in_flight > 0:
             try:
                 while reads_in_flight > 0:
@@ -209,4 +222,5 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
     return {"queries": counts["queries"], "reads": counts["reads"],
             "bytes": counts["reads"] * sector, "seconds": (t1 - t0) / 1e9,
             "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
-            "query_hist": query_hist, "read_hist": read_hist}
+            "query_hist": query_hist, "read_hist": read_hist,
+            "interrupted": signals[0] if signals else 0}
