@@ -205,8 +205,8 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
                 read_hist.record_many(read_lat)
                 read_lat.clear()
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
         if reads_in_flight > 0:
             try:
                 while reads_in_flight > 0:
