@@ -103,47 +103,50 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
     query_hist = Histogram()
     delay = ROUND_DELAY_NS
     timers: list[tuple[int, int]] = []
-    counts = {"queries": 0, "reads": 0, "bytes": 0, "started": 0}
 
-    def offsets(k: int) -> list[int]:
-        nonlocal pool
-        if len(pool) < k:
-            pool = (rng.integers(0, nsect, 8192) * sector).tolist()
-        out, pool = pool[:k], pool[k:]
-        return out
-
-    def issue(q: int) -> None:
-        first = q * beam_width
-        offs = offsets(beam_width)
-        for j in range(beam_width):
-            s = first + j
-            pack_q(cbv, 64 * s + 40, offs[j])
-            pack_u64(ptrv, 8 * j, cb_base + 64 * s)
-        remaining[q] = beam_width
-        t = mono()
-        for j in range(beam_width):
-            sent[first + j] = t
-        ctx.submit(beam_width)  # the round's reads go to the kernel together
-
-    def start(q: int, now: int) -> None:
-        hop[q] = 0
-        qstart[q] = now
-        counts["started"] += 1
-        issue(q)
-
+    started = 0
+    reads = 0
     stopping = False
     active = 0
     reads_in_flight = 0
 
-    def finish(q: int, now: int) -> None:
-        nonlocal active, reads_in_flight
+    def submit_rounds(qs: list[int]) -> int:
+        """Aim and submit one round (beam_width reads) for each query in `qs`, all in one
+        io_submit: a round's reads reach the kernel together, and one system call per
+        batch of completions keeps the Python cost per read small."""
+        nonlocal pool
+        k = len(qs) * beam_width
+        if len(pool) < k:
+            pool = pool + (rng.integers(0, nsect, max(8192, k)) * sector).tolist()
+        offs = pool[:k]
+        del pool[:k]
+        j = 0
+        for q in qs:
+            remaining[q] = beam_width
+            s = q * beam_width
+            for _ in range(beam_width):
+                pack_q(cbv, 64 * s + 40, offs[j])
+                pack_u64(ptrv, 8 * j, cb_base + 64 * s)
+                s += 1
+                j += 1
+        t = mono()
+        for q in qs:
+            s = q * beam_width
+            sent[s:s + beam_width] = [t] * beam_width
+        ctx.submit(k)
+        return k
+
+    def end_query(q: int, now: int, todo: list[int]) -> None:
+        """Query q finished its last round: count it, and start a new one in its place."""
+        nonlocal active, started
         query_lat.append(now - qstart[q])
-        counts["queries"] += 1
-        if stopping or (max_queries and counts["started"] >= max_queries):
+        if stopping or (max_queries and started >= max_queries):
             active -= 1
             return
-        start(q, now)
-        reads_in_flight += beam_width
+        hop[q] = 0
+        qstart[q] = now
+        started += 1
+        todo.append(q)
 
     t0 = mono()
     w0 = time.time_ns()
@@ -156,14 +159,16 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, lambda signum, frame: signals.append(signum))
+    rl_append = read_lat.append
     try:
-        for q in range(concurrency):
-            if max_queries and counts["started"] >= max_queries:
-                break
-            start(q, mono())
-            active += 1
-            reads_in_flight += beam_width
+        first = list(range(min(concurrency, max_queries or concurrency)))
+        now = mono()
+        for q in first:
+            qstart[q] = now
+        started = active = len(first)
+        reads_in_flight += submit_rounds(first)
         while active:
+            todo: list[int] = []
             if timers:  # the throttled rig: rounds whose hold has expired go next
                 now = mono()
                 if timers[0][0] <= now or not reads_in_flight:
@@ -171,15 +176,16 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
                     if due > now:
                         time.sleep((due - now) / 1e9)
                     if hop[q] < hops:
-                        issue(q)
-                        reads_in_flight += beam_width
+                        todo.append(q)
                     else:
-                        finish(q, mono())
+                        end_query(q, mono(), todo)
+                    if todo:
+                        reads_in_flight += submit_rounds(todo)
                     continue
             n = ctx.getevents(1)
             now = mono()
             reads_in_flight -= n
-            counts["reads"] += n
+            reads += n
             if (deadline and now >= deadline) or signals or \
                     (should_stop is not None and should_stop()):
                 stopping = True  # no new queries; the ones in flight finish
@@ -188,7 +194,7 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
                 if res != sector:
                     raise RunFailed(f"{path}: AIO read returned {res} "
                                     f"({os.strerror(-res) if res < 0 else 'short read'})")
-                read_lat.append(now - sent[slot])
+                rl_append(now - sent[slot])
                 q = slot // beam_width
                 remaining[q] -= 1
                 if remaining[q]:
@@ -197,13 +203,16 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
                 if delay:
                     heapq.heappush(timers, (now + delay, q))
                 elif hop[q] < hops:
-                    issue(q)
-                    reads_in_flight += beam_width
+                    todo.append(q)
                 else:
-                    finish(q, now)
-            if len(read_lat) >= 65536:
+                    end_query(q, now, todo)
+            if todo:
+                reads_in_flight += submit_rounds(todo)
+            if len(read_lat) >= 65536:  # memory stays bounded however long the run
                 read_hist.record_many(read_lat)
                 read_lat.clear()
+                query_hist.record_many(query_lat)
+                query_lat.clear()
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
@@ -219,8 +228,8 @@ def run(path: Path, *, sector: int, hops: int, beam_width: int, concurrency: int
 
     read_hist.record_many(read_lat)
     query_hist.record_many(query_lat)
-    return {"queries": counts["queries"], "reads": counts["reads"],
-            "bytes": counts["reads"] * sector, "seconds": (t1 - t0) / 1e9,
+    return {"queries": query_hist.count, "reads": reads, "bytes": reads * sector,
+            "seconds": (t1 - t0) / 1e9,
             "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
             "query_hist": query_hist, "read_hist": read_hist,
             "interrupted": signals[0] if signals else 0}
