@@ -211,6 +211,11 @@ def diskann_run(res: Result, tgt: target_mod.Target, o: DiskannOptions) -> None:
     finally:
         searcher.close()
     _headline(res, o)
+    faulted = [p["name"] for p in res.phases if p.get("metrics", {}).get("major_faults")]
+    if faulted:
+        res.warnings.append(f"{len(faulted)} search pass(es) took major page faults (memory "
+                            "pressure): their measured read bytes include those page-fault "
+                            f"reads, so reads per query are overstated there: {faulted[:4]}")
 
 
 def _sweep(res: Result, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.ndarray,
@@ -259,7 +264,8 @@ def _sweep(res: Result, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.
 def _empty() -> dict[str, Any]:
     now = time.time_ns()
     return {"queries": 0, "seconds": 0.0, "start_wall_ns": now, "end_wall_ns": now,
-            "read_bytes": 0, "hist": Histogram(), "found": np.empty((0, K), dtype=np.int64)}
+            "read_bytes": 0, "major_faults": 0, "hist": Histogram(),
+            "found": np.empty((0, K), dtype=np.int64)}
 
 
 def _ram() -> int:
@@ -284,6 +290,9 @@ def _search_phase(per_rank: list[dict[str, Any]], bw: int, cx: int, state: str,
         "reads_source": "measured: /proc/self/io read_bytes delta of the searching "
                         "process(es), not the engine's own count",
         "searchers": len(active),
+        # page faults that read from storage (memory pressure evicting the process's own
+        # code or data) are counted in read_bytes too: nonzero means the figure is high
+        "major_faults": sum(r.get("major_faults", 0) for r in active),
         "latency_unit": "per query (each search timed on its own)",
     }
     if all("device_reads" in r for r in active) and dev:

@@ -70,28 +70,48 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def default_clusters(n: int) -> int:
-    return int(max(8, min(1024, round(np.sqrt(n) / 2))))
+    return int(max(8, min(256, round(np.sqrt(n) / 2))))
+
+
+LATENT = 16  # intrinsic dimensions per cluster
 
 
 class Mixture:
-    """A Gaussian mixture in `dim` dimensions: cluster centres ~ N(0, I), each cluster
-    with its own spread (0.25..0.6) and weight (Dirichlet), deterministic from `seed`."""
+    """A Gaussian mixture in `dim` dimensions with the structure of real embeddings:
+    cluster centres ~ N(0, I); each cluster spans its own random `LATENT`-dimensional
+    subspace (scales decaying from 0.6 to 0.15) plus small isotropic noise, and has a
+    Dirichlet weight. Points spread isotropically over all of a 768-d space would make
+    every neighbour about as far as any other (no index can find "the" nearest then);
+    real embeddings have a low intrinsic dimension, and so do these. Deterministic from
+    `seed`."""
 
     def __init__(self, dim: int, clusters: int, seed: int = 0) -> None:
         rng = np.random.default_rng([seed, 0xC1])
         self.dim = dim
+        self.latent = min(LATENT, dim)
         self.centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-        self.sigma = rng.uniform(0.25, 0.6, clusters).astype(np.float32)
         self.weights = rng.dirichlet(np.full(clusters, 2.0))
+        scales = np.geomspace(0.6, 0.15, self.latent).astype(np.float32)
+        basis = rng.standard_normal((clusters, self.latent, dim)).astype(np.float32)
+        basis /= np.linalg.norm(basis, axis=2, keepdims=True)
+        self.basis = basis * scales[None, :, None]
+        self.noise = np.float32(0.02)
         self.seed = seed
 
     def sample(self, n: int, stream: int, chunk: int) -> np.ndarray:
         """n points of chunk `chunk` of stream `stream` (0 = base set, 1 = queries)."""
         rng = np.random.default_rng([self.seed, stream, chunk])
         c = rng.choice(len(self.weights), size=n, p=self.weights)
+        z = rng.standard_normal((n, self.latent), dtype=np.float32)
         x = rng.standard_normal((n, self.dim), dtype=np.float32)
-        x *= self.sigma[c][:, None]
+        x *= self.noise
         x += self.centres[c]
+        order = np.argsort(c, kind="stable")
+        cs = c[order]
+        bounds = np.flatnonzero(np.diff(cs)) + 1
+        for grp in np.split(order, bounds):
+            if grp.size:
+                x[grp] += z[grp] @ self.basis[c[grp[0]]]
         return x
 
 

@@ -237,8 +237,11 @@ class Searcher:
         found = np.empty((len(queries), K), dtype=np.int64)
         search = self.index.search
         mono = time.monotonic_ns
+        import resource
+
         with capture_fds(self.log):
             d0 = diskstats(dev)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
             r0 = proc_read_bytes()
             w0 = time.time_ns()
             t0 = mono()
@@ -251,11 +254,13 @@ class Searcher:
                 found[i] = res.identifiers
             t1 = mono()
             r1 = proc_read_bytes()
+            f1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
             d1 = diskstats(dev)
         hist.record_many(lat)
         out: dict[str, Any] = {"queries": len(queries), "seconds": (t1 - t0) / 1e9,
                                "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
-                               "read_bytes": r1 - r0, "hist": hist, "found": found}
+                               "read_bytes": r1 - r0, "major_faults": f1 - f0,
+                               "hist": hist, "found": found}
         if d0 is not None and d1 is not None:
             out["device_reads"] = d1[0] - d0[0]
             out["device_bytes"] = d1[1] - d0[1]
