@@ -352,3 +352,35 @@ def test_ctrl_c_keeps_a_partial_result(tmp_path: Path) -> None:
     for ph in doc["phases"]:
         assert ph["metrics"]["interrupted"] is True
         assert ph["metrics"]["reads"] == ph["ops"] * 4
+
+
+@needs_diskann
+def test_ctrl_c_during_the_search_sweep_keeps_a_partial_result(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    tgt, res = tmp_path / "t", tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "iobench", "infer", "vector", "--engine",
+                          "diskann", "--target", str(tgt), "--results-dir", str(res),
+                          "--dim", "16", "--vectors", "2000", "--queries", "3000",
+                          "-L", "64,128", "-W", "2,4,8", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    log = None
+    while time.monotonic() < end and p.poll() is None:
+        logs = list(res.glob("*/diskann.log"))
+        # readiness: the search index is loaded (its contexts are set up), the sweep runs
+        if logs and "thread-specific contexts" in logs[0].read_text(errors="replace"):
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert out.lstrip().startswith("{"), (out[:300], err[-500:])
+    doc = json.loads(out)  # stdout still clean after the interruption
+    assert doc["status"]["state"] == "partial"
+    assert doc["phases"][0]["name"] == "build"
+    for ph in doc["phases"][1:]:
+        assert ph["ops"] == 3000  # phases kept are whole passes

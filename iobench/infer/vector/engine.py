@@ -19,7 +19,9 @@ import contextlib
 import ctypes
 import mmap
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,20 +50,40 @@ def diskannpy() -> Any:
 
 
 # --- C++ logs: captured at the file-descriptor level --------------------------------
+_SIGS = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextlib.contextmanager
 def capture_fds(log: Path) -> Iterator[None]:
     """Send fds 1 and 2 (what C++ writes with std::cout/cerr) to `log` while the block
-    runs, so iobench's own output and --json stay clean."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    libc = ctypes.CDLL(None)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
-    saved = [os.dup(1), os.dup(2)]
+    runs, so iobench's own output and --json stay clean.
+
+    SIGINT and SIGTERM are blocked meanwhile (main thread): DiskANN treats an interrupted
+    io_getevents as fatal and exits, and a KeyboardInterrupt in the middle of restoring
+    the fds would leave them redirected. A pending Ctrl-C is delivered when the block
+    ends, or at an `interruption_point()` inside it (between queries).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    prev = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGS) if main else None
     try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        libc = ctypes.CDLL(None)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
+        saved = [os.dup(1), os.dup(2)]
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+    except BaseException:
+        if prev is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, prev)
+        raise
+    _PREV_MASK.append(prev)
+    try:
         yield
     finally:
+        _PREV_MASK.pop()
+        if prev is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGS)
         libc.fflush(None)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -69,6 +91,19 @@ def capture_fds(log: Path) -> Iterator[None]:
         os.dup2(saved[1], 2)
         for f in (*saved, fd):
             os.close(f)
+        if prev is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, prev)
+
+
+_PREV_MASK: list[Any] = []
+
+
+def interruption_point() -> None:
+    """Inside capture_fds, between calls into diskannpy: let a pending Ctrl-C/SIGTERM in
+    (it raises here, and capture_fds restores the fds on the way out)."""
+    if _PREV_MASK and _PREV_MASK[-1] is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, _PREV_MASK[-1])
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGS)
 
 
 # --- I/O counters -------------------------------------------------------------------
@@ -235,7 +270,7 @@ class Searcher:
         hist = Histogram()
         lat = np.empty(len(queries), dtype=np.int64)
         found = np.empty((len(queries), K), dtype=np.int64)
-        search = self.index.search
+        index = self.index
         mono = time.monotonic_ns
         import resource
 
@@ -245,13 +280,17 @@ class Searcher:
             r0 = proc_read_bytes()
             w0 = time.time_ns()
             t0 = mono()
-            for i in range(len(queries)):
-                a = mono()
-                res = search(queries[i], k_neighbors=K, complexity=complexity,
-                             beam_width=beam_width)
-                b = mono()
-                lat[i] = b - a
-                found[i] = res.identifiers
+            try:
+                for i in range(len(queries)):
+                    interruption_point()  # outside the timed region
+                    a = mono()
+                    res = index.search(queries[i], k_neighbors=K, complexity=complexity,
+                                       beam_width=beam_width)
+                    b = mono()
+                    lat[i] = b - a
+                    found[i] = res.identifiers
+            finally:
+                del index  # an interrupted pass's traceback must not keep the index alive
             t1 = mono()
             r1 = proc_read_bytes()
             f1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
