@@ -118,6 +118,7 @@ def test_result_shape_log_and_headline(mode1: dict[str, Any]) -> None:
                 and p["metrics"]["state"] == "cold" and p["metrics"]["recall_at_10"] >= 0.95),
                key=lambda p: p["metrics"]["qps"])
     assert h["qps"] == best["metrics"]["qps"]
+    assert m["best_at_recall"]["qps"] == h["qps"]  # a 30 s budget leaves nothing out
     assert m["qps"] == h["qps"]
     for p in doc["phases"]:
         if not p["name"].startswith("search"):
@@ -384,3 +385,12 @@ def test_ctrl_c_during_the_search_sweep_keeps_a_partial_result(tmp_path: Path) -
     assert doc["phases"][0]["name"] == "build"
     for ph in doc["phases"][1:]:
         assert ph["ops"] == 3000  # phases kept are whole passes
+
+
+@needs_diskann
+def test_report_renders_the_sweep(mode1: dict[str, Any], runner: Any) -> None:
+    r = _invoke(runner, ["report", str(next(mode1["results"].iterdir()))])
+    assert r.exit_code == 0, r.output
+    assert "DiskANN search" in r.output
+    assert "Headline:" in r.output
+    assert "recall@10" in r.output

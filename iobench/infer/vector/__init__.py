@@ -12,6 +12,8 @@ per query (iobench.infer.vector.pattern).
 
 from __future__ import annotations
 
+from typing import Any
+
 K = 10  # recall@10: neighbours asked for and compared with the ground truth
 METRICS = ("l2", "mips", "cosine")
 SECTOR = 4096  # DiskANN's disk sector (graph nodes are packed into 4 KiB sectors)
@@ -36,4 +38,17 @@ def _declare() -> None:
         "read_iops": "reads per second (pattern)"})
 
 
+def _tables(result: Any) -> list[Any]:
+    from iobench.infer.vector.command import tables
+
+    return tables(result)
+
+
+def _register() -> None:  # so `iobench report` shows the tables without running a search
+    from iobench.report import terminal
+
+    terminal.register("infer-vector", _tables)
+
+
 _declare()
+_register()
