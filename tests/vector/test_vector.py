@@ -177,9 +177,13 @@ def test_bytes_per_query_match_an_independent_count(mode1: dict[str, Any],
     submitted = sum(int(n) for n in re.findall(r"aio_nbytes=(\d+)", seg))
     assert submitted > 0
     assert measured == submitted
-    # and the command's own figure for the same setting has the same order of magnitude
+    # and the command's own figure for the same setting: the same sectors (the search is
+    # deterministic), plus page-fault reads if memory pressure hit that pass (counted)
     cell = next(ph for ph in mode1["doc"]["phases"] if ph["name"] == "search W=4 L=64 cold")
-    assert cell["metrics"]["read_bytes_per_query"] == pytest.approx(submitted / NQ, rel=0.25)
+    if cell["metrics"]["major_faults"] == 0:
+        assert cell["bytes"] == submitted
+    else:
+        assert cell["bytes"] >= submitted
 
 
 @needs_diskann

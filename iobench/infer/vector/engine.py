@@ -262,6 +262,14 @@ class Searcher:
                 num_nodes_to_cache=cache_nodes, cache_mechanism=1 if cache_nodes else 0,
                 distance_metric=metric, vector_dtype=np.float32, dimensions=dim,
                 index_prefix=PREFIX)
+            try:
+                interruption_point()  # a Ctrl-C during the load: free the index in here
+            except BaseException:
+                import gc
+
+                self.index = None
+                gc.collect()
+                raise
         self.log = log
 
     def run(self, queries: np.ndarray, complexity: int, beam_width: int,
