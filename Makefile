@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
+APT_PKGS := fio openmpi-bin libopenmpi-dev chromium strace
 
 .PHONY: run test test-fast test-integration setup system-deps lint bench clean docs
 
@@ -12,7 +12,7 @@ $(BIN)/iobench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	@# pip's and the build backend's chatter goes to a log, shown only when the install fails
 	@$(BIN)/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	@$(BIN)/pip install -q -e '.[dev,mpi,formats]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev,mpi,formats,vector]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $@
 
 system-deps:
@@ -21,6 +21,7 @@ system-deps:
 	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
 	command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \

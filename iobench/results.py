@@ -96,6 +96,8 @@ class Result:
     children: list[dict[str, Any]] = field(default_factory=list)  # suite steps
     schema_version: int = SCHEMA_VERSION
     iobench_version: str = __version__
+    # where this run's result.json lives while it runs (not saved): for logs beside it
+    run_dir: Path | None = field(default=None, repr=False, compare=False)
 
     def add_phase(self, phase: dict[str, Any]) -> dict[str, Any]:
         self.phases.append(phase)

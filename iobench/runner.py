@@ -113,6 +113,7 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
             result.mark("failed", "the run did not finish (killed, or the machine stopped)")
             try:
                 path = results_mod.save(result, results_dir)
+                result.run_dir = path.parent
             except OSError as e:
                 raise UsageError(f"--results-dir {results_dir}: cannot write the result "
                                  f"({e.strerror or e}); free space or give another "

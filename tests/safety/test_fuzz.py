@@ -65,6 +65,8 @@ BASE: dict[str, list[str]] = {
     "infer load": ["infer", "load", "tiny", "--what-if"],
     "infer kvcache": ["infer", "kvcache", "tiny", "--requests", "2", "--capacity", "8MiB",
                       "--no-search", "--duration", "1s", "--users", "1"],
+    "infer vector": ["infer", "vector", "--index-size", "1MiB", "--hops", "2",
+                     "--beam-width", "2", "--concurrency", "1", "--runtime", "0.2s"],
     "run": ["run", "quick", "--dry-run"],
     "report": ["report", "{result}"],
     "compare": ["compare", "{result}", "{result}"],

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""`infer vector`: is the harness the bottleneck? Two comparisons, in one run, alternating
+rounds, medians with min-max (issue 16):
+
+A. mode 2 (the DiskANN read pattern, native AIO) vs fio randread (libaio, O_DIRECT) on the
+   same file at the same effective queue depth: per-read p99 and IOPS (goal: within 10%).
+   The pattern's effective depth is measured (Little's law: IOPS x mean read latency),
+   because the rounds' dependency leaves slots idle; fio runs at that depth rounded.
+   Three shapes: 1 hop x 1 read x 32 queries (no rounds: the harness alone, same shape as
+   fio), 1 x 4 x 8 (reads issued and awaited in groups of 4), 8 x 4 x 8 (DiskANN-like).
+B. mode 1 (a real DiskANN index): QPS with iobench's per-query timing wrapper vs
+   diskannpy's own batch_search (one thread, the same queries, warm) (goal: >= 0.95).
+
+    python benchmarks/vector.py --target /tmp/vbench [--size 256MiB] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iobench.infer.vector import data, engine, pattern
+from iobench.units import parse_size
+
+
+def fio_randread(path: Path, size: int, bs: int, qd: int, runtime: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(["fio", "--name=r", f"--filename={path}", f"--size={size}",
+                        "--rw=randread", f"--bs={bs}", "--ioengine=libaio", "--direct=1",
+                        f"--iodepth={qd}", "--randrepeat=0", "--norandommap=1",
+                        "--time_based=1", f"--runtime={int(runtime * 1000)}ms",
+                        "--invalidate=0", "--lat_percentiles=1",
+                        "--percentile_list=50:99", "--output-format=json",
+                        f"--output={out.name}"], check=True, capture_output=True)
+        text = Path(out.name).read_text()
+    j = json.loads(text[text.index("{"):])["jobs"][0]["read"]
+    pct = j["lat_ns"]["percentile"]
+    return {"iops": j["total_ios"] / (j["runtime"] / 1e3), "p99_us": pct["99.000000"] / 1e3}
+
+
+def pattern_cell(path: Path, bs: int, hops: int, beam: int, conc: int,
+                 runtime: float) -> dict[str, float]:
+    r = pattern.run(path, sector=bs, hops=hops, beam_width=beam, concurrency=conc,
+                    runtime_s=runtime)
+    rh = r["read_hist"]
+    iops = r["reads"] / r["seconds"]
+    return {"iops": iops, "p99_us": rh.percentile(99) / 1e3, "qps": r["queries"] / r["seconds"],
+            "effective_qd": iops * rh.mean / 1e9}
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def part_a(root: Path, size: int, rounds: int, runtime: float) -> list[dict[str, Any]]:
+    path = root / "index.dat"
+    if not path.exists() or path.stat().st_size != size:
+        pattern.layout(path, size)
+    out = []
+    for hops, beam, conc in ((1, 1, 32), (1, 4, 8), (8, 4, 8)):
+        pre = pattern_cell(path, 4096, hops, beam, conc, min(runtime, 2.0))
+        qd = max(1, round(pre["effective_qd"]))
+        nat: list[dict[str, float]] = []
+        ref: list[dict[str, float]] = []
+        for i in range(rounds):  # alternate who goes first (a host cache favours the second)
+            for who in ("native", "fio") if i % 2 == 0 else ("fio", "native"):
+                if who == "native":
+                    nat.append(pattern_cell(path, 4096, hops, beam, conc, runtime))
+                else:
+                    ref.append(fio_randread(path, size, 4096, qd, runtime))
+        row = {"hops": hops, "beam": beam, "concurrency": conc, "nominal_qd": beam * conc,
+               "effective_qd": statistics.median(n["effective_qd"] for n in nat),
+               "fio_iodepth": qd,
+               "native_iops": summary([n["iops"] for n in nat]),
+               "fio_iops": summary([r["iops"] for r in ref]),
+               "native_p99_us": summary([n["p99_us"] for n in nat]),
+               "fio_p99_us": summary([r["p99_us"] for r in ref]),
+               "native_qps": summary([n["qps"] for n in nat])}
+        row["iops_ratio"] = row["native_iops"]["median"] / row["fio_iops"]["median"]
+        row["p99_ratio"] = row["native_p99_us"]["median"] / row["fio_p99_us"]["median"]
+        out.append(row)
+    return out
+
+
+def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]:
+    import diskannpy  # noqa: F401  (the [vector] extra)
+
+    mix = data.Mixture(dim, data.default_clusters(n), 0)
+    vec = root / "vectors.bin"
+    idx = root / "index"
+    log = root / "diskann.log"
+    if not (idx / "ann_disk.index").exists():
+        data.write_vectors(vec, mix, n)
+        shutil.rmtree(idx, ignore_errors=True)
+        idx.mkdir()
+        engine.build(vec, idx, n, dim, engine.BuildParams("l2", 32, 64, max(8, dim // 8), 2),
+                     log)
+    q = mix.sample(nq, 1, 0)
+    s = engine.Searcher(idx, "l2", dim, 0, log)
+    try:
+        s.run(q, 64, 4, None)  # warm both alike
+        mine: list[float] = []
+        theirs: list[float] = []
+        same = True
+        for i in range(rounds):
+            for who in ("ours", "batch") if i % 2 == 0 else ("batch", "ours"):
+                if who == "ours":
+                    r = s.run(q, 64, 4, None)
+                    mine.append(r["queries"] / r["seconds"])
+                else:
+                    secs, _ = s.batch(q, 64, 4, threads=1)
+                    theirs.append(nq / secs)
+        _, ids_b = s.batch(q, 64, 4, threads=1)
+        r = s.run(q, 64, 4, None)
+        same = bool(np.array_equal(r["found"], ids_b.astype(np.int64)))
+    finally:
+        s.close()
+    return {"vectors": n, "dim": dim, "queries": nq, "beam_width": 4, "complexity": 64,
+            "iobench_qps": summary(mine), "batch_search_qps": summary(theirs),
+            "ratio": statistics.median(mine) / statistics.median(theirs),
+            "same_neighbours": same}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", type=Path, required=True)
+    ap.add_argument("--size", default="256MiB")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--runtime", type=float, default=2.0)
+    ap.add_argument("--vectors", type=int, default=20000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=500)
+    a = ap.parse_args()
+    a.target.mkdir(parents=True, exist_ok=True)
+    doc = {"a_pattern_vs_fio": part_a(a.target, parse_size(a.size), a.rounds, a.runtime),
+           "b_wrapper_vs_batch_search": part_b(a.target, a.rounds, a.vectors, a.dim,
+                                               a.queries)}
+    print(json.dumps(doc, indent=1))
+    for row in doc["a_pattern_vs_fio"]:
+        print(f"A hops={row['hops']} W={row['beam']} C={row['concurrency']}: effective QD "
+              f"{row['effective_qd']:.1f} (fio iodepth {row['fio_iodepth']}); IOPS "
+              f"{row['native_iops']['median']:.0f} vs fio {row['fio_iops']['median']:.0f} "
+              f"(x{row['iops_ratio']:.3f}); read p99 {row['native_p99_us']['median']:.0f} us "
+              f"vs fio {row['fio_p99_us']['median']:.0f} us (x{row['p99_ratio']:.3f})")
+    b = doc["b_wrapper_vs_batch_search"]
+    print(f"B QPS per-query wrapper {b['iobench_qps']['median']:.0f} vs batch_search "
+          f"{b['batch_search_qps']['median']:.0f} (x{b['ratio']:.3f}); same neighbours: "
+          f"{b['same_neighbours']}")
+
+
+if __name__ == "__main__":
+    main()
