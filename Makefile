@@ -8,7 +8,7 @@ APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
 .PHONY: run test setup system-deps lint bench clean
 
-$(BIN)/iobench: pyproject.toml
+$(BIN)/iobench: pyproject.toml setup.py iobench/_fastio.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
