@@ -244,7 +244,19 @@ def _mmap(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
 
 
 def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
-    """The reference loaders users know; latency is per tensor (get_tensor / touch)."""
+    """The reference loaders users know; latency is per tensor (get_tensor / touch).
+
+    The libraries are imported before the clock starts (ml_dtypes and gguf take ~0.1-1 s
+    to import): the time is the load, as a script that imported them first measures it."""
+    if method == "safetensors":
+        _numpy_extra_dtypes()
+        from safetensors import safe_open
+    else:
+        try:
+            from gguf import GGUFReader
+        except ImportError:
+            raise ToolMissing("the gguf load method needs the gguf package: pip install "
+                              "gguf (or iobench[formats])") from None
     t0 = time.monotonic_ns()
     rec = LatencyRecorder()
     first = 0
@@ -253,9 +265,6 @@ def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) ->
     for p in files:
         total += Path(p).stat().st_size
         if method == "safetensors":
-            _numpy_extra_dtypes()
-            from safetensors import safe_open
-
             try:
                 with safe_open(str(p), framework="np") as f:
                     for name in f.keys():  # noqa: SIM118 - safe_open is not a dict
@@ -272,11 +281,6 @@ def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) ->
 
                 raise RunFailed(f"{p}: the safetensors library refused it: {e}") from None
         else:
-            try:
-                from gguf import GGUFReader
-            except ImportError:
-                raise ToolMissing("the gguf load method needs the gguf package: pip install "
-                                  "gguf (or iobench[formats])") from None
             reader = GGUFReader(str(p))
             for t in reader.tensors:
                 a = time.monotonic_ns()
