@@ -6,12 +6,13 @@ SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test test-fast setup system-deps lint bench clean docs
 
 $(BIN)/iobench: pyproject.toml setup.py iobench/_fastio.c
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,mpi,formats]'
+	@# pip's and the build backend's chatter goes to a log, shown only when the install fails
+	@$(BIN)/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev,mpi,formats]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $@
 
 system-deps:
@@ -40,9 +41,21 @@ test: setup
 	$(BIN)/ruff check iobench tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory docs
+
+# The documentation site: reference pages generated from the code, then a strict build
+# (a broken link or a page missing from the nav fails it).
+docs: setup
+	$(BIN)/python docs/tools/gen_reference.py docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The first tier alone (no disk, no tools): seconds, for the edit-test loop.
+test-fast: setup
+	$(BIN)/pytest -q -m tier_unit
 
 bench: setup
 	$(BIN)/python benchmarks/engines.py --target $(SCRATCH)/bench
 
 clean:
 	-[ -d $(SCRATCH) ] && $(BIN)/iobench clean --target $(SCRATCH)
+	rm -rf $(SCRATCH)-results

@@ -27,11 +27,6 @@ def size_field(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     return dataclasses.field(default=default, metadata={"unit": "size"}, **kw)
 
 
-def duration_field(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
-    """A dataclass field holding seconds; YAML may say '500ms' or '2m'."""
-    return dataclasses.field(default=default, metadata={"unit": "duration"}, **kw)
-
-
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

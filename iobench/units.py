@@ -112,10 +112,6 @@ def format_gbps(bytes_per_s: float) -> str:
     return f"{bytes_per_s / 1e9:.2f} GB/s"
 
 
-def format_gibps(bytes_per_s: float) -> str:
-    return f"{bytes_per_s / 2**30:.2f} GiB/s"
-
-
 def format_ns(ns: float | None) -> str:
     """Latency with the unit that keeps 3 significant digits: '85.2 us', '1.20 ms'."""
     if ns is None:

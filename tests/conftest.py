@@ -17,3 +17,25 @@ def runner() -> CliRunner:
 def have_fio() -> None:
     if shutil.which("fio") is None:
         pytest.skip("fio is not installed (CI installs it: make test runs apt-get)")
+
+
+# --- tiers -----------------------------------------------------------------------------
+# Every test gets exactly one tier marker, from what it uses, so `make test-fast` can run
+# the first tier alone:
+#   unit         no disk, no subprocess, no tool (pure functions, golden files read-only)
+#   functional   real files in tmp_path, the CLI in-process (CliRunner)
+#   integration  real fio, mpirun, a browser, or a child process of iobench
+_INTEGRATION_MARKS = ("fio", "mpi", "browser", "integration")
+_FUNCTIONAL_FIXTURES = ("tmp_path", "tmp_path_factory", "runner", "tmpdir")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = {m.name for m in item.iter_markers()}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if names & set(_INTEGRATION_MARKS) or "have_fio" in fixtures:
+            item.add_marker(pytest.mark.tier_integration)
+        elif fixtures & set(_FUNCTIONAL_FIXTURES):
+            item.add_marker(pytest.mark.tier_functional)
+        else:
+            item.add_marker(pytest.mark.tier_unit)

@@ -120,7 +120,7 @@ def read_hostfile(path: Path) -> list[Server]:
             servers.append(s)
     if not servers:
         raise UsageError(f"--fio-hosts {path}: lists no fio server; write one host or "
-                         "host,port a line (see the README, 'fio across hosts')")
+                         "host,port a line (see docs/guide/many-hosts.md, 'fio across hosts')")
     return servers
 
 

@@ -2,12 +2,20 @@
 
 The noise band a delta must exceed, per metric, from the best evidence available:
   1. both results carry per-run values (`metrics.runs`, a list of {metric: value} from
-     `--runs`): twice the standard error of the difference of the means,
-     2 * sqrt(sA^2/nA + sB^2/nB) / |mean A| (about a 95% band); the means are compared;
+     `--runs`): Welch's t-test band, t(0.975, df) * sqrt(sA^2/nA + sB^2/nB) / |mean A|,
+     with df from the Welch-Satterthwaite equation (a two-sided 95% band; with 3 runs a
+     side t is 2.78, not the 2 a normal approximation would use); the means are compared;
   2. both carry `metrics.runs_cv_pct`: twice the larger coefficient of variation, but
      never under 5% (the CV is of the headline rate; it says little about, e.g., a p99);
   3. otherwise 5% (MLPerf asks repeated runs to agree within 5%).
 Suites are compared step by step (children matched by step id).
+
+Whether higher is better comes from the metric's declaration (iobench.suite.metrics
+`BETTER`) where one exists, else from its unit suffix; a metric declared neutral (a size,
+a count, an interval) is reported as "changed", never as better or worse.
+
+Results are compared only when they measured the same thing the same way: same kind and
+workload, engine, cache policy, may-be-cached verdict and host; `--force` overrides.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from rich.table import Table
 
 from iobench.errors import UsageError
 from iobench.results import Result
+from iobench.suite.metrics import declared_better
 
 NOISE_PCT = 5.0
 
@@ -51,8 +60,45 @@ def _get(phase: dict[str, Any], key: str) -> float | None:
     return float(v) if isinstance(v, int | float) else None
 
 
-def direction(metric: str) -> bool | None:
-    """True: higher is better; False: lower is better; None: neither (a count, a size)."""
+# Two-sided 95% critical values of Student's t, t(0.975, df) (any statistics table, e.g.
+# NIST/SEMATECH e-Handbook 1.4.2.1 table); df between entries rounds down (conservative).
+_T975: tuple[tuple[int, float], ...] = (
+    (1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365),
+    (8, 2.306), (9, 2.262), (10, 2.228), (11, 2.201), (12, 2.179), (13, 2.160),
+    (14, 2.145), (15, 2.131), (16, 2.120), (17, 2.110), (18, 2.101), (19, 2.093),
+    (20, 2.086), (25, 2.060), (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980),
+)
+
+
+def t_critical(df: float) -> float:
+    """t(0.975, df): the two-sided 95% critical value; 1.96 past 120 degrees of freedom."""
+    if not df >= 1:
+        return _T975[0][1]
+    best = _T975[0][1]
+    for d, t in _T975:
+        if df >= d:
+            best = t
+    return best if df < 1000 else 1.960
+
+
+def welch_df(a: Value, b: Value) -> float:
+    """Welch-Satterthwaite degrees of freedom of the difference of two means."""
+    va, vb = (a.stdev or 0.0) ** 2 / a.n, (b.stdev or 0.0) ** 2 / b.n
+    if va + vb == 0:
+        return float(a.n + b.n - 2)
+    den = (va ** 2 / (a.n - 1) if a.n > 1 else 0.0) + (vb ** 2 / (b.n - 1) if b.n > 1 else 0.0)
+    return (va + vb) ** 2 / den if den else float(a.n + b.n - 2)
+
+
+def direction(metric: str, kind: str | None = None) -> bool | None:
+    """True: higher is better; False: lower is better; None: neither (a count, a size).
+
+    A declaration for the result's command wins; the suffix rules are the fallback for
+    metrics nobody declared.
+    """
+    declared = declared_better(kind, metric)
+    if declared is not None:
+        return None if declared == "neither" else declared == "higher"
     if any(h in metric for h in _HIGHER):
         return True
     if metric.endswith(_LOWER_SUFFIX) or any(w in metric for w in _LOWER_WORDS):
@@ -60,14 +106,30 @@ def direction(metric: str) -> bool | None:
     return None
 
 
+def _identity(r: Result) -> dict[str, Any]:
+    """What two results must share to be compared: what was measured, and how."""
+    return {
+        "workload": f"{r.kind} {r.name}",
+        "engine": r.engine,
+        "cache policy": (r.cache or {}).get("policy"),
+        "may-be-cached verdict": (r.cache or {}).get("may_be_cached"),
+        "host": (r.sysinfo or {}).get("host"),
+    }
+
+
 def check_comparable(results: list[tuple[str, Result]], force: bool) -> None:
+    if force:
+        return
     first_label, first = results[0]
+    want = _identity(first)
     for label, r in results[1:]:
-        if (r.kind, r.name) != (first.kind, first.name) and not force:
-            raise UsageError(
-                f"{label} is '{r.kind} {r.name}' but {first_label} is "
-                f"'{first.kind} {first.name}'; compare like with like or pass --force"
-            )
+        got = _identity(r)
+        for what, v in want.items():
+            if got[what] != v:
+                raise UsageError(
+                    f"{label} has {what} {got[what]!r} but {first_label} has {v!r}; "
+                    "compare like with like or pass --force"
+                )
 
 
 def noise_pct(r: Result) -> float | None:
@@ -109,7 +171,7 @@ def _flatten(r: Result, prefix: str = "") -> dict[tuple[str, str], tuple[Value, 
         if k.startswith("runs") or k.startswith("criteria") or k.startswith("steps"):
             continue
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-            out[(f"{prefix}result", k)] = (runs.get(k, Value(float(v))), direction(k))
+            out[(f"{prefix}result", k)] = (runs.get(k, Value(float(v))), direction(k, r.kind))
     for child in r.children:
         c = Result.from_dict(child, source="suite step")
         sid = child.get("step_id") or f"{c.kind}-{c.name}"
@@ -121,7 +183,7 @@ def _band(a: Value, b: Value, base: Result, other: Result) -> tuple[float, str]:
     """Noise band in % of the baseline, and where it came from."""
     if a.stdev is not None and b.stdev is not None and a.mean:
         se = math.sqrt(a.stdev ** 2 / a.n + b.stdev ** 2 / b.n)
-        return 2 * se / abs(a.mean) * 100.0, "runs"
+        return t_critical(welch_df(a, b)) * se / abs(a.mean) * 100.0, "runs"
     nb, no = noise_pct(base), noise_pct(other)
     if nb is not None and no is not None:
         return max(NOISE_PCT, 2 * max(nb, no)), "cv"
@@ -179,9 +241,9 @@ def table(results: list[tuple[str, Result]]) -> Table:
         t.add_row(*row)
     runs = all(run_values(r) for _, r in results)
     if runs:
-        noise = ("from the repeated runs: 2 x the standard error of the difference of the "
-                 "means (metrics with per-run values); elsewhere 2 x the larger run-to-run CV, "
-                 "at least 5%")
+        noise = ("from the repeated runs: Student's t (Welch, 95%) x the standard error of the "
+                 "difference of the means (metrics with per-run values); elsewhere 2 x the "
+                 "larger run-to-run CV, at least 5%")
     elif all(noise_pct(r) is not None for _, r in results):
         noise = "2 x the larger run-to-run coefficient of variation, at least 5%"
     else:

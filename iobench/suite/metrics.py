@@ -115,6 +115,40 @@ _RESULT_METRICS: dict[str, dict[str, str]] = {
 
 _PHASE_METRICS: dict[str, dict[str, str]] = {}
 
+# Which way is better, where the unit suffix alone would mislead `compare`: "higher",
+# "lower" or "neither" (sizes, counts, settings, intervals). command -> {metric: better}.
+# Undeclared metrics fall back to the suffix rules in iobench.report.compare.
+BETTER: dict[str, dict[str, str]] = {
+    "checkpoint": {
+        "young_interval_s": "neither", "checkpoint_bytes": "neither",
+        "verify_errors": "lower", "waste_fraction": "lower",
+    },
+    "train": {
+        "accelerators": "neither", "au_threshold_pct": "neither", "au_pass": "higher",
+        "bytes": "neither",
+    },
+    "datagen": {
+        "files": "neither", "bytes": "neither", "files_total": "neither",
+        "dataset_bytes": "neither", "files_checked": "neither", "files_bad": "lower",
+    },
+}
+
+
+def declare_better(command: str, better: Mapping[str, str]) -> None:
+    """Declare which way is better for metrics of `command` ("higher"/"lower"/"neither")."""
+    for metric, b in better.items():
+        if b not in ("higher", "lower", "neither"):
+            raise ValueError(f"{command}.{metric}: better must be higher, lower or neither")
+    BETTER.setdefault(command, {}).update(better)
+
+
+def declared_better(kind: str | None, metric: str) -> str | None:
+    """The declared direction of `metric` for a result of `kind` (`infer-load` -> `infer
+    load`), or None when nobody declared one."""
+    if kind is None:
+        return None
+    return BETTER.get(kind.replace("-", " "), {}).get(metric)
+
 
 def declare(command: str, metrics: Mapping[str, str],
             phase_metrics: Mapping[str, str] | None = None) -> None:

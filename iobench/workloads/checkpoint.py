@@ -35,7 +35,6 @@ from iobench.stats import Histogram
 from iobench.units import format_bytes, format_ns
 
 MAX_RANK_BUFFER_BYTES = 256 << 20  # the memory bound per rank the issue promises
-DEFAULT_STAGING = 128 << 20
 SUBSET_RANKS = 8  # MLPerf's subset mode: the GPUs of one host
 
 
@@ -622,7 +621,7 @@ terminal.register("checkpoint", render_extra)
 @click.option("--async", "async_mode", is_flag=True,
               help="Report the stall (snapshot into a bounded staging buffer) apart from the "
                    "persist (background write + fsync).")
-@click.option("--staging", type=SIZE, default=str(DEFAULT_STAGING), show_default=True,
+@click.option("--staging", type=SIZE, default="128MiB", show_default=True,
               help="--async staging buffer per rank (at most 240 MiB).")
 @click.option("--mtbf", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Mean time between failures of the whole job, hours (default: Llama 3's "

@@ -158,7 +158,7 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
 @click.option("--fio-hosts", "fio_hosts", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE",
               help="Run on the `fio --server` daemons listed in FILE (host or host,port a "
-                   "line), all at once; needs --engine fio. See the README, 'fio across hosts'.")
+                   "line), all at once; needs --engine fio. See docs/guide/many-hosts.md.")
 def io_cmd(pattern: str, target: Path, json_out: bool, results_dir: Path, force: bool,
            engine: str, size: int, block_size: int, jobs: int, queue_depth: int,
            runtime: float, cache: str, ioengine: str | None, seed: int,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from iobench.checkpoint import economics as e
@@ -20,11 +18,12 @@ def test_reference_example_5_3_tb_at_100_gb_s() -> None:
 
 
 def test_daly_by_hand() -> None:
-    d, m = 100.0, 10_000.0
-    x = d / (2 * m)
-    want = math.sqrt(2 * d * m) * (1 + math.sqrt(x) / 3 + x / 9) - d
-    assert e.daly_interval_s(d, m) == pytest.approx(want)
-    assert e.daly_interval_s(3 * m, m) == m  # delta >= 2M: checkpoint every MTBF
+    # delta 100 s, M 10,000 s: x = delta / 2M = 0.005; sqrt(2 delta M) = 1414.2136;
+    # 1 + sqrt(0.005)/3 + 0.005/9 = 1 + 0.0235702 + 0.0005556 = 1.0241258;
+    # 1414.2136 * 1.0241258 - 100 = 1348.33 s (Daly 2006, eq. 37), vs Young's 1414.21
+    assert e.daly_interval_s(100.0, 10_000.0) == pytest.approx(1348.33, abs=0.01)
+    assert e.young_interval_s(100.0, 10_000.0) == pytest.approx(1414.21, abs=0.01)
+    assert e.daly_interval_s(30_000.0, 10_000.0) == 10_000.0  # delta >= 2M: every MTBF
 
 
 def test_restart_time_adds_to_waste() -> None:

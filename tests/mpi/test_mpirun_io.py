@@ -1,6 +1,5 @@
 """`iobench io` under real mpirun: totals equal the single-process run's, failures bounded."""
 
-import json
 import os
 import signal
 import subprocess
@@ -102,4 +101,4 @@ def test_killed_rank_bounded_exit_and_failed_result(tmp_path, mpirun):
     assert "rank 1" in (out + err)  # mpirun's line names the dead rank
     d = only_result(tmp_path / "r")
     assert d["status"]["state"] == "failed"
-    assert json.dumps(d["status"])  # reason present
+    assert d["status"]["reason"]  # the failure says why

@@ -44,10 +44,11 @@ def test_without_runs_five_percent_band():
 
 def test_with_runs_band_from_standard_error():
     # A: mean 1.0, sample sd 0.1 (n=3); B: mean 1.05, sd 0.1 (n=3)
-    # band = 2 * sqrt(0.01/3 + 0.01/3) / 1.0 = 16.33%: +5% is noise
+    # Welch df = (2v)^2 / (2 v^2 / 2) = 4, t(0.975, 4) = 2.776 (tables);
+    # band = 2.776 * sqrt(0.01/3 + 0.01/3) / 1.0 = 22.67%: +5% is noise
     a = result(0, runs=[1.0, 1.1, 0.9])
     b = result(0, runs=[1.05, 1.15, 0.95])
-    band = 2 * math.sqrt(0.01 / 3 + 0.01 / 3) * 100
+    band = 2.776 * math.sqrt(0.01 / 3 + 0.01 / 3) * 100
     _, _, ma, mb, d, verdict = row(compare.delta_rows(a, b), "result", "gb_per_s")
     assert (ma, mb) == (pytest.approx(1.0), pytest.approx(1.05))
     assert d == pytest.approx(5.0)
@@ -56,7 +57,8 @@ def test_with_runs_band_from_standard_error():
     a = result(0, runs=[1.0, 1.005, 0.995])
     b = result(0, runs=[1.05, 1.055, 1.045])
     verdict = row(compare.delta_rows(a, b), "result", "gb_per_s")[5]
-    assert verdict.startswith("better (beyond ±0.8%")
+    # band = 2.776 * sqrt(2 * 0.005^2 / 3) = 1.13%
+    assert verdict.startswith("better (beyond ±1.1%")
     # and a 10% drop with noisy runs is still noise
     a = result(0, runs=[1.0, 1.3, 0.7])
     b = result(0, runs=[0.9, 1.2, 0.6])
@@ -84,6 +86,51 @@ def test_compare_suites_step_by_step():
 
     rows = compare.delta_rows(suite(1.0), suite(2.0))
     assert row(rows, "seqread/train", "GB/s")[5] == "better (beyond ±5.0%)"
+
+
+def test_t_critical_values_and_welch_df():
+    assert compare.t_critical(1) == 12.706
+    assert compare.t_critical(4) == 2.776
+    assert compare.t_critical(4.9) == 2.776  # rounds down: a wider, conservative band
+    assert compare.t_critical(22) == 2.086
+    assert compare.t_critical(10**6) == 1.960
+    a = compare.Value(1.0, 0.1, 3)
+    b = compare.Value(1.0, 0.2, 5)
+    va, vb = 0.01 / 3, 0.04 / 5
+    assert compare.welch_df(a, b) == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 4))
+
+
+def test_declared_direction_beats_the_suffix_rule():
+    # `young_interval_s` ends in _s but a longer optimal interval is neither better nor worse
+    a, b = result(1.0, kind="checkpoint", name="x"), result(1.0, kind="checkpoint", name="x")
+    a.metrics["young_interval_s"], b.metrics["young_interval_s"] = 100.0, 200.0
+    a.metrics["write_seconds"], b.metrics["write_seconds"] = 10.0, 20.0
+    rows = compare.delta_rows(a, b)
+    assert row(rows, "result", "young_interval_s")[5].startswith("changed")
+    assert row(rows, "result", "write_seconds")[5].startswith("worse")
+    assert compare.direction("young_interval_s", "checkpoint") is None
+    assert compare.direction("young_interval_s") is False  # undeclared: the suffix rule
+
+
+@pytest.mark.parametrize(("field", "value", "label"), [
+    ("engine", "fio", "engine"),
+    ("cache", {"policy": "drop", "may_be_cached": False}, "cache policy"),
+    ("cache", {"policy": "direct", "may_be_cached": True}, "may-be-cached verdict"),
+    ("sysinfo", {"host": "other-host"}, "host"),
+])
+def test_compare_refuses_results_measured_differently(runner, tmp_path, field, value, label):
+    a, b = result(1.0), result(1.0)
+    a.cache, b.cache = {"policy": "direct", "may_be_cached": False}, {
+        "policy": "direct", "may_be_cached": False}
+    a.sysinfo, b.sysinfo = {"host": "h1"}, {"host": "h1"}
+    setattr(b, field, value)
+    pa, pb = save(a, tmp_path / "a"), save(b, tmp_path / "b")
+    res = runner.invoke(cli, ["compare", str(pa.parent), str(pb.parent)])
+    assert res.exit_code == 2, res.output
+    assert label in res.output
+    assert "--force" in res.output
+    res = runner.invoke(cli, ["compare", "--force", str(pa.parent), str(pb.parent)])
+    assert res.exit_code == 0, res.output
 
 
 def test_compare_cli_refuses_other_workloads(runner, tmp_path):
