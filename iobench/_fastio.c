@@ -163,14 +163,30 @@ static void Ring_dealloc(Ring *r) {
             }
         }
     }
+    if (!r->closed && r->inflight) {
+        /* requests the kernel still holds (the drain failed, e.g. from another thread
+         * than the ring's issuer): keep their buffers rather than free them under DMA */
+        r->bufs = NULL;
+    }
     ring_release(r);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
 static int uring_setup(Ring *r) {
     struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    int fd = (int)syscall(__NR_io_uring_setup, r->depth, &p);
+    /* as fio 3.33 sets up its rings: completions run only when this task asks for them
+     * (DEFER_TASKRUN, Linux 6.1+; COOP_TASKRUN, 5.19+), no interrupting task work;
+     * older kernels refuse the flags with EINVAL, so each is dropped in turn */
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN, 0};
+    int fd = -1;
+    for (unsigned i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        memset(&p, 0, sizeof p);
+        p.flags = flag_sets[i];
+        fd = (int)syscall(__NR_io_uring_setup, r->depth, &p);
+        if (fd >= 0 || errno != EINVAL) break;
+    }
     if (fd < 0) return -errno;
     r->ring_fd = fd;
     r->sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);

@@ -348,6 +348,13 @@ def run_ring(kind: str, depth: int, block_size: int, fd: Any, offsets: np.ndarra
         ok = True
         return {"in_flight_mean": area / (last - first) if last > first else 0.0}
     finally:
-        if ok:
+        if not ok:  # an error: reap what is in flight here, in the ring's own thread
+            try:
+                while ring.pump(fds, offs, pos, wrap, False, STEP_OPS, 0, lat)[5]:
+                    pass
+            except OSError:
+                pass  # the destructor keeps the buffers of anything still in flight
+        try:
             ring.close()
-        # else: the ring's destructor waits for requests still in the kernel
+        except RuntimeError:
+            pass
