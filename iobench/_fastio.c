@@ -277,6 +277,13 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+/* io_submit took only `sent` of the aimed iocbs: the rest are not in flight */
+static inline void unsent(Ring *r, unsigned n, unsigned sent) {
+    for (unsigned j = 0; j < n; j++)
+        r->free_slots[r->nfree++] = (unsigned)r->iocbp[sent + j]->aio_data;
+    r->inflight -= n;
+}
+
 static inline char *slot_buf(Ring *r, unsigned s) {
     return r->bufs + (size_t)s * ((r->block + 4095) / 4096 * 4096);
 }
@@ -380,7 +387,13 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
                     while (r->unsubmitted) {
                         long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0, 0,
                                          NULL, 0);
-                        if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
+                        if (k < 0) {
+                            if (errno == EINTR) continue;
+                            err = errno;
+                            r->inflight -= r->unsubmitted; /* never reached the kernel */
+                            r->unsubmitted = 0;
+                            break;
+                        }
                         r->unsubmitted -= (unsigned)k;
                     }
                 } else {
@@ -391,6 +404,7 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
                         if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
                         sent += (unsigned)k;
                     }
+                    unsent(r, nsub - sent, sent);
                 }
             }
             break;
@@ -401,7 +415,12 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
             r->unsubmitted += nsub;
             long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 1,
                              IORING_ENTER_GETEVENTS, NULL, 0);
-            if (k < 0 && errno != EINTR) { err = errno; break; }
+            if (k < 0 && errno != EINTR) {
+                err = errno;
+                r->inflight -= r->unsubmitted; /* never reached the kernel */
+                r->unsubmitted = 0;
+                break;
+            }
             if (k > 0) r->unsubmitted -= (unsigned)k < r->unsubmitted ? (unsigned)k
                                                                         : r->unsubmitted;
             now = mono_ns();
@@ -426,6 +445,7 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
                 if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
                 sent += (unsigned)k;
             }
+            unsent(r, nsub - sent, sent);
             if (err) break;
             long k = syscall(__NR_io_getevents, r->aio_ctx, 1, (long)r->depth, r->events, NULL);
             if (k < 0 && errno != EINTR) { err = errno; break; }
