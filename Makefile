@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio openmpi-bin libopenmpi-dev chromium
+APT_PKGS := fio openmpi-bin libopenmpi-dev chromium gcc
 
 .PHONY: run test test-fast setup system-deps lint bench clean docs
 
@@ -21,6 +21,7 @@ system-deps:
 	command -v mpirun >/dev/null || missing="$$missing openmpi-bin"; \
 	command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \

@@ -108,3 +108,15 @@ def test_ring_read_error_is_an_oserror_and_counts_are_exact(tmp_path, kind):
     assert sum(k for k, _ in seen) == 16
     assert sum(n for _, n in seen) == 64 << 10
     assert 0 < got["in_flight_mean"] <= 4.0001
+
+
+def test_the_compiled_helper_is_built_where_a_compiler_is():
+    """`pip install` builds iobench._fastio when a C compiler is there (setup.py: an
+    optional extension); a silently skipped build would leave the slower Python loops."""
+    import shutil
+    import sys
+
+    if not sys.platform.startswith("linux") or shutil.which("cc") is None:
+        pytest.skip("no C compiler here: iobench uses its Python loops")
+    assert aio.fastio() is not None, "iobench._fastio was not built: re-run pip install -e ."
+    assert aio.ring_kind() in ("io_uring", "libaio", None)
