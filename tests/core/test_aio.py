@@ -118,5 +118,7 @@ def test_the_compiled_helper_is_built_where_a_compiler_is():
 
     if not sys.platform.startswith("linux") or shutil.which("cc") is None:
         pytest.skip("no C compiler here: iobench uses its Python loops")
+    if os.environ.get("IOBENCH_FASTIO") == "0":
+        pytest.skip("IOBENCH_FASTIO=0: the Python loops are forced")
     assert aio.fastio() is not None, "iobench._fastio was not built: re-run pip install -e ."
     assert aio.ring_kind() in ("io_uring", "libaio", None)
