@@ -254,14 +254,14 @@ def table(phases: list[dict[str, Any]]) -> Any:
         m = p["metrics"]
         v = m["verify"]
         d = v["depth"]
-        a = v["audit"]
+        a = v.get("audit") or {}  # under MPI: depth only (the counters are per process)
         little = f"{d['little']:.1f}" if "little" in d else "-"
         if d.get("low"):
             little += " LOW"
         fl = f"{d['in_flight_mean']:.1f}" if "in_flight_mean" in d else "-"
         rs, re_ = m.get("resident_start_pct"), m.get("resident_end_pct")
         res = "-" if rs is None else f"{rs:.1f}% / {'-' if re_ is None else f'{re_:.1f}%'}"
-        if "counter_bytes" in a:
+        if a.get("counter_bytes") is not None:
             kc = f"{format_bytes(a['counter_bytes'])} {a['counter']}"
             kc += "" if a.get("agrees") else " DIFFERS"
         else:

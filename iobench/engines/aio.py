@@ -337,8 +337,8 @@ def run_ring(kind: str, depth: int, block_size: int, fd: Any, offsets: np.ndarra
                 until = min(until, deadline_ns)
             done, nlat, nbytes, pos, now, inflight, exhausted = ring.pump(
                 fds, offs, pos, wrap, not stopping, STEP_OPS, until, lat)
-            if done:
-                on_batch(lat[:nlat], nbytes, now)
+            if done:  # the step's completions belong before `until` (its last may pass it)
+                on_batch(lat[:nlat], nbytes, min(now, until) if not stopping else now)
             if not inflight and (stopping or exhausted):
                 break
             if (deadline_ns and now >= deadline_ns) or \

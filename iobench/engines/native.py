@@ -260,7 +260,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                                                 bool(end), aio.STEP_OPS, until, mv, lat)
                 if n:
                     hist.record_many(lat[:n])
-                    tl.add(now - 1, nbytes)
+                    tl.add(min(now, until) - 1, nbytes)  # the step ends at `until`
                     st.bytes += nbytes
                     st.ops += n
                     if progress is not None:
