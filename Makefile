@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRATCH ?= ./iobench-scratch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := fio openmpi-bin libopenmpi-dev chromium strace
+APT_PKGS := fio openmpi-bin libopenmpi-dev chromium strace gcc
 
 .PHONY: run test test-fast test-integration setup system-deps lint bench clean docs
 
-$(BIN)/iobench: pyproject.toml
+$(BIN)/iobench: pyproject.toml setup.py iobench/_fastio.c
 	$(PY) -m venv $(VENV)
 	@# pip's and the build backend's chatter goes to a log, shown only when the install fails
 	@$(BIN)/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
@@ -22,6 +22,7 @@ system-deps:
 	command -v mpicc >/dev/null || missing="$$missing libopenmpi-dev"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \

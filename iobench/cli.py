@@ -6,6 +6,7 @@ group, the options every run command shares, and the small commands.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -132,11 +133,20 @@ def common_run_options(f: F) -> F:
     return f
 
 
+def _check_cache(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "drop-global" and os.geteuid() != 0:
+        raise click.BadParameter("drop-global writes /proc/sys/vm/drop_caches, which needs "
+                                 "root; use --cache drop (evicts the data set's own files)")
+    return value
+
+
 def cache_option(default: str = "drop") -> Callable[[F], F]:
     return click.option(
-        "--cache", type=click.Choice(["drop", "direct", "allow"]), default=default,
-        show_default=True,
-        help="Page cache: drop before reading, O_DIRECT, or allow (may measure RAM).",
+        "--cache", type=click.Choice(["drop", "drop-global", "direct", "allow"]),
+        default=default, show_default=True, callback=_check_cache,
+        help="Page cache: drop = evict the data set's files before reading (fadvise, "
+             "verified by measurement); drop-global = empty the whole host's page cache "
+             "(drop_caches, root); direct = O_DIRECT; allow = nothing (may measure RAM).",
     )
 
 

@@ -181,7 +181,7 @@ def jobfiles(spec: IOSpec, n_clients: int, workdir: Path, policy: str) -> list[s
         text = fio.jobfile_for(replace(spec, files=client_files(workdir.resolve(), i,
                                                                 spec.jobs)),
                                f"h{i}.{spec.pattern}")
-        if policy == "drop" and not spec.is_write:
+        if policy in ("drop", "drop-global") and not spec.is_write:
             # iobench cannot drop a remote host's cache; fio's invalidate=1 makes each
             # server fadvise(DONTNEED) its files before the job (after laying them out)
             assert "\ninvalidate=0\n" in text
@@ -356,12 +356,13 @@ def run_io(spec: IOSpec, servers: Sequence[Server], policy: str, workdir: Path,
     """
     texts = jobfiles(spec, len(servers), workdir, policy)
     reads = not spec.is_write
-    method = {"drop": "fio_invalidate", "direct": "o_direct"}.get(policy, "none") if reads \
+    method = {"drop": "fio_invalidate", "drop-global": "fio_invalidate",
+              "direct": "o_direct"}.get(policy, "none") if reads \
         else ("o_direct" if spec.direct else "none")
     verdict = cache.verdict(policy, method, spec.size * spec.jobs, reads=reads,
                             rereads=spec.runtime > 0 or spec.is_random)
     verdict["scope"] = f"per server ({len(servers)} servers); ram_bytes is this host's"
-    if reads and policy == "drop":
+    if reads and policy in ("drop", "drop-global"):
         verdict["note"] = verdict["note"].replace(
             "fadvise(DONTNEED) per file (not root, or drop_caches refused)",
             "fio's invalidate=1 on each server (fadvise DONTNEED per file)")

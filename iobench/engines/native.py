@@ -182,14 +182,21 @@ def layout(files: Sequence[Path], size: int, content: str = "random", seed: int 
         safepath.replace(tmp, path)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _offsets(spec: IOSpec, job: int, file_size: int) -> np.ndarray:
     nblocks = file_size // spec.block_size
     if nblocks == 0:
         raise UsageError(f"--size {file_size} is smaller than --block-size {spec.block_size}; "
                          "give a larger --size")
     if spec.is_random:
+        # every block once per pass, in random order (fio's random map, its default)
         rng = np.random.default_rng([spec.seed, spec.first_job + job])
-        return rng.integers(0, nblocks, size=nblocks, dtype=np.int64) * spec.block_size
+        return rng.permutation(nblocks).astype(np.int64) * spec.block_size
     return np.arange(nblocks, dtype=np.int64) * spec.block_size
 
 
@@ -206,19 +213,82 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                          "use e.g. 4k or 1m")
     from iobench.engines import aio
 
-    use_aio = spec.direct and spec.queue_depth > 1 and aio.available()
-    lanes = 1 if use_aio else spec.queue_depth  # threads per job
+    deep = spec.direct and spec.queue_depth > 1
+    ring = aio.ring_kind() if deep and not spec.is_write else None
+    use_aio = deep and ring is None and aio.available()
+    fast = aio.fastio() if not spec.is_write else None  # the compiled pread loop
+    lanes = 1 if (use_aio or ring) else spec.queue_depth  # threads per job
     nthreads = spec.jobs * lanes
     stop = threading.Event()
     deadline_ns = int(spec.runtime * 1e9) if spec.runtime > 0 else 0
     fds = [open_file(f, write=spec.is_write, direct=spec.direct, create=spec.is_write)
            for f in spec.files]
     try:
-        sizes = [os.fstat(fd).st_size if not spec.is_write else spec.size for fd in fds]
+        # exactly --size per file, as fio's size=: a larger existing file is not read past it
+        sizes = [spec.size if spec.is_write else min(spec.size, os.fstat(fd).st_size)
+                 for fd in fds]
         offsets = [_offsets(spec, j, sizes[j]) for j in range(spec.jobs)]
         gens = [Content("random", spec.seed, stream=spec.first_job + j)
                 for j in range(spec.jobs)]
         t0 = [0]
+
+        in_flight: list[float] = []  # per ring / AIO thread: measured mean in the kernel
+
+        def fast_worker(i: int, st: WorkerStats) -> None:
+            # reads through the compiled pread loop (GIL released): bounded steps, each
+            # within one timeline second, then progress and the stop check
+            job, lane = divmod(i, spec.queue_depth)
+            buf = aligned_buffer(spec.block_size)
+            mv = memoryview(buf)[: spec.block_size]
+            offs = offsets[job]
+            lat = np.zeros(aio.STEP_OPS, dtype=np.int64)
+            tl = st.timeline
+            assert tl is not None
+            hist = st.recorder.hist
+            end = t0[0] + deadline_ns if deadline_ns else 0
+            origin, interval = tl.start_ns, tl.interval_ns
+            mono = time.monotonic_ns
+            assert fast is not None
+            loop = fast.pread_loop
+            pos = lane
+            while True:
+                now = mono()
+                until = min(now + aio.STEP_NS,
+                            origin + ((now - origin) // interval + 1) * interval)
+                if end:
+                    until = min(until, end)
+                n, nbytes, pos, now, eof = loop(fds[job], offs, pos, spec.queue_depth, lane,
+                                                bool(end), aio.STEP_OPS, until, mv, lat)
+                if n:
+                    hist.record_many(lat[:n])
+                    tl.add(min(now, until) - 1, nbytes)  # the step ends at `until`
+                    st.bytes += nbytes
+                    st.ops += n
+                    if progress is not None:
+                        progress.advance(nbytes)
+                if eof or (end and now >= end) or stop.is_set():
+                    break
+
+        def ring_worker(i: int, st: WorkerStats) -> None:
+            tl = st.timeline
+            assert tl is not None
+            assert ring is not None
+            hist = st.recorder.hist
+
+            def on_batch(lats: np.ndarray, nbytes: int, now: int) -> None:
+                hist.record_many(lats)
+                st.bytes += nbytes
+                st.ops += len(lats)
+                tl.add(now - 1, nbytes)
+                if progress is not None:
+                    progress.advance(nbytes)
+
+            got = aio.run_ring(ring, spec.queue_depth, spec.block_size, fds[i], offsets[i],
+                               wrap=bool(deadline_ns),
+                               deadline_ns=t0[0] + deadline_ns if deadline_ns else 0,
+                               should_stop=stop.is_set, on_batch=on_batch,
+                               timeline_origin=tl.start_ns, timeline_interval=tl.interval_ns)
+            in_flight.append(got["in_flight_mean"])
 
         def worker(i: int, st: WorkerStats) -> None:
             # The hot loop: every attribute lookup and call here costs IOPS at small block
@@ -324,18 +394,22 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 if progress is not None:
                     progress.advance(nbytes)
 
-            aio.run_depth(depth, spec.block_size, next_ios, write=spec.is_write,
-                          fill=gens[job].fill, deadline_ns=end, should_stop=stop.is_set,
-                          on_batch=on_batch)
+            got = aio.run_depth(depth, spec.block_size, next_ios, write=spec.is_write,
+                                fill=gens[job].fill, deadline_ns=end, should_stop=stop.is_set,
+                                on_batch=on_batch)
+            in_flight.append(got["in_flight_mean"])
             st.bytes += seen[0]
             st.ops += seen[1]
 
+        body = (ring_worker if ring else aio_worker if use_aio else
+                fast_worker if fast is not None else worker)
+        cpu0 = _cpu_seconds()
         t0[0] = time.monotonic_ns()
         wall0 = time.time_ns()
-        queue = "linux-aio" if use_aio else "threads"
+        queue = ("linux-aio" if ring == "libaio" else ring) if ring else \
+            "linux-aio" if use_aio else "threads"
         try:
-            stats, start_ns, end_ns = run_threads(nthreads, aio_worker if use_aio else worker,
-                                                  stop)
+            stats, start_ns, end_ns = run_threads(nthreads, body, stop)
         except KeyboardInterrupt as e:  # keep the bytes, ops and latencies measured so far
             part = getattr(e, "partial_stats", None)
             if part is not None:
@@ -351,12 +425,22 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 e.phases = [p]  # type: ignore[attr-defined]
             raise
         wall0 += start_ns - t0[0]
+        cpu_s = _cpu_seconds() - cpu0
         nbytes, ops, hist, tl = merge_workers(stats, start_ns)
         seconds = (end_ns - start_ns) / 1e9
+        metrics: dict[str, Any] = {
+            "queue": queue, "cpu_seconds": cpu_s,
+            "loop": "compiled" if ring or (fast is not None and not use_aio) else "python"}
+        if in_flight:  # measured in the kernel's queue, summed over the jobs
+            metrics["in_flight_mean"] = sum(in_flight)
+            metrics["in_flight_method"] = "time integral of requests in the kernel queue"
+        elif hist.count and seconds > 0:  # threads: each is in flight while in its call
+            metrics["in_flight_mean"] = hist.total / (seconds * 1e9)
+            metrics["in_flight_method"] = "time inside the I/O calls / wall time"
         phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=seconds, ops=ops,
                              latency=hist, timeline=tl, engine="native",
                              direction="write" if spec.is_write else "read",
-                             metrics={"queue": queue})]
+                             metrics=metrics)]
         if spec.is_write and spec.end_fsync:
             # Writes are reported until durable (as fio's end_fsync counts the final fsync
             # in the job's runtime); the fsync alone is also shown as its own phase.
@@ -368,9 +452,10 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             total = (f1 - start_ns) / 1e9
             phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=total, ops=ops,
                                  latency=hist, timeline=tl, engine="native", direction="write",
-                                 metrics={"fsync_seconds": fsync_s,
+                                 metrics={**metrics, "fsync_seconds": fsync_s,
                                           "write_seconds_excl_fsync": seconds,
-                                          "includes_fsync": True, "queue": queue})]
+                                          "includes_fsync": True,
+                                          "cpu_seconds": _cpu_seconds() - cpu0})]
             phases.append(make_phase("fsync", nbytes=0, seconds=fsync_s, ops=len(fds),
                                      engine="native", direction="sync"))
             end_ns = f1

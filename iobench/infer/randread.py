@@ -82,8 +82,31 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
 
         from iobench.engines import aio
 
-        use_aio = direct and queue_depth > 1 and aio.available()
+        ring = aio.ring_kind() if direct and queue_depth > 1 else None
+        use_aio = ring is None and direct and queue_depth > 1 and aio.available()
         fd_arr = np.array(fds, dtype=np.int64)
+        in_flight: list[float] = []
+
+        def ring_worker(i: int, st: Any) -> None:
+            # the compiled loop keeps queue_depth reads in flight (io_uring / Linux AIO)
+            # over a drawn sequence of (file, block) pairs, wrapping around
+            assert ring is not None
+            rng = np.random.default_rng([seed, i, time.monotonic_ns()])
+            n = 1 << 18
+            sel = rng.integers(0, len(fds), n)
+            offs = rng.integers(0, nblocks, n).astype(np.int64) * block_size
+            hist = st.recorder.hist
+
+            def on_batch(lats: np.ndarray, nbytes: int, now: int) -> None:
+                hist.record_many(lats)
+                st.ops += len(lats)
+                st.bytes += nbytes
+
+            got = aio.run_ring(ring, queue_depth, block_size,
+                               fd_arr[sel].astype(np.int32), offs, wrap=True,
+                               deadline_ns=end_ns[0], should_stop=stop.is_set,
+                               on_batch=on_batch)
+            in_flight.append(got["in_flight_mean"])
 
         def aio_worker(i: int, st: Any) -> None:
             # one thread keeps queue_depth reads in the kernel (Linux AIO, as fio's libaio)
@@ -105,8 +128,9 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
                           should_stop=stop.is_set, on_batch=on_batch)
 
         end_ns[0] = time.monotonic_ns() + int(runtime_s * 1e9)
-        stats, start_ns, stop_ns = run_threads(1 if use_aio else queue_depth,
-                                               aio_worker if use_aio else worker, stop)
+        stats, start_ns, stop_ns = run_threads(
+            1 if use_aio or ring else queue_depth,
+            ring_worker if ring else aio_worker if use_aio else worker, stop)
         nbytes, ops, hist, _ = merge_workers(stats, start_ns)
     finally:
         for fd in fds:
@@ -115,8 +139,11 @@ def native_cell(files: Sequence[Path], block_size: int, queue_depth: int, runtim
                       seconds=(stop_ns - start_ns) / 1e9, ops=ops, latency=hist,
                       engine="native", direction="read",
                       metrics={"block_size": block_size, "queue_depth": queue_depth,
-                               "direct": direct, "threads": 1 if use_aio else queue_depth,
-                               "queue": "linux-aio" if use_aio else "threads"})
+                               "direct": direct,
+                               "threads": 1 if use_aio or ring else queue_depth,
+                               "queue": ("linux-aio" if ring == "libaio" else ring) if ring
+                               else "linux-aio" if use_aio else "threads",
+                               **({"in_flight_mean": in_flight[0]} if in_flight else {})})
 
 
 def fio_jobfile(files: Sequence[Path], block_size: int, queue_depth: int, runtime_s: float,

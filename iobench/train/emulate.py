@@ -116,6 +116,7 @@ class EpochStats:
     in_window_bytes: int = 0
     in_window_latency: Histogram = field(default_factory=Histogram)
     out_window_latency: Histogram = field(default_factory=Histogram)
+    host: dict[str, float] = field(default_factory=dict)  # host CPU over the epoch
 
     @property
     def seconds(self) -> float:

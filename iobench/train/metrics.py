@@ -3,6 +3,7 @@ client-limited verdict. Numbers in, numbers out; no I/O, so each is tested by ha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,12 +101,51 @@ def cpu_util_pct(cpu_s: float, wall_s: float, ncpu: int) -> float:
 
 
 def client_limited(cpu_pct: float, au: float | None, threshold_pct: float,
-                   compute_s: float) -> bool:
-    """The client, not storage, is the limit: its cores are nearly all busy while the
-    accelerators starve (AU under the threshold), or, with no compute to hide behind,
-    while reading as fast as it can."""
-    if cpu_pct < CLIENT_LIMITED_CPU_PCT:
-        return False
-    if compute_s <= 0:
-        return True
-    return au is not None and au < threshold_pct
+                   compute_s: float, host: dict[str, float] | None = None) -> bool:
+    """The client, not storage, is the limit: see `client_limited_why`."""
+    return client_limited_why(cpu_pct, au, threshold_pct, compute_s, host)[0]
+
+
+def host_window(before: dict[str, int], after: dict[str, int], own_cpu_s: float,
+                wall_s: float, ncpu: int, load1: float, runnable: int) -> dict[str, float]:
+    """The host's CPU over a window (/proc/stat deltas, clock ticks): busy % of all cores
+    (steal included), steal %, the share other processes took, and the run queue."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in before}
+    total = sum(d.values())
+    if total <= 0 or wall_s <= 0:
+        return {}
+    idle = d.get("idle", 0) + d.get("iowait", 0)
+    busy_pct = 100.0 * (total - idle) / total
+    steal_pct = 100.0 * d.get("steal", 0) / total
+    own_pct = 100.0 * own_cpu_s * tick / total
+    return {"host_busy_pct": round(busy_pct, 1), "steal_pct": round(steal_pct, 1),
+            "others_pct": round(max(0.0, busy_pct - steal_pct - own_pct), 1),
+            "load1": load1, "runnable": float(runnable), "ncpu": float(ncpu)}
+
+
+def client_limited_why(cpu_pct: float, au: float | None, threshold_pct: float,
+                       compute_s: float, host: dict[str, float] | None = None,
+                       ) -> tuple[bool, str]:
+    """Is the client, not storage, the limit, and why. Only while the accelerators starve
+    (AU under the threshold) or, with no compute to hide behind, always. The client's CPU
+    is the limit when this run kept its cores nearly all busy, or when the host's cores
+    were (other processes, hypervisor steal, a run queue longer than the cores): then
+    this run got less CPU than it needed although its own share looks modest."""
+    starving = compute_s <= 0 or (au is not None and au < threshold_pct)
+    if not starving:
+        return False, "the accelerators were fed (AU at or above the threshold)"
+    if cpu_pct >= CLIENT_LIMITED_CPU_PCT:
+        return True, f"this run kept {cpu_pct:.0f}% of the client's cores busy"
+    if host:
+        busy = host.get("host_busy_pct", 0.0)
+        ncpu = host.get("ncpu", 0.0) or 1.0
+        crowded = host.get("runnable", 0.0) > ncpu or host.get("load1", 0.0) > ncpu
+        if busy >= CLIENT_LIMITED_CPU_PCT or (crowded and busy >= 50.0):
+            return True, (f"the host's cores were {busy:.0f}% busy (this run {cpu_pct:.0f}%, "
+                          f"other processes {host.get('others_pct', 0.0):.0f}%, steal "
+                          f"{host.get('steal_pct', 0.0):.0f}%; load {host.get('load1', 0):.1f}"
+                          f" on {ncpu:.0f} cores): this run could not get the CPU it needed")
+        return False, (f"CPU not saturated: this run {cpu_pct:.0f}%, host {busy:.0f}% busy, "
+                       f"load {host.get('load1', 0):.1f} on {ncpu:.0f} cores")
+    return False, f"this run used {cpu_pct:.0f}% of the cores (host load not measured)"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from iobench import cache, dist
+from iobench import cache, dist, verify
 from iobench.errors import RunFailed
 from iobench.results import make_phase
 from iobench.stats import Histogram, Timeline
@@ -115,8 +115,10 @@ def run_replay(ds: Dataset, cfg: ReplayConfig, *, epochs: int, policy: str, labe
     try:
         for e in range(epochs):
             run.cache_methods.append(cache.prepare(policy, ds.files))
+            h0 = verify.host_cpu()
             st = run_epoch(ds, cfg, e, step_offset=steps_done, checkpointer=ckpt,
                            limiter=limiter, stop=stop, progress=progress)
+            _host(st, h0)
             steps_done += st.steps
             run.epochs.append(st)
     except KeyboardInterrupt as e:  # the finished epochs are kept (see one_run)
@@ -155,9 +157,11 @@ def _run_replay_ranks(w: dist.World, ds: Dataset, cfg: ReplayConfig, *, epochs: 
             methods = dist.collective(lambda: cache.prepare(policy, ds.files), w,
                                       f"epoch {e + 1} cache {policy}")
             run.cache_methods.append(methods[0])
+            h0 = verify.host_cpu()
             st = ranks.run_epoch_ranks(w, sync, offset, ds=ds, cfg=cfg, epoch=e,
                                        step_offset=steps_done, checkpointer=ckpt,
                                        limiter=limiter, stop=stop, progress=progress)
+            _host(st, h0)
             steps_done += st.steps
             run.epochs.append(st)
     except BaseException as e:
@@ -234,6 +238,26 @@ def au_without_stalls(epochs: Sequence[EpochStats],
     return m.au_overall(parts)
 
 
+def _host(e: EpochStats, before: dict[str, int]) -> None:
+    """The host's CPU over the epoch (this host's, under MPI too) onto its stats."""
+    load1, runnable = verify.run_queue()
+    e.host = m.host_window(before, verify.host_cpu(), e.cpu_s, e.seconds,
+                           os.cpu_count() or 1, load1, runnable)
+
+
+def _host_total(epochs: Sequence[EpochStats]) -> dict[str, float]:
+    """Epochs' host figures, weighted by epoch time."""
+    hs = [(e.host, e.seconds) for e in epochs if e.host]
+    if not hs:
+        return {}
+    wall = sum(s for _, s in hs) or 1.0
+    out = {k: round(sum(h.get(k, 0.0) * s for h, s in hs) / wall, 1)
+           for k in ("host_busy_pct", "steal_pct", "others_pct", "load1")}
+    out["runnable"] = max(h.get("runnable", 0.0) for h, _ in hs)
+    out["ncpu"] = hs[0][0].get("ncpu", 1.0)
+    return out
+
+
 def epoch_phase(name: str, e: EpochStats, *, compute_s: float, threshold_pct: float,
                 records: Sequence[CheckpointRecord] = (), warmup: bool = False,
                 ncpu: int | None = None) -> dict[str, Any]:
@@ -248,7 +272,10 @@ def epoch_phase(name: str, e: EpochStats, *, compute_s: float, threshold_pct: fl
         "first_step_s": (int(e.step_end_ns[0]) - e.start_ns) / 1e9 if e.steps else None,
         "data_wait_ns": waits.summary() if waits.count else None,
         "cpu_util_pct": cpu,
-        "client_limited": m.client_limited(cpu, au, threshold_pct, compute_s),
+        "client_limited": m.client_limited(cpu, au, threshold_pct, compute_s, e.host),
+        "client_limited_why": m.client_limited_why(cpu, au, threshold_pct, compute_s,
+                                                   e.host)[1],
+        "host_cpu": e.host,
         "timeline_span_s": (e.end_ns - e.timeline.start_ns) / 1e9,
     }
     if warmup:
@@ -276,6 +303,7 @@ def aggregate_phase(name: str, runs: Sequence[RunStats], *, compute_s: float,
     au = m.au_overall([m.au_parts(e.step_end_ns, e.compute_ns) for e in epochs])
     cpu_s = sum(e.cpu_s for e in epochs)
     cpu = m.cpu_util_pct(cpu_s, seconds, os.cpu_count() or 1)
+    host = _host_total(epochs)
     waits = _wait_hist(epochs)
     metrics: dict[str, Any] = {
         "runs": len(runs), "epochs": len(epochs), "steps": sum(e.steps for e in epochs),
@@ -284,7 +312,10 @@ def aggregate_phase(name: str, runs: Sequence[RunStats], *, compute_s: float,
         "au_pct": au, "au_pass": (au >= threshold_pct) if au is not None else None,
         "data_wait_ns": waits.summary() if waits.count else None,
         "cpu_util_pct": cpu,
-        "client_limited": m.client_limited(cpu, au, threshold_pct, compute_s),
+        "client_limited": m.client_limited(cpu, au, threshold_pct, compute_s, host),
+        "client_limited_why": m.client_limited_why(cpu, au, threshold_pct, compute_s,
+                                                   host)[1],
+        "host_cpu": host,
         "timeline_span_s": (epochs[-1].end_ns - tl.start_ns) / 1e9,
     }
     if warmup:

@@ -69,6 +69,8 @@ def summary_table(r: Result) -> Table:
         cl = Text(f"{mt['cpu_util_pct']:.0f}% of the client's cores")
         if mt.get("client_limited"):
             cl.append("  CLIENT-LIMITED", style="bold yellow")
+        if mt.get("client_limited_why"):
+            cl.append(f"  ({mt['client_limited_why']})")
         t.add_row("client CPU", cl)
         t.add_row("decode", "yes (framework parsing)" if mt.get("decode") else "no (bytes only)")
     if "runs_cv_pct" in mt:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from iobench import cache, dist, safepath
+from iobench import cache, dist, safepath, verify
 from iobench import target as target_mod
 from iobench.cli import (
     DURATION,
@@ -29,8 +29,15 @@ from iobench.results import Result
 from iobench.runner import execute
 
 # The phases table already shows everything io's summary metrics hold (they exist for
-# suite criteria), so no extra table.
-terminal.register("io", lambda result: [])
+# suite criteria); the extra table is what was verified (depth, residency, byte audit).
+
+
+def _verified(result: Result) -> list:
+    t = verify.table(result.phases)
+    return [t] if t is not None else []
+
+
+terminal.register("io", _verified)
 
 
 def io_files(root: Path, jobs: int, first: int = 0) -> tuple[Path, ...]:
@@ -63,13 +70,23 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
     method = cache.prepare(policy, spec.files) if not spec.is_write else (
         "o_direct" if spec.direct else "none")
     total = spec.size * spec.jobs * w.size
+    # measured, not assumed: how much of this rank's data set is in the page cache now
+    res0 = cache.residency(spec.files, spec.size) if not spec.is_write else None
     result.cache = cache.verdict(policy, method, total, reads=not spec.is_write,
-                                 rereads=spec.runtime > 0 or spec.is_random)
+                                 rereads=spec.runtime > 0 or spec.is_random, resident=res0)
+    if res0 is not None and policy in cache.DROP_POLICIES and \
+            res0["resident_pct"] > cache.RESIDENT_WARN_PCT:
+        result.warnings.append(f"{res0['resident_pct']:.1f}% of the data set is still in the "
+                               "page cache after the eviction: reads may come from RAM")
+    kind = "fio" if engine == "fio" else "native"
+    allowance = verify.startup_allowance(kind) if w.size == 1 else {}
+    window: list[verify.Window] = []
 
     def run_fio() -> list[dict]:
         from iobench.engines import fio
 
         start = time.time_ns()
+        window.append(verify.Window(spec.files))
         try:
             phases = fio.run(spec, workdir)
         except KeyboardInterrupt as e:  # keep what fio measured before it was stopped
@@ -77,6 +94,7 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
                 result.add_phase(p)
             raise
         end = time.time_ns()
+        window[0].close()
         for p in phases:
             dist.stamp(p, start, end)
         return phases
@@ -86,14 +104,36 @@ def run_io(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Result
 
         with ByteProgress(spec.pattern, None if spec.runtime else total,
                           enabled=False if json_out else None) as prog:
+            window.append(verify.Window(spec.files))
             try:
                 return native.run(spec, progress=prog)
             except KeyboardInterrupt as e:  # keep what was measured up to the interruption
                 for p in getattr(e, "phases", None) or []:
                     result.add_phase(p)
                 raise
+            finally:
+                window[0].close()
 
     phases = dist.combine(run_fio if engine == "fio" else run_native, w, spec.pattern)
+    res1 = cache.residency(spec.files, spec.size)
+    if res0 is not None:
+        result.cache["resident_end_pct"] = res1["resident_pct"]
+    depth = spec.jobs * spec.queue_depth * w.size
+    for p in phases:
+        if p["direction"] not in ("read", "write"):
+            continue
+        p["metrics"]["resident_end_pct"] = res1["resident_pct"]
+        if res0 is not None:
+            p["metrics"]["resident_start_pct"] = res0["resident_pct"]
+        if w.size == 1 and window:  # the counters are this process's: one rank only
+            counter = verify.counter_for(p["direction"], p["metrics"].get("queue"),
+                                         spec.ioengine if engine == "fio" else None)
+            cpu = p["metrics"].get("cpu_seconds") if engine == "native" else None
+            result.warnings.extend(verify.annotate(
+                p, window[0], requested_depth=depth, counter=counter, allowance=allowance,
+                direct=spec.direct, cpu_s=cpu))
+        else:
+            p["metrics"]["verify"] = {"depth": verify.achieved_depth(p, depth)}
     for p in phases:
         result.add_phase(p)
     for p in phases[:1]:

@@ -145,6 +145,7 @@ def _summary(result: Result, spec: TrainingSpec, o: TrainOptions, accelerators: 
         "data_wait_p50_ms": (wait.get("p50") or 0) / 1e6,
         "data_wait_p99_ms": (wait.get("p99") or 0) / 1e6,
         "cpu_util_pct": pm["cpu_util_pct"], "client_limited": pm["client_limited"],
+        "client_limited_why": pm.get("client_limited_why", ""),
         "decode": o.decode,
     })
     if o.runs is not None:
@@ -163,9 +164,9 @@ def _summary(result: Result, spec: TrainingSpec, o: TrainOptions, accelerators: 
                 "something else is using this storage or client; rerun on a quiet system")
     if pm["client_limited"]:
         result.warnings.append(
-            f"client-limited: this process kept {pm['cpu_util_pct']:.0f}% of the client's "
-            f"{os.cpu_count()} cores busy, so the client, not storage, may be what limits "
-            "these figures; use more client hosts (mpirun) or --no-decode")
+            f"client-limited: {pm.get('client_limited_why') or 'the client CPU was busy'} "
+            f"({os.cpu_count()} cores), so the client, not storage, may be what limits "
+            "these figures; use more client hosts (mpirun), a quieter host or --no-decode")
     if au is not None and not au_pass:
         if bare is not None and bare >= spec.au_threshold_pct:
             result.warnings.append(

@@ -1,5 +1,7 @@
 """Pure parts of the training replay: epoch order, AU, run agreement, windows, find-max."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,30 @@ def test_findmax_search_starts_high_and_confirm_steps_down():
     fed = findmax.confirm(lambda n: findmax.Probe(n, None, n <= 4, kind="confirm"), 6, out)
     assert fed == 4
     assert [p.accelerators for p in out.probes] == [6, 5, 4]
+
+
+def test_client_limited_when_other_processes_take_the_cpu():
+    # this run used 48% of the cores, but the host was saturated with load 6 on 2 cores
+    crowded = {"host_busy_pct": 99.0, "steal_pct": 0.0, "others_pct": 51.0, "load1": 6.0,
+               "runnable": 7.0, "ncpu": 2.0}
+    limited, why = m.client_limited_why(48.0, 50.0, 90.0, 0.1, crowded)
+    assert limited
+    assert "host's cores were 99% busy" in why
+    assert "other processes 51%" in why
+    quiet = {"host_busy_pct": 50.0, "steal_pct": 0.0, "others_pct": 2.0, "load1": 0.5,
+             "runnable": 1.0, "ncpu": 2.0}
+    assert m.client_limited_why(48.0, 50.0, 90.0, 0.1, quiet) == (
+        False, "CPU not saturated: this run 48%, host 50% busy, load 0.5 on 2 cores")
+    assert not m.client_limited(48.0, 95.0, 90.0, 0.1, crowded)  # AU met: nothing limits
+
+
+def test_host_window_from_proc_stat_deltas():
+    tick = os.sysconf("SC_CLK_TCK")
+    before = {"user": 0, "nice": 0, "system": 0, "idle": 0, "iowait": 0, "irq": 0,
+              "softirq": 0, "steal": 0}
+    after = dict(before, user=150, system=30, idle=10, steal=10)  # 200 ticks in all
+    h = m.host_window(before, after, own_cpu_s=60 / tick, wall_s=1.0, ncpu=2, load1=3.0,
+                      runnable=4)
+    assert h["host_busy_pct"] == 95.0
+    assert h["steal_pct"] == 5.0
+    assert h["others_pct"] == 60.0  # 95 busy - 5 steal - 30 own
