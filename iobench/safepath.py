@@ -28,6 +28,7 @@ import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from iobench.errors import SpecError, TargetError
 
@@ -136,6 +137,7 @@ def _walk(root: Path, parts: tuple[str, ...], create: bool) -> int:
 _RESOLVE = 0x08 | 0x04 | 0x02
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64 (asm-generic)
 _openat2_ok: bool | None = None
+_syscall: Any = None
 
 
 class _OpenHow(ctypes.Structure):
@@ -145,15 +147,16 @@ class _OpenHow(ctypes.Structure):
 
 def _openat2(dirfd: int, rel: str, flags: int, mode: int) -> int | None:
     """openat2 beneath dirfd, or None where the kernel (or a seccomp filter) lacks it."""
-    global _openat2_ok
+    global _openat2_ok, _syscall
     if _openat2_ok is False:
         return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        syscall = libc.syscall
-    except (OSError, AttributeError):
-        _openat2_ok = False
-        return None
+    if _syscall is None:
+        try:
+            _syscall = ctypes.CDLL(None, use_errno=True).syscall
+        except (OSError, AttributeError):
+            _openat2_ok = False
+            return None
+    syscall = _syscall
     how = _OpenHow(flags, mode if flags & os.O_CREAT else 0, _RESOLVE)
     fd = syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd),
                  ctypes.c_char_p(os.fsencode(rel)), ctypes.byref(how),

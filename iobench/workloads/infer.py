@@ -22,6 +22,7 @@ from iobench.cli import (
     SIZE0,
     SIZE_LIST,
     cache_option,
+    check_open_files,
     cli,
     common_run_options,
     engine_option,
@@ -68,6 +69,10 @@ def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, e
 
     direct = cache == "direct"
     rr.check(block_size, file_size, direct)
+    check_open_files(nfiles, "--files")
+    if max(queue_depth) > MAX_THREADS:
+        raise UsageError(f"--queue-depth {max(queue_depth)}: at most {MAX_THREADS} I/Os in "
+                         "flight per cell")
     if runtime <= 0:
         raise UsageError("--runtime must be > 0 for the sweep, e.g. 5s")
     if engine == "fio":
