@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -39,3 +41,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.tier_functional)
         else:
             item.add_marker(pytest.mark.tier_unit)
+
+
+# Some tests run the CLI with a relative --target from inside a tmp directory (the fuzz,
+# the relative-target tests); a run that ends with the process's working directory gone
+# must not make every later test (and every subprocess it starts) fail in os.getcwd().
+_START_CWD = os.getcwd()
+
+
+@pytest.fixture(autouse=True)
+def _working_directory_exists() -> Iterator[None]:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        os.chdir(_START_CWD)
+    yield
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        os.chdir(_START_CWD)
