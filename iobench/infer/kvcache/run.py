@@ -56,7 +56,9 @@ class Config:
 
 
 def _free_bytes(path: Path) -> int:
-    p = path.expanduser().absolute()
+    from iobench.target import _expand
+
+    p = _expand(path).absolute()
     while not p.exists():
         p = p.parent
     st = os.statvfs(p)

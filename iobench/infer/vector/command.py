@@ -88,7 +88,9 @@ def check_diskann(o: DiskannOptions) -> None:
 
 def free_bytes_at(path: Path) -> int:
     """Free bytes of the filesystem that holds (or would hold) `path`."""
-    p = path.expanduser().absolute()
+    from iobench.target import _expand
+
+    p = _expand(path).absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
     st = os.statvfs(p)
