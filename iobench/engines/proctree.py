@@ -48,6 +48,22 @@ def _stat(pid: int) -> tuple[int, int] | None:
         return None
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it now, from /proc/PID/task/TID/children (a snapshot:
+    unlike `Tree`, it does not follow processes that have been reparented away)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
 def _table() -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     for name in os.listdir("/proc"):

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from iobench.engines.proctree import descendants
+
 WAIT_S = 120.0  # generous: the machine is shared and loaded
 
 
@@ -60,17 +62,7 @@ def phase_lines(tmp: Path, n: int = 1) -> Callable[[], bool]:
 
 def tree(pid: int) -> list[int]:
     """pid and all its descendants (from /proc/PID/task/TID/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    return out
+    return descendants(pid)
 
 
 def io_bytes(pid: int, key: str) -> int:

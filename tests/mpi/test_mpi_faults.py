@@ -17,24 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from iobench.engines.proctree import descendants
+
 from .conftest import mpi_env
 
 BOUND_S = 30  # a generous bound on the exit (a deadlock never ends), not a performance claim
 MiB = 2**20
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    return out
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -136,7 +124,7 @@ def test_a_signalled_rank_ends_the_job_with_a_failed_result_naming_it(
     try:
         _check_fault(proc, res, phases, workload, sig, seen)
     finally:  # whatever failed, leave nothing running (by pid: only this job's processes)
-        for p in _alive([*seen, *_tree(proc.pid)]):
+        for p in _alive([*seen, *descendants(proc.pid)]):
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
         if proc.poll() is None:
@@ -150,10 +138,10 @@ def _check_fault(proc: subprocess.Popen, res: Path, phases: Path, workload: str,
         _wait(lambda: phases.exists() and phases.read_text().count("\n") >= 2, proc,
               "a finished checkpoint")
     else:  # bytes read by the ranks: the measured phase is under way
-        base = _io(_tree(proc.pid), "rchar")
+        base = _io(descendants(proc.pid), "rchar")
         need = 12 * MiB if workload == "train" else 4 * MiB
-        _wait(lambda: _io(_tree(proc.pid), "rchar") - base >= need, proc, "reads")
-    job = _tree(proc.pid)
+        _wait(lambda: _io(descendants(proc.pid), "rchar") - base >= need, proc, "reads")
+    job = descendants(proc.pid)
     seen += job
     victims = [p for p in job if _rank_of(p) == 1 and p != proc.pid]
     assert victims, "rank 1 not found"
@@ -163,7 +151,7 @@ def _check_fault(proc: subprocess.Popen, res: Path, phases: Path, workload: str,
     try:
         out, err = proc.communicate(timeout=BOUND_S)
     except subprocess.TimeoutExpired:
-        for p in _alive(_tree(proc.pid)):
+        for p in _alive(descendants(proc.pid)):
             os.kill(p, signal.SIGKILL)
         proc.communicate()
         pytest.fail(f"mpirun -np 2 {workload}: still running {BOUND_S} s after "
