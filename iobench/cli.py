@@ -16,6 +16,10 @@ import click
 
 from iobench import __version__
 from iobench.errors import EXIT_USAGE, IobenchError, UsageError
+from iobench.limits import MAX_COUNT as MAX_COUNT  # re-exported for the commands
+from iobench.limits import MAX_SEED
+from iobench.limits import MAX_THREADS as MAX_THREADS
+from iobench.limits import check_open_files as check_open_files
 from iobench.units import parse_duration, parse_positive_size, parse_size
 
 F = Callable[..., Any]
@@ -85,24 +89,7 @@ def positive_int(text: str, what: str) -> int:
     return v
 
 
-# Caps on counts: far beyond any real machine, low enough that nothing downstream
-# (threads, processes, open files, 64-bit offsets) breaks before the one-line error.
-MAX_SEED = 2**63 - 1
-MAX_THREADS = 4096  # threads or processes one command starts per rank
-MAX_COUNT = 2**40  # steps, epochs, runs, files
 SEED = click.IntRange(min=0, max=MAX_SEED)
-
-
-def check_open_files(n: int, what: str) -> None:
-    """`n` files open at once must fit the open-files limit (RLIMIT_NOFILE, with room for
-    the interpreter's own), or one line saying how to raise it."""
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and n + 64 > soft:
-        raise UsageError(f"{what}: {n} files open at once do not fit this process's "
-                         f"open-files limit ({soft}, ulimit -n); raise it (ulimit -n "
-                         f"{n + 256}) or use fewer")
 
 
 SIZE = SizeType()
@@ -235,6 +222,64 @@ def cli() -> None:
 
 
 
+# --- the command line's side of a run: a context that shows progress, then the result --
+def reporter(render: Callable[[Any], None] | None = None) -> Callable[..., None]:
+    """ctx.on_result for a command: the error line, the tables (or --json), the path."""
+    def show(result: Any, path: Path | None, json_out: bool, message: str | None) -> None:
+        if message:
+            click.echo(f"error: {message}", err=True)
+        if json_out:
+            click.echo(result.to_json())
+        else:
+            from iobench.report import terminal
+
+            (render or terminal.render)(result)
+        if path is not None:
+            click.echo(f"result: {path}", err=True)
+    return show
+
+
+def progress_factory(json_out: bool) -> Callable[[str, int | None], Any]:
+    """ctx.progress for a command: a Rich bar on a terminal, nothing under --json."""
+    def make(label: str, total: int | None) -> Any:
+        from iobench.report.progress import ByteProgress
+
+        return ByteProgress(label, total, enabled=False if json_out else None)
+    return make
+
+
+def run_context(json_out: bool, render: Callable[[Any], None] | None = None,
+                command_line: tuple[str, ...] | None = None) -> Any:
+    """The Ctx a command passes to its kind's run()."""
+    from iobench import dist
+    from iobench.kinds.base import Ctx
+
+    return Ctx(world=dist.world(), progress=progress_factory(json_out),
+               on_result=reporter(render), json_out=json_out,
+               command_line=tuple(sys.argv) if command_line is None else command_line)
+
+
+def run_options(target: Path, results_dir: Path, force: bool) -> Any:
+    """The RunOptions of the options every run command shares (common_run_options)."""
+    from iobench.kinds.base import RunOptions
+
+    ctx = click.get_current_context(silent=True)
+    wait = bool(ctx.find_root().meta.get("iobench.wait")) if ctx is not None else False
+    return RunOptions(target=target, results_dir=results_dir, force=force,
+                      wait=float("inf") if wait else 0.0)
+
+
+def finish(outcome: Any) -> Any:
+    """Leave as the run ended: exit non-zero on failure; a suite's step hands a signal
+    that arrived while it finished to the suite. Returns the Result otherwise."""
+    from iobench import runner
+
+    if outcome.code:
+        sys.exit(outcome.code)
+    if outcome.late is not None and runner.nested():  # a suite's step: the suite stops
+        raise outcome.late
+    return outcome.result
+
 
 def main() -> None:
     from iobench import interrupt
@@ -254,10 +299,15 @@ def main() -> None:
         raise SystemExit(130) from None
 
 
-# Modules that add commands to `cli` (click lists commands alphabetically in --help).
+# The kinds' commands (iobench/kinds/<kind>/cli.py: a Click command named `command`),
+# added to `cli` here, in one table.
+KIND_COMMANDS: tuple[str, ...] = (
+    "iobench.kinds.io.cli",
+)
+
+# Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
-    "iobench.workloads.io",
     "iobench.workloads.fiojob",
     "iobench.workloads.datagen",
     "iobench.workloads.train",
@@ -272,6 +322,8 @@ def _register() -> None:
 
     for name in COMMAND_MODULES:
         importlib.import_module(name)
+    for name in KIND_COMMANDS:
+        cli.add_command(importlib.import_module(name).command)
 
 
 _register()

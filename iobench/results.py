@@ -1,20 +1,31 @@
-"""The Result model: versioned JSON, one file per run, written atomically.
+"""The results vocabulary: a run fills a `Recorder`; what leaves a run is a frozen `Result`.
+
+A `Result` (and each of its `Phase`s) is immutable and typed: renderers, `compare`, suite
+criteria and the Python API read it, nobody changes it. While a run measures, its body
+fills a `Recorder` (phases are appended as plain JSON-ready dicts, `make_phase`); the
+runner freezes it (`Recorder.freeze()`) when the run ends, checking every phase's shape.
+Versioned JSON, one file per run, written atomically.
 
 Schema history (bump SCHEMA_VERSION on any incompatible change and upgrade old files in
 `_upgrade`):
   1 (iobench 0.1): first version.
+  2 (iobench 0.2): one suffix rule for metric names (iobench.kinds.base.UNIT_SUFFIXES):
+    a phase's `iops` is `ops_per_s`; metrics renamed per kind (each kind's metrics.py
+    names what it was called in v1). Version-1 files are upgraded on load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import re
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +34,7 @@ from iobench import __version__
 from iobench.errors import UsageError
 from iobench.stats import Histogram, Timeline
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "partial", "failed")
 
 
@@ -67,7 +78,7 @@ def make_phase(
         "gb_per_s": bps / 1e9,
         "gib_per_s": bps / 2**30,
         "ops": int(ops),
-        "iops": ops / seconds if seconds > 0 else 0.0,
+        "ops_per_s": ops / seconds if seconds > 0 else 0.0,
         "latency_ns": lat,
         "histogram": latency.to_dict() if latency is not None and latency.count else None,
         "timeline": timeline.to_dict() if timeline is not None else None,
@@ -75,9 +86,237 @@ def make_phase(
     }
 
 
-@dataclass
+PHASE_KEYS = ("name", "engine", "direction", "bytes", "seconds", "bytes_per_s", "gb_per_s",
+              "gib_per_s", "ops", "ops_per_s", "latency_ns", "histogram", "timeline",
+              "metrics")
+
+
+@dataclass(frozen=True)
+class Phase(Mapping[str, Any]):
+    """One measured phase, immutable. Typed attributes for code; a read-only mapping of
+    its JSON form (`phase["bytes"]`) for renderers and criteria that address fields by
+    name. Keys beyond the common ones (an engine's own block such as `fio`, a rank's
+    `rank`) are kept in `extra`."""
+
+    name: str
+    engine: str
+    direction: str
+    bytes: int
+    seconds: float
+    ops: int
+    latency_ns: Mapping[str, float | None]
+    metrics: Mapping[str, Any]
+    histogram: Mapping[str, Any] | None = None
+    timeline: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def gb_per_s(self) -> float:
+        return self.bytes_per_s / 1e9
+
+    @property
+    def gib_per_s(self) -> float:
+        return self.bytes_per_s / 2**30
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "phase") -> Phase:
+        """Check a phase's shape (a damaged or foreign file is one line, not a crash)."""
+        def need(key: str, types: type | tuple[type, ...]) -> Any:
+            v = d.get(key)
+            if not isinstance(v, types) or isinstance(v, bool):
+                raise UsageError(f"{where}: field {key!r} is missing or not "
+                                 f"{getattr(types, '__name__', 'a number')}; the result "
+                                 "file is damaged")
+            return v
+        name = need("name", str)
+        nbytes = need("bytes", int)
+        seconds = float(need("seconds", (int, float)))
+        ops = need("ops", int)
+        for key, v in (("bytes", nbytes), ("seconds", seconds), ("ops", ops)):
+            if not math.isfinite(v) or v < 0:
+                raise UsageError(f"{where}: {key} is {v!r}, not a number >= 0; the result "
+                                 "file is damaged")
+        lat = d.get("latency_ns") or {}
+        metrics = d.get("metrics") or {}
+        if not isinstance(lat, Mapping) or not isinstance(metrics, Mapping):
+            raise UsageError(f"{where}: latency_ns and metrics must be objects; the result "
+                             "file is damaged")
+        extra = {k: v for k, v in d.items() if k not in PHASE_KEYS}
+        return cls(name=name, engine=str(d.get("engine", "native")),
+                   direction=str(d.get("direction", "read")), bytes=nbytes, seconds=seconds,
+                   ops=ops, latency_ns=_freeze(lat), metrics=_freeze(metrics),
+                   histogram=_freeze(d["histogram"]) if d.get("histogram") else None,
+                   timeline=_freeze(d["timeline"]) if d.get("timeline") else None,
+                   extra=_freeze(extra))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "engine": self.engine, "direction": self.direction,
+             "bytes": self.bytes, "seconds": self.seconds, "bytes_per_s": self.bytes_per_s,
+             "gb_per_s": self.gb_per_s, "gib_per_s": self.gib_per_s, "ops": self.ops,
+             "ops_per_s": self.ops_per_s, "latency_ns": _thaw(self.latency_ns),
+             "histogram": _thaw(self.histogram), "timeline": _thaw(self.timeline),
+             "metrics": _thaw(self.metrics)}
+        d.update(_thaw(self.extra))
+        return d
+
+    # the read-only mapping view of the JSON form
+    def __getitem__(self, key: str) -> Any:
+        if key in PHASE_KEYS:
+            v = getattr(self, key)
+            return v
+        return self.extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from PHASE_KEYS
+        yield from self.extra
+
+    def __len__(self) -> int:
+        return len(PHASE_KEYS) + len(self.extra)
+
+
+class _Frozen(dict):
+    """A dict that refuses changes (JSON-serialisable, unlike MappingProxyType)."""
+
+    def _refuse(self, *a: Any, **k: Any) -> Any:
+        raise TypeError("a Result is immutable; build a new one (Recorder) instead")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
+
+
+class _FrozenList(list):
+    """A list that refuses changes (still a list to readers and to json)."""
+
+    def _refuse(self, *a: Any, **k: Any) -> Any:
+        raise TypeError("a Result is immutable; build a new one (Recorder) instead")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return _Frozen({k: _freeze(x) for k, x in v.items()})
+    if isinstance(v, list | tuple):
+        return _FrozenList(_freeze(x) for x in v)
+    return v
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, Phase):
+        return v.to_dict()
+    if isinstance(v, Mapping):
+        return {k: _thaw(x) for k, x in v.items()}
+    if isinstance(v, tuple | list):
+        return [_thaw(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True)
 class Result:
-    """One run of one command. Mutable while the run builds it; frozen once written."""
+    """One run of one command, as written: immutable. `Recorder.freeze()` makes one,
+    `load` reads one."""
+
+    kind: str
+    name: str
+    spec: Mapping[str, Any]
+    engine: str
+    command_line: tuple[str, ...]
+    started_utc: str
+    finished_utc: str | None
+    sysinfo: Mapping[str, Any]
+    cache: Mapping[str, Any]
+    status: str
+    reason: str | None
+    phases: tuple[Phase, ...]
+    metrics: Mapping[str, Any]
+    warnings: tuple[str, ...]
+    children: tuple[Mapping[str, Any], ...]
+    schema_version: int = SCHEMA_VERSION
+    iobench_version: str = __version__
+    run_dir: Path | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "iobench_version": self.iobench_version,
+            "kind": self.kind,
+            "name": self.name,
+            "engine": self.engine,
+            "started_utc": self.started_utc,
+            "finished_utc": self.finished_utc,
+            "command_line": list(self.command_line),
+            "spec": _thaw(self.spec),
+            "sysinfo": _thaw(self.sysinfo),
+            "cache": _thaw(self.cache),
+            "status": {"state": self.status, "reason": self.reason},
+            "warnings": list(self.warnings),
+            "metrics": _thaw(self.metrics),
+            "phases": [p.to_dict() for p in self.phases],
+            "children": [_thaw(c) for c in self.children],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> Result:
+        d = _upgrade(dict(d), source)
+        st = d.get("status") or {}
+        if not isinstance(st, Mapping):
+            raise UsageError(f"{source}: field 'status' is not an object; the result file "
+                             "is damaged")
+        phases = d.get("phases") or []
+        if not isinstance(phases, list) or not all(isinstance(p, Mapping) for p in phases):
+            raise UsageError(f"{source}: field 'phases' is not a list of objects; the "
+                             "result file is damaged")
+        for key in ("spec", "sysinfo", "cache", "metrics"):
+            if not isinstance(d.get(key) or {}, Mapping):
+                raise UsageError(f"{source}: field {key!r} is not an object; the result "
+                                 "file is damaged")
+        for key in ("warnings", "children", "command_line"):
+            if not isinstance(d.get(key) or [], list):
+                raise UsageError(f"{source}: field {key!r} is not a list; the result file "
+                                 "is damaged")
+        if not all(isinstance(c, Mapping) for c in d.get("children") or []):
+            raise UsageError(f"{source}: a child of field 'children' is not an object; the "
+                             "result file is damaged")
+        for key in ("kind", "name"):
+            if not isinstance(d.get(key), str):
+                raise UsageError(f"{source}: field {key!r} is not a string; the result "
+                                 "file is damaged")
+        return cls(
+            kind=str(d["kind"]), name=str(d["name"]), spec=_freeze(d.get("spec") or {}),
+            engine=str(d.get("engine", "native")),
+            command_line=tuple(map(str, d.get("command_line") or [])),
+            started_utc=str(d.get("started_utc", "")), finished_utc=d.get("finished_utc"),
+            sysinfo=_freeze(d.get("sysinfo") or {}), cache=_freeze(d.get("cache") or {}),
+            status=str(st.get("state", "ok")), reason=st.get("reason"),
+            phases=tuple(Phase.from_dict(p, f"{source}: phase {i}")
+                         for i, p in enumerate(phases)),
+            metrics=_freeze(d.get("metrics") or {}),
+            warnings=tuple(map(str, d.get("warnings") or [])),
+            children=tuple(_freeze(c) for c in d.get("children") or []),
+            schema_version=SCHEMA_VERSION, iobench_version=str(d.get("iobench_version", "?")),
+        )
+
+
+@dataclass
+class Recorder:
+    """One run of one command while it runs: the body fills it, the runner freezes it."""
 
     kind: str  # io, fio, datagen, train, checkpoint, infer-randread, infer-load, suite
     name: str  # pattern, workload or model name
@@ -136,23 +375,13 @@ class Result:
             "children": self.children,
         }
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> Result:
-        d = _upgrade(dict(d), source)
-        st = d.get("status") or {}
-        return cls(
-            kind=d["kind"], name=d["name"], spec=d.get("spec") or {},
-            engine=d.get("engine", "native"), command_line=d.get("command_line") or [],
-            started_utc=d.get("started_utc", ""), finished_utc=d.get("finished_utc"),
-            sysinfo=d.get("sysinfo") or {}, cache=d.get("cache") or {},
-            status=st.get("state", "ok"), reason=st.get("reason"),
-            phases=list(d.get("phases") or []), metrics=dict(d.get("metrics") or {}),
-            warnings=list(d.get("warnings") or []), children=list(d.get("children") or []),
-            schema_version=SCHEMA_VERSION, iobench_version=d.get("iobench_version", "?"),
-        )
-
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=_json_default)
+
+    def freeze(self) -> Result:
+        """The immutable Result of what was recorded (phases checked and typed)."""
+        r = Result.from_dict(json.loads(self.to_json()), f"{self.kind} {self.name}")
+        return dataclasses.replace(r, run_dir=self.run_dir)
 
 
 def _json_default(o: Any) -> Any:
@@ -180,6 +409,35 @@ def _upgrade(d: dict[str, Any], source: str) -> dict[str, Any]:
     for key in ("kind", "name", "phases"):
         if key not in d:
             raise UsageError(f"{source}: result has no {key!r}; the file is damaged")
+    if v < 2:
+        d = _v1_to_v2(d)
+    return d
+
+
+def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: metric names under one suffix rule. The renames are the kinds' own
+    declarations (`Metric.was`), so a kind that renames a metric says so in one place."""
+    from iobench.kinds import renames
+
+    result_names, phase_names = renames(str(d.get("kind")))
+
+    def rename(m: Any, table: Mapping[str, str]) -> Any:
+        if not isinstance(m, Mapping):
+            return m
+        return {table.get(k, k): v for k, v in m.items()}
+
+    d = dict(d)
+    d["metrics"] = rename(d.get("metrics"), result_names)
+    phases = []
+    for p in d.get("phases") or []:
+        if isinstance(p, Mapping):
+            p = {k: v for k, v in p.items() if k != "iops"}
+            p["metrics"] = rename(p.get("metrics"), phase_names)
+        phases.append(p)
+    d["phases"] = phases
+    d["children"] = [_v1_to_v2(dict(c)) if isinstance(c, Mapping)
+                     and c.get("schema_version") == 1 else c for c in d.get("children") or []]
+    d["schema_version"] = SCHEMA_VERSION
     return d
 
 
@@ -221,7 +479,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def mark_unsaved(path: Path, result: Result, note: str) -> None:
+def mark_unsaved(path: Path, result: Recorder, note: str) -> None:
     """The full result could not be written (e.g. the disk is full): replace the
     provisional file's "did not finish" by the truth, in place, in the blocks it already
     has (a compact form is smaller than the indented provisional one). Best effort."""
@@ -272,7 +530,7 @@ def new_run_dir(results_dir: Path, started_utc: str, kind: str, name: str) -> Pa
     raise UsageError(f"--results-dir {results_dir}: too many results named {base}")
 
 
-def save(result: Result, results_dir: Path) -> Path:
+def save(result: Recorder, results_dir: Path) -> Path:
     """Write result.json into a new directory results/<UTC time>-<kind>-<name>/."""
     if result.finished_utc is None:
         result.finished_utc = utc_now()
@@ -286,7 +544,7 @@ def save(result: Result, results_dir: Path) -> Path:
     return path
 
 
-def rewrite(result: Result, path: Path) -> None:
+def rewrite(result: Recorder, path: Path) -> None:
     """Replace this run's own result file (written by `save`) atomically."""
     write_atomic(path, result.to_json())
 

@@ -1,7 +1,9 @@
-"""The life of one run: sysinfo, body, interruption and failure handling, save, render.
+"""The life of one run: sysinfo, body, interruption and failure handling, save.
 
-Every run command goes through `execute`, so every one writes its result atomically,
-keeps a partial result on Ctrl-C/SIGTERM (exit 130) and a failed one on errors (exit 1).
+Every run goes through `run`, so every one writes its result atomically, keeps a partial
+result on Ctrl-C/SIGTERM (exit code 130) and a failed one on errors (1). It prints
+nothing and never exits the process: the command line (iobench.cli.finish) shows the
+Outcome and exits with its code; a library caller reads the Result.
 """
 
 from __future__ import annotations
@@ -10,17 +12,16 @@ import errno
 import os
 import shutil
 import signal
-import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 from iobench import dist, interrupt, sysinfo
 from iobench import results as results_mod
 from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed, UsageError
-from iobench.results import Result
+from iobench.kinds.base import Ctx, RunOptions
+from iobench.results import Recorder, Result
 
 Terminated = interrupt.Terminated  # SIGTERM, handled like Ctrl-C (kept for importers)
 
@@ -65,40 +66,48 @@ def _install() -> Callable[[], None]:
     return restore
 
 
-def execute(
-    result: Result,
-    body: Callable[[Result], None],
-    *,
-    results_dir: Path,
-    json_out: bool = False,
-    target: Path | None = None,
-    save: bool = True,
-    render: Callable[[Result], None] | None = None,
-) -> Result:
-    """Run `body(result)` and finish the result whatever happens; exit non-zero on failure.
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: its frozen Result, the exit code a command gives for it, the
+    error line to show (if any), where the result was written and whether that worked."""
+
+    result: Result
+    code: int
+    message: str | None = None
+    path: Path | None = None
+    saved: bool = True
+    late: KeyboardInterrupt | None = None  # a signal that arrived while finishing
+
+
+def run(rec: Recorder, body: Callable[[Recorder], None], options: RunOptions,
+        ctx: Ctx) -> Outcome:
+    """Run `body(rec)` and finish the result whatever happens; never exits the process.
 
     A provisional result (status failed, "did not finish") is written before the body
     runs (and before any collective across MPI ranks) and replaced at the end, so even a
     SIGKILL leaves a result behind. Under MPI every rank runs the body; only rank 0 writes
-    and prints. Bad input raised before any phase was measured propagates (exit 2, no
-    result file). A signal that arrived during start-up is acted on once the provisional
-    result exists (exit 130, a partial result).
+    and reports (ctx.on_result). Bad input raised before any phase was measured propagates
+    (exit 2, no result file). A signal that arrived during start-up is acted on once the
+    provisional result exists (exit 130, a partial result).
     """
     global _nesting
     restore = _install()
     _nesting += 1
     try:
-        return _execute(result, body, results_dir=results_dir, json_out=json_out,
-                        target=target, save=save, render=render)
+        return _run(rec, body, options, ctx)
     finally:
         _nesting -= 1
         restore()
 
 
-def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Path,
-             json_out: bool, target: Path | None, save: bool,
-             render: Callable[[Result], None] | None) -> Result:
-    w = dist.world()
+def nested() -> bool:
+    """True inside another run (a suite's step)."""
+    return _nesting > 0
+
+
+def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions,
+         ctx: Ctx) -> Outcome:
+    w = ctx.world
     root = w.is_root
     path: Path | None = None
     code = 0
@@ -106,9 +115,12 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
     local_fault = False  # this rank stopped on its own: the other ranks must be told
     what = ""  # what happened to this rank, for the other ranks
     world_fault = False  # ranks stopped at different places: rank 0 ends the world
+    results_dir = options.results_dir
+    if ctx.command_line:
+        result.command_line = list(ctx.command_line)
     try:
-        result.sysinfo = sysinfo.collect(target) if root else {}
-        if save and root:
+        result.sysinfo = sysinfo.collect(options.target) if root else {}
+        if options.save and root:
             provisional = result.status, result.reason
             result.mark("failed", "the run did not finish (killed, or the machine stopped)")
             try:
@@ -179,18 +191,32 @@ def _execute(result: Result, body: Callable[[Result], None], *, results_dir: Pat
     with interrupt.shield():  # finishing the result: a late signal cannot cut it short
         if w.size > 1 and local_fault and not root:
             w.notify_fault(what)  # rank 0 learns it now, wherever it is
-        if not _finish(result, path, root, json_out, render, message) and not code:
+        frozen, saved, unsaved = _finish(result, path, root)
+        if not saved and not code:
             code = EXIT_FAILED  # measured, but the result file could not be written
+        if unsaved:
+            message = f"{message}; {unsaved}" if message else unsaved
+        out = Outcome(frozen, code, message, path, saved)
+        if root and ctx.on_result is not None:
+            ctx.on_result(frozen, path if saved else None, ctx.json_out, message)
         late = interrupt.take()
     if w.size > 1 and world_fault:
         _leave_world(w, code, local_fault, what)
-    if code:
-        if _nesting == 1:  # not a suite's step: the process is leaving now
-            interrupt.exiting()
-        sys.exit(code)
-    if late is not None and _nesting > 1:  # a suite's step: the suite stops too
-        raise late
-    return result
+    if code and _nesting == 1:  # not a suite's step: the process is leaving now
+        interrupt.exiting()
+    return Outcome(out.result, out.code, out.message, out.path, out.saved, late)
+
+
+def execute(result: Recorder, body: Callable[[Recorder], None], *, results_dir: Path,
+            json_out: bool = False, target: Path | None = None, save: bool = True,
+            render: Callable[[Result], None] | None = None) -> Result:
+    """The command line's way to run: `run`, then show the result and exit non-zero on
+    failure (iobench.cli.finish). Kept for commands not yet moved to iobench/kinds/."""
+    from iobench import cli
+
+    options = RunOptions(target=target or Path(), results_dir=results_dir, save=save)
+    ctx = Ctx(world=dist.world(), on_result=cli.reporter(render), json_out=json_out)
+    return cli.finish(run(result, body, options, ctx))
 
 
 def _os_error(e: OSError) -> str:
@@ -209,30 +235,17 @@ def _leave_world(w: dist.World, code: int, local_fault: bool, reason: str) -> No
         w.wait_to_be_aborted(15.0)
 
 
-def _finish(result: Result, path: Path | None, root: bool, json_out: bool,
-            render: Callable[[Result], None] | None, message: str | None) -> bool:
-    """Write the final result, report it; False when it could not be saved."""
+def _finish(result: Recorder, path: Path | None, root: bool) -> tuple[Result, bool, str | None]:
+    """Write the final result; (the frozen result, saved?, why not)."""
     result.finished_utc = results_mod.utc_now()
     if not root:
-        return True
-    saved = True
+        return result.freeze(), True, None
     if path is not None:
         try:
             results_mod.rewrite(result, path)
         except OSError as e:
-            saved = False
             note = (f"the result could not be saved to {path} ({e.strerror or e}); free "
                     "space on the results directory")
-            click.echo(f"error: {note}", err=True)
             results_mod.mark_unsaved(path, result, note)
-    if message:
-        click.echo(f"error: {message}", err=True)
-    if json_out:
-        click.echo(result.to_json())
-    else:
-        from iobench.report import terminal
-
-        (render or terminal.render)(result)
-    if path is not None and saved:
-        click.echo(f"result: {path}", err=True)
-    return saved
+            return result.freeze(), False, note
+    return result.freeze(), True, None

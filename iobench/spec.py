@@ -35,6 +35,11 @@ def size_field(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     return dataclasses.field(default=default, metadata={"unit": "size"}, **kw)
 
 
+def duration_field(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    """A dataclass field holding seconds; YAML (and the API) may say '30s' or '2m'."""
+    return dataclasses.field(default=default, metadata={"unit": "duration"}, **kw)
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -72,6 +77,13 @@ def _convert(value: Any, tp: Any, path: str, unit: str | None) -> Any:
         return {str(k): _convert(v, vt, f"{path}.{k}", unit) for k, v in value.items()}
     if tp is Any:
         return value
+    if tp is Path:
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise SpecError(f"{path}: expected a path, got {type(value).__name__} "
+                            f"{_short(value)}")
+        return Path(value)
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, path)  # type: ignore[arg-type]
     if unit == "size" and tp in (int, float):

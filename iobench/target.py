@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,8 +272,6 @@ def _wait_requested() -> bool:
 def acquire_lock(t: Target, wait: bool | None = None) -> None:
     """Hold the target's run lock until the current command ends (re-entrant: a suite's
     steps run inside the suite's hold). Another holder -> one line naming its pid."""
-    import click
-
     rst = t.root.stat()
     key = (rst.st_dev, rst.st_ino)
     held = _HELD.get(key)
@@ -288,8 +287,8 @@ def acquire_lock(t: Target, wait: bool | None = None) -> None:
                         f"--target {t.root}: in use by another iobench run ({other}); "
                         "wait for it to finish, pass --wait, or use another --target"
                     ) from None
-                click.echo(f"waiting for the other iobench run on {t.root} ({other})",
-                           err=True)
+                print(f"waiting for the other iobench run on {t.root} ({other})",
+                      file=sys.stderr, flush=True)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             me = f"pid {os.getpid()} on {socket.gethostname()} since " \
                  f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
@@ -300,9 +299,36 @@ def acquire_lock(t: Target, wait: bool | None = None) -> None:
             raise
         held = _HELD[key] = [fd, 0]
     held[1] += 1
+    mark = len(_STACK)
+    _STACK.append(key)
+    import click
+
     ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(lambda: release_lock(key))
+    if ctx is not None:  # a command: released when it ends (a library call: `locked`)
+        ctx.call_on_close(lambda: release_to(mark))
+
+
+_STACK: list[tuple[int, int]] = []  # lock holds in the order taken
+
+
+def lock_mark() -> int:
+    """How many lock holds exist now; `release_to(mark)` lets go of the later ones."""
+    return len(_STACK)
+
+
+def release_to(mark: int) -> None:
+    while len(_STACK) > mark:
+        release_lock(_STACK.pop())
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """Every target lock taken inside is released on leaving (a library caller's run)."""
+    mark = lock_mark()
+    try:
+        yield
+    finally:
+        release_to(mark)
 
 
 def release_lock(key: tuple[int, int]) -> None:
@@ -333,7 +359,7 @@ def _os_error(p: Path, e: OSError) -> TargetError:
 
 
 def prepare(path: str | Path, force: bool = False, create: bool = True,
-            lock: bool = True) -> Target:
+            lock: bool = True, wait: bool | None = None) -> Target:
     """Validate and mark a target directory (created if missing); take its run lock
     (on MPI rank 0 only: the other ranks work inside rank 0's hold)."""
     p = safepath.normal_root(_expand(path))
@@ -345,7 +371,7 @@ def prepare(path: str | Path, force: bool = False, create: bool = True,
         from iobench import dist
 
         if dist.world().is_root:
-            acquire_lock(t)
+            acquire_lock(t, wait)
     return t
 
 

@@ -16,7 +16,7 @@ requests in flight) beside the one requested.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def achieved_depth(phase: dict[str, Any], requested: int) -> dict[str, Any]:
     in flight, beside the requested depth; `low` when Little's figure < 0.9 x requested."""
     m = phase.get("metrics") or {}
     mean_ns = (phase.get("latency_ns") or {}).get("mean")
-    io_s = m.get("write_seconds_excl_fsync") or phase.get("seconds") or 0.0
+    io_s = m.get("write_excl_fsync_s") or phase.get("seconds") or 0.0
     ops = phase.get("ops") or 0
     out: dict[str, Any] = {"requested": requested}
     if mean_ns and io_s > 0 and ops:
@@ -227,7 +227,7 @@ def annotate(phase: dict[str, Any], window: Window, *, requested_depth: int, cou
     aud = audit(phase["bytes"], window, counter, allowance, direct, phase["direction"])
     cpu = window.cpu_delta() if cpu_s is None else cpu_s
     gb = phase["bytes"] / 1e9
-    v: dict[str, Any] = {"depth": depth, "audit": aud, "cpu_seconds": round(cpu, 4),
+    v: dict[str, Any] = {"depth": depth, "audit": aud, "cpu_s": round(cpu, 4),
                          "cpu_s_per_gb": round(cpu / gb, 4) if gb > 0 else None}
     m["verify"] = v
     warn = list(aud["warnings"])
@@ -237,7 +237,7 @@ def annotate(phase: dict[str, Any], window: Window, *, requested_depth: int, cou
     return warn
 
 
-def table(phases: list[dict[str, Any]]) -> Any:
+def table(phases: Sequence[Mapping[str, Any]]) -> Any:
     """A Rich table of what was verified per phase, or None when nothing was."""
     from rich.table import Table
 

@@ -270,7 +270,7 @@ def fastio() -> Any:
     if os.environ.get("IOBENCH_FASTIO", "1") == "0":
         return None
     try:
-        from iobench import _fastio  # type: ignore[attr-defined]
+        from iobench import _fastio
     except ImportError:
         return None
     return _fastio

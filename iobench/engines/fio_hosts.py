@@ -26,7 +26,7 @@ from typing import Any
 from iobench import cache
 from iobench.engines import IOSpec, fio
 from iobench.errors import RunFailed, UsageError
-from iobench.results import Result
+from iobench.results import Recorder
 
 DEFAULT_PORT = 8765  # fio --server's default
 CONNECT_TIMEOUT_S = 3.0
@@ -347,7 +347,7 @@ def spec_files(spec: IOSpec, n_clients: int, workdir: Path) -> list[str]:
 
 
 def run_io(spec: IOSpec, servers: Sequence[Server], policy: str, workdir: Path,
-           result: Result, timeout: float | None = None) -> None:
+           result: Recorder, timeout: float | None = None) -> None:
     """Run `spec` on every server at once; add the aggregate and per-client phases.
 
     Reads: a setup-only fio pass first lays out missing files on every server (untimed).
@@ -386,7 +386,7 @@ def run_io(spec: IOSpec, servers: Sequence[Server], policy: str, workdir: Path,
         main = phases[0]
         m = main["metrics"]
         result.metrics.update({
-            "gb_per_s": main["bytes_per_s"] / 1e9, "iops": main["iops"],
+            "gb_per_s": main["bytes_per_s"] / 1e9, "ops_per_s": main["ops_per_s"],
             "p99_us": (main["latency_ns"].get("p99") or 0) / 1e3, "bytes": main["bytes"],
             "clients": m.get("clients", 0),
             **{k: m[k] for k in ("client_gb_per_s_min", "client_gb_per_s_median",

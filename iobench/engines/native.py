@@ -429,7 +429,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
         nbytes, ops, hist, tl = merge_workers(stats, start_ns)
         seconds = (end_ns - start_ns) / 1e9
         metrics: dict[str, Any] = {
-            "queue": queue, "cpu_seconds": cpu_s,
+            "queue": queue, "cpu_s": cpu_s,
             "loop": "compiled" if ring or (fast is not None and not use_aio) else "python"}
         if in_flight:  # measured in the kernel's queue, summed over the jobs
             metrics["in_flight_mean"] = sum(in_flight)
@@ -452,10 +452,10 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             total = (f1 - start_ns) / 1e9
             phases = [make_phase(spec.pattern, nbytes=nbytes, seconds=total, ops=ops,
                                  latency=hist, timeline=tl, engine="native", direction="write",
-                                 metrics={**metrics, "fsync_seconds": fsync_s,
-                                          "write_seconds_excl_fsync": seconds,
+                                 metrics={**metrics, "fsync_s": fsync_s,
+                                          "write_excl_fsync_s": seconds,
                                           "includes_fsync": True,
-                                          "cpu_seconds": _cpu_seconds() - cpu0})]
+                                          "cpu_s": _cpu_seconds() - cpu0})]
             phases.append(make_phase("fsync", nbytes=0, seconds=fsync_s, ops=len(fds),
                                      engine="native", direction="sync"))
             end_ns = f1

@@ -21,6 +21,7 @@ workload, engine, cache policy, may-be-cached verdict and host; `--force` overri
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ NOISE_PCT = 5.0
 
 # (label, getter, higher_is_better)
 _PHASE_METRICS: tuple[tuple[str, str, bool], ...] = (
-    ("GB/s", "gb_per_s", True), ("IOPS", "iops", True), ("seconds", "seconds", False),
+    ("GB/s", "gb_per_s", True), ("IOPS", "ops_per_s", True), ("seconds", "seconds", False),
     ("p50 us", "lat:p50", False), ("p99 us", "lat:p99", False), ("p99.9 us", "lat:p99_9", False),
 )
 _HIGHER = ("per_s", "iops", "au_pct", "accelerators_fed", "train_to_raw")
@@ -52,7 +53,7 @@ class Value:
 Row = tuple[str, str, float | None, float | None, float | None, str]
 
 
-def _get(phase: dict[str, Any], key: str) -> float | None:
+def _get(phase: Mapping[str, Any], key: str) -> float | None:
     if key.startswith("lat:"):
         v = (phase.get("latency_ns") or {}).get(key[4:])
         return v / 1e3 if v is not None else None

@@ -12,7 +12,7 @@ COLUMNS = ("result", "kind", "name", "status", "phase", "engine", "metric", "val
 
 _PHASE_FIELDS = (
     ("bytes", "B"), ("seconds", "s"), ("bytes_per_s", "B/s"), ("gb_per_s", "GB/s"),
-    ("gib_per_s", "GiB/s"), ("ops", "count"), ("iops", "1/s"),
+    ("gib_per_s", "GiB/s"), ("ops", "count"), ("ops_per_s", "1/s"),
 )
 
 

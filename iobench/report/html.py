@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from iobench.results import Result
@@ -350,8 +350,8 @@ def randread_heatmap(r: Result) -> str:
     labels: dict[tuple[int, int], str] = {}
     for p in cells:
         k = (bss.index(p["metrics"]["block_size"]), qds.index(p["metrics"]["queue_depth"]))
-        values[k] = float(p.get("iops") or 0.0)
-        labels[k] = (f"{format_count(p.get('iops') or 0)} / "
+        values[k] = float(p.get("ops_per_s") or 0.0)
+        labels[k] = (f"{format_count(p.get('ops_per_s') or 0)} / "
                      f"{format_ns((p.get('latency_ns') or {}).get('p99'))}")
     return heatmap([format_bytes(b) for b in bss], [f"QD {q}" for q in qds], values, labels,
                    title="Random reads: IOPS / p99 latency (colour: IOPS, log scale)",
@@ -387,7 +387,7 @@ def _cache_html(r: Result) -> str:
     return f"<p class='cache'>cache: {'; '.join(parts)}{flag}</p>"
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def _flat(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for k, v in d.items():
         if isinstance(v, dict):
@@ -399,13 +399,13 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _phases_html(phases: list[dict[str, Any]]) -> str:
+def _phases_html(phases: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for p in phases:
         lat = p.get("latency_ns") or {}
         rows.append((p["name"], p.get("engine", ""), format_bytes(p["bytes"]),
                      f"{p['seconds']:.3f}", f"{p['bytes_per_s'] / 1e9:.3f}",
-                     f"{p['bytes_per_s'] / 2**30:.3f}", format_count(p.get("iops") or 0.0),
+                     f"{p['bytes_per_s'] / 2**30:.3f}", format_count(p.get("ops_per_s") or 0.0),
                      format_ns(lat.get("p50")), format_ns(lat.get("p99")),
                      format_ns(lat.get("p99_9")), format_ns(lat.get("max"))))
     return _table(("phase", "engine", "bytes", "s", "GB/s", "GiB/s", "IOPS", "p50", "p99",
@@ -415,7 +415,7 @@ def _phases_html(phases: list[dict[str, Any]]) -> str:
 _SUITE_KEYS = ("criteria", "steps")
 
 
-def _metrics_html(m: dict[str, Any]) -> str:
+def _metrics_html(m: Mapping[str, Any]) -> str:
     rows = [(k, _num(v)) for k, v in m.items()
             if k not in _SUITE_KEYS and not isinstance(v, dict | list)]
     if not rows:

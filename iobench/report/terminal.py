@@ -6,7 +6,7 @@ them. Workload modules register extra tables per result kind with `register`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -22,6 +22,16 @@ _EXTRA: dict[str, Callable[[Result], list[RenderableType]]] = {}
 def register(kind: str, fn: Callable[[Result], list[RenderableType]]) -> None:
     """Add workload-specific tables for results of `kind` (shown after the phases)."""
     _EXTRA[kind] = fn
+
+
+def kind_tables(kind: str) -> Callable[[Result], list[RenderableType]] | None:
+    """A kind's own tables: iobench.kinds.<kind>.render.tables (the kinds table), else one
+    registered by a command module not yet moved there."""
+    from iobench import kinds
+
+    mod = kinds.module(kind, "render")
+    fn = getattr(mod, "tables", None) if mod is not None else None
+    return fn if fn is not None else _EXTRA.get(kind)
 
 
 def console(stderr: bool = False) -> Console:
@@ -51,7 +61,7 @@ def header(result: Result) -> Text:
     return t
 
 
-def phases_table(phases: list[dict[str, Any]], title: str = "Phases") -> Table:
+def phases_table(phases: Sequence[Mapping[str, Any]], title: str = "Phases") -> Table:
     t = Table(title=title, title_justify="left")
     for col, just in (
         ("phase", "left"), ("engine", "left"), ("bytes", "right"), ("s", "right"),
@@ -64,7 +74,7 @@ def phases_table(phases: list[dict[str, Any]], title: str = "Phases") -> Table:
         t.add_row(
             p["name"], p.get("engine", ""), format_bytes(p["bytes"]), f"{p['seconds']:.3f}",
             f"{p['bytes_per_s'] / 1e9:.3f}", f"{p['bytes_per_s'] / 2**30:.3f}",
-            format_count(p.get("iops", 0.0)), format_ns(lat.get("p50")),
+            format_count(p.get("ops_per_s", 0.0)), format_ns(lat.get("p50")),
             format_ns(lat.get("p99")), format_ns(lat.get("p99_9")), format_ns(lat.get("max")),
         )
     t.caption = "GB/s = 10^9 B/s, GiB/s = 2^30 B/s; latency per I/O (completion)"
@@ -79,7 +89,7 @@ def _num(v: Any) -> str:
     return f"{v:.4g}"
 
 
-def metrics_table(metrics: dict[str, Any], title: str = "Metrics") -> Table:
+def metrics_table(metrics: Mapping[str, Any], title: str = "Metrics") -> Table:
     t = Table(title=title, title_justify="left")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -94,7 +104,7 @@ def renderables(result: Result) -> list[RenderableType]:
     out: list[RenderableType] = [header(result)]
     if result.phases:
         out.append(phases_table(result.phases))
-    extra = _EXTRA.get(result.kind)
+    extra = kind_tables(result.kind)
     if extra is not None:
         out.extend(extra(result))
     elif result.metrics:

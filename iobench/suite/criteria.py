@@ -125,6 +125,10 @@ def check(criteria: list[Criterion], commands: Mapping[str, str]) -> None:
             known = metrics_mod.phase_fields(cmd)
         if c.metric not in known:
             what = "metric" if c.phase is None else "phase field"
+            new = metrics_mod.renamed(cmd, c.metric, phase=c.phase is not None)
+            if new is not None:
+                raise SpecError(f"criterion {c.text!r}: {what} {c.metric!r} of '{cmd}' is "
+                                f"called {new!r} since results schema 2; rename it")
             raise SpecError(f"criterion {c.text!r}: '{cmd}' has no {what} {c.metric!r}"
                             f"{did_you_mean(c.metric, list(known))}")
 

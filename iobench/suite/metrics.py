@@ -31,7 +31,7 @@ PHASE_FIELDS: dict[str, str] = {
     "bytes": "bytes moved",
     "seconds": "phase duration, s",
     "ops": "I/O operations",
-    "iops": "operations per second",
+    "ops_per_s": "operations per second",
     "p50_us": "p50 latency, us",
     "p90_us": "p90 latency, us",
     "p99_us": "p99 latency, us",
@@ -41,16 +41,8 @@ PHASE_FIELDS: dict[str, str] = {
     "mean_us": "mean latency, us",
 }
 
-_IO = {
-    "gb_per_s": "throughput of the main phase, GB/s",
-    "iops": "operations per second of the main phase",
-    "p99_us": "p99 latency of the main phase, us",
-    "bytes": "bytes moved by the main phase",
-}
-
 # command path -> {metric: description}
 _RESULT_METRICS: dict[str, dict[str, str]] = {
-    "io": dict(_IO),
     "fio": {
         "gb_per_s": "throughput summed over the job's phases, GB/s",
         "iops": "operations per second summed over phases",
@@ -142,11 +134,26 @@ def declare_better(command: str, better: Mapping[str, str]) -> None:
     BETTER.setdefault(command, {}).update(better)
 
 
+def kind_of(command: str) -> str:
+    """The result kind of a command path: "infer randread" -> "infer-randread"."""
+    return command.replace(" ", "-")
+
+
+def _declared(command: str) -> Any:
+    from iobench import kinds
+
+    return kinds.metrics(kind_of(command))
+
+
 def declared_better(kind: str | None, metric: str) -> str | None:
     """The declared direction of `metric` for a result of `kind` (`infer-load` -> `infer
     load`), or None when nobody declared one."""
     if kind is None:
         return None
+    decl = _declared(kind)
+    if decl is not None:
+        m = decl.get(metric) or decl.get(metric, "phase")
+        return m.better if m is not None else None
     return BETTER.get(kind.replace("-", " "), {}).get(metric)
 
 
@@ -158,11 +165,36 @@ def declare(command: str, metrics: Mapping[str, str],
         _PHASE_METRICS.setdefault(command, {}).update(phase_metrics)
 
 
+def renamed(command: str, old: str, phase: bool = False) -> str | None:
+    """The schema-2 name of a metric `command` called `old` in schema 1, if any."""
+    from iobench.kinds.base import ENGINE_PHASE_METRICS
+    from iobench.kinds.base import PHASE_FIELDS as FIELDS
+
+    decl = _declared(command)
+    pool = list(decl) if decl is not None else []
+    if phase:
+        pool += [*FIELDS.values(), *ENGINE_PHASE_METRICS.values()]
+    scope = "phase" if phase else "result"
+    return next((m.name for m in pool if m.scope == scope and old in m.was), None)
+
+
 def result_metrics(command: str) -> dict[str, str]:
+    decl = _declared(command)
+    if decl is not None:
+        return {m.name: m.description for m in decl.result().values()}
     return dict(_RESULT_METRICS.get(command, {}))
 
 
 def phase_fields(command: str) -> dict[str, str]:
+    decl = _declared(command)
+    if decl is not None:
+        from iobench.kinds.base import ENGINE_PHASE_METRICS
+        from iobench.kinds.base import PHASE_FIELDS as FIELDS
+
+        out = {m.name: m.description for m in FIELDS.values()}
+        out.update({m.name: m.description for m in ENGINE_PHASE_METRICS.values()})
+        out.update({m.name: m.description for m in decl.phase().values()})
+        return out
     return {**PHASE_FIELDS, **_PHASE_METRICS.get(command, {})}
 
 

@@ -1,7 +1,7 @@
 """Run a suite's steps in order, collect their Results, judge the criteria.
 
 Each step is the registered Click command invoked in-process with a results directory of
-its own, so the Result it saved is found without guessing. A step that fails is recorded
+its own, so the Recorder it saved is found without guessing. A step that fails is recorded
 and the suite goes on (its criteria fail); Ctrl-C stops the suite and keeps what finished.
 """
 
@@ -21,7 +21,7 @@ import click
 
 from iobench import results as results_mod
 from iobench.errors import EXIT_INTERRUPTED
-from iobench.results import Result
+from iobench.results import Recorder
 from iobench.suite import criteria as crit
 from iobench.suite.steps import Step
 
@@ -31,7 +31,7 @@ class StepOutcome:
     id: str
     command: str
     command_line: str
-    state: str  # ok | partial | failed (from its Result), error (no Result), interrupted
+    state: str  # ok | partial | failed (from its Recorder), error (no Recorder), interrupted
     exit_code: int
     seconds: float
     result_path: str | None = None
@@ -49,7 +49,7 @@ def _exit_code(e: SystemExit) -> int:
 
 def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force: bool,
              stdout_to_stderr: bool = False) -> tuple[StepOutcome, dict[str, Any] | None]:
-    """Invoke one step; return its outcome and its saved Result (as a dict) if any.
+    """Invoke one step; return its outcome and its saved Recorder (as a dict) if any.
 
     Raises KeyboardInterrupt after recording, when the step was interrupted.
     """
@@ -65,7 +65,7 @@ def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force
         code = _exit_code(e)
     except (click.exceptions.Abort, KeyboardInterrupt):
         code = EXIT_INTERRUPTED
-    except click.ClickException as e:  # bad input found by the command: no Result
+    except click.ClickException as e:  # bad input found by the command: no Recorder
         code, reason = e.exit_code, e.format_message()
         click.echo(f"error: step '{step.id}': {reason}", err=True)
     except Exception as e:  # a bug in a command must not lose the other steps' results
@@ -95,7 +95,7 @@ def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force
     return out, child
 
 
-def judge(result: Result, criteria: list[crit.Criterion], outcomes: list[StepOutcome],
+def judge(result: Recorder, criteria: list[crit.Criterion], outcomes: list[StepOutcome],
           steps: list[Step]) -> list[crit.Verdict]:
     """Evaluate every criterion against the children; write verdicts into result.metrics."""
     all_ids = [s.id for s in steps]
@@ -140,13 +140,13 @@ def judge(result: Result, criteria: list[crit.Criterion], outcomes: list[StepOut
     return verdicts
 
 
-def run_steps(group: click.Group, steps: list[Step], result: Result, suite_dir: Path,
+def run_steps(group: click.Group, steps: list[Step], result: Recorder, suite_dir: Path,
               target: Path, force: bool, stdout_to_stderr: bool,
               announce: Callable[[int, Step], None], outcomes: list[StepOutcome]) -> None:
     """Run the steps in order into result.children and `outcomes`.
 
     Ctrl-C (in a step or between steps) propagates as KeyboardInterrupt once the
-    interrupted step's partial Result has been recorded.
+    interrupted step's partial Recorder has been recorded.
     """
     for i, step in enumerate(steps):
         announce(i, step)

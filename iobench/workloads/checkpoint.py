@@ -36,7 +36,7 @@ from iobench.cli import (
 from iobench.errors import RunFailed, SpecError, UsageError
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, Result, make_phase
 from iobench.runner import execute
 from iobench.stats import Histogram
 from iobench.units import format_bytes, format_ns
@@ -222,7 +222,7 @@ def summarise(name: str, results: list[dict[str, Any]], plan_ranks: tuple[int, .
 class Runner:
     """Runs the checkpoints of one invocation: writes, keep/delete, cache, restores."""
 
-    def __init__(self, plan: Plan, opts: Options, root: Path, result: Result) -> None:
+    def __init__(self, plan: Plan, opts: Options, root: Path, result: Recorder) -> None:
         self.plan = plan
         self.opts = opts
         self.root = root  # <target>/checkpoint/<model>/
@@ -436,7 +436,7 @@ class Runner:
                             f"{m['what']}{more}")
 
 
-def finish_metrics(result: Result, plan: Plan, opts: Options) -> None:
+def finish_metrics(result: Recorder, plan: Plan, opts: Options) -> None:
     m = result.metrics
     writes = [p for p in result.phases if p["direction"] == "write"]
     reads = [p for p in result.phases if p["direction"] == "read"]
@@ -721,7 +721,7 @@ def checkpoint_cmd(model: str | None, target: Path, json_out: bool, results_dir:
                             + (f", keeping {keep}" if keep else "") + ")")
         if cache == "direct":
             _probe_direct(root)
-    result = Result(kind="checkpoint", name=spec.name, spec=spec_dict, engine=engine)
+    result = Recorder(kind="checkpoint", name=spec.name, spec=spec_dict, engine=engine)
     if imp is not None:
         imp.announce(result.warnings)
     execute(result, lambda r: _body(r, plan, opts, root), results_dir=results_dir,
@@ -742,7 +742,7 @@ def _probe_direct(root: Path) -> None:
             safepath.remove(probe)
 
 
-def _body(result: Result, plan: Plan, opts: Options, root: Path) -> None:
+def _body(result: Recorder, plan: Plan, opts: Options, root: Path) -> None:
     runner = Runner(plan, opts, root, result)
     if opts.engine == "fio":
         from iobench.engines import fio as fio_mod

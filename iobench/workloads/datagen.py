@@ -29,7 +29,7 @@ from iobench.datagen.spec import TrainingSpec, accelerator, load_workload, valid
 from iobench.errors import RunFailed, SpecError, TargetError, UsageError
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
-from iobench.results import Result, make_phase, utc_now
+from iobench.results import Recorder, Result, make_phase, utc_now
 from iobench.runner import execute
 from iobench.spec import to_dict
 from iobench.units import format_bytes
@@ -264,7 +264,7 @@ def prepare_manifest(spec: TrainingSpec, content: str, directory: Path,
     return m, todo, notes
 
 
-def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
+def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path,
              tgt: target_mod.Target, jobs: int, force: bool, json_out: bool) -> None:
     """Write the shards still to do. Under MPI, rank 0 owns the manifest and the plan; each
     rank writes its share of the shards (iobench.dist.split) with its own worker pool."""
@@ -411,7 +411,7 @@ def generate(result: Result, spec: TrainingSpec, content: str, directory: Path,
                               files_skipped=skipped, directory=str(directory))
 
 
-def check_size(result: Result, dataset_size: int | None, auto_ram: int | None) -> None:
+def check_size(result: Recorder, dataset_size: int | None, auto_ram: int | None) -> None:
     """Hold the sizing promise against the bytes the manifest says were written (data
     files only, not index sidecars): --dataset-size never under the request, --auto-size
     never under 5 x RAM. A shortfall (which the sizing should make impossible) is a
@@ -449,7 +449,7 @@ def _check_file(args: tuple[Path, int, int]) -> tuple[str, str | None, int]:
     return path.name, None, got_size
 
 
-def run_verify(result: Result, spec_name: str, directory: Path, jobs: int) -> None:
+def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int) -> None:
     m = writer.load_manifest(directory)
     if m is None:
         raise UsageError(f"{directory}: no data set manifest to verify; run iobench datagen "
@@ -596,11 +596,11 @@ def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Pat
     spec_d = {**to_dict(spec), "content": content, "jobs": n_jobs, "verify": verify}
     if imp is not None:
         spec_d["dlio"] = imp.record()  # where the workload came from, key by key
-    result = Result("datagen", spec.name, spec_d)
+    result = Recorder("datagen", spec.name, spec_d)
     if imp is not None:
         imp.announce(result.warnings)
 
-    def body(r: Result) -> None:
+    def body(r: Recorder) -> None:
         if verify:  # reading every file once is enough: rank 0 does it under MPI
             if dist.world().is_root:
                 run_verify(r, spec.name, directory, n_jobs)

@@ -23,7 +23,7 @@ from iobench.cli import cli, common_run_options
 from iobench.engines import fio
 from iobench.errors import UsageError
 from iobench.report import terminal
-from iobench.results import Result
+from iobench.results import Recorder, Result
 from iobench.runner import execute
 from iobench.stats import Histogram
 from iobench.units import format_bytes, format_count
@@ -301,11 +301,11 @@ def fio_cmd(jobfile: Path, target: Path, json_out: bool, results_dir: Path, forc
     workdir = tgt.root / "fio"
     check_paths(text, jobfile, workdir, force)
     workdir = tgt.subdir("fio")
-    result = Result(kind="fio", name=jobfile.stem, engine="fio",
+    result = Recorder(kind="fio", name=jobfile.stem, engine="fio",
                     spec={"jobfile": str(jobfile.resolve()), "jobfile_text": text,
                           "directory": str(workdir)})
 
-    def body(r: Result) -> None:
+    def body(r: Recorder) -> None:
         try:
             doc = fio.run_fio(text, workdir, directory=workdir, timeout=timeout,
                               jobfile_path=jobfile.resolve())
@@ -319,7 +319,7 @@ def fio_cmd(jobfile: Path, target: Path, json_out: bool, results_dir: Path, forc
     execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
 
 
-def _finish(r: Result, doc: dict[str, Any], text: str) -> None:
+def _finish(r: Recorder, doc: dict[str, Any], text: str) -> None:
     extra = doc.get("iobench") or {}
     try:
         phases = fio.parse(doc)

@@ -30,7 +30,7 @@ from iobench.cli import (
 from iobench.errors import UsageError, did_you_mean
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, Result, make_phase
 from iobench.runner import execute
 from iobench.units import format_bytes, format_count, format_ns, parse_list
 
@@ -93,9 +93,9 @@ def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, e
             "engine": engine, "ioengine": ioengine if engine == "fio" else None}
     if w.size > 1:
         spec["ranks"] = w.size
-    result = Result("infer-randread", "randread", spec=spec, engine=engine)
+    result = Recorder("infer-randread", "randread", spec=spec, engine=engine)
 
-    def body(res: Result) -> None:
+    def body(res: Recorder) -> None:
         root = dist.root_first(lambda: tgt.subdir("infer/randread"), w)
         every = rr.file_set(root, nfiles)
         # under mpirun rank r lays out and reads its own files (dist.split), and runs its
@@ -152,11 +152,11 @@ def randread_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, e
                         ph["metrics"]["ioengine"] = ioengine
                 res.add_phase(ph)
                 key = f"randread.bs{bs}.qd{qd}"
-                res.metrics[f"{key}.iops"] = ph["iops"]
+                res.metrics[f"{key}.iops"] = ph["ops_per_s"]
                 res.metrics[f"{key}.gb_per_s"] = ph["gb_per_s"]
                 res.metrics[f"{key}.p99_us"] = (ph["latency_ns"].get("p99") or 0) / 1e3
         res.cache = cache_mod.verdict(cache, method, file_size * nfiles, rereads=True)
-        res.metrics["max_iops"] = max((p["iops"] for p in res.phases), default=0.0)
+        res.metrics["max_iops"] = max((p["ops_per_s"] for p in res.phases), default=0.0)
         # the grid's worst tail: what `randread.p99_us <= 500` in a suite holds to
         p99s = [(p["latency_ns"].get("p99") or 0) / 1e3 for p in res.phases]
         res.metrics["p99_us"] = max(p99s, default=0.0)
@@ -181,7 +181,7 @@ def randread_tables(result: Result) -> list[RenderableType]:
             p = next((c for c in cells if c["metrics"]["block_size"] == bs
                       and c["metrics"]["queue_depth"] == qd), None)
             row.append("-" if p is None else
-                       f"{format_count(p['iops'])} / {format_ns(p['latency_ns'].get('p99'))}")
+                       f"{format_count(p['ops_per_s'])} / {format_ns(p['latency_ns'].get('p99'))}")
         t.add_row(*row)
     t.caption = "IOPS = reads/s; p99 of per-read latency; GB/s and p50..max per cell above"
     return [t]
@@ -301,9 +301,9 @@ def load_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path, f
             "discard": discard, "model_spec": {k: v for k, v in m.__dict__.items()}}
     if w.size > 1:
         spec["ranks"] = w.size
-    result = Result("infer-load", m.name, spec=spec, engine="native")
+    result = Recorder("infer-load", m.name, spec=spec, engine="native")
 
-    def body(res: Result) -> None:
+    def body(res: Recorder) -> None:
         root = dist.root_first(lambda: tgt.subdir(f"infer/models/{m.name}"), w)
 
         def write_weights() -> None:  # rank 0 writes; the others read what it wrote
@@ -583,7 +583,7 @@ def kvcache_cmd(model_name: str, target: Path, json_out: bool, results_dir: Path
     w = dist.world()
     m, g, profile, trace = dist.root_first(lambda: kv.check(c, target, w.size), w)
     tgt = dist.root_first(lambda: target_mod.prepare(target, force), w)
-    result = Result("infer-kvcache", m.name, spec=kv.spec_dict(c, m, g, w.size), engine=engine)
+    result = Recorder("infer-kvcache", m.name, spec=kv.spec_dict(c, m, g, w.size), engine=engine)
     execute(result, lambda res: kv.body(res, c, tgt, g, profile, trace),
             results_dir=results_dir, json_out=json_out, target=tgt.root)
 

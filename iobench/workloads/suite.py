@@ -1,4 +1,4 @@
-"""`iobench run SUITE`: run a suite's steps, judge its criteria, one Result and report."""
+"""`iobench run SUITE`: run a suite's steps, judge its criteria, one Recorder and report."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from iobench import target as target_mod
 from iobench.cli import cli, common_run_options
 from iobench.errors import EXIT_FAILED
 from iobench.report import terminal
-from iobench.results import Result
+from iobench.results import Recorder, Result
 from iobench.runner import execute
 from iobench.suite import criteria as crit
 from iobench.suite import runner as suite_runner
@@ -141,7 +141,7 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
         return
     tgt = target_mod.prepare(target, force=force)
     suite_dir = _suite_dir(results_dir, spec.name)
-    result = Result(kind="suite", name=spec.name, spec=steps_mod.spec_dict(spec, steps))
+    result = Recorder(kind="suite", name=spec.name, spec=steps_mod.spec_dict(spec, steps))
     outcomes: list[suite_runner.StepOutcome] = []
     t0 = time.monotonic()
     written: list[Path] = []
@@ -151,7 +151,7 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
         con.print(Rule(f"[bold]step {i + 1}/{len(steps)}: {st.id}[/]  {st.display()}  "
                        f"[dim](suite {spec.name}, {el:.0f} s elapsed)[/]", align="left"))
 
-    def body(r: Result) -> None:
+    def body(r: Recorder) -> None:
         try:
             suite_runner.run_steps(cli, steps, r, suite_dir, tgt.root, force, json_out,
                                    announce, outcomes)
@@ -174,7 +174,7 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
             written.append(path)
             from iobench.report import html
 
-            page = html.render([(suite_dir.name, r)])
+            page = html.render([(suite_dir.name, r.freeze())])
             results_mod.write_atomic(suite_dir / "report.html", page)
             written.append(suite_dir / "report.html")
             if html_file is not None:

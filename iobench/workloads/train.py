@@ -31,7 +31,7 @@ from iobench.cli import (
 from iobench.datagen.spec import TrainingSpec, accelerator, compute_seconds, load_workload
 from iobench.errors import SpecError, UsageError
 from iobench.report.progress import ByteProgress
-from iobench.results import Result
+from iobench.results import Recorder
 from iobench.runner import execute
 from iobench.spec import to_dict
 from iobench.train import findmax, replay
@@ -115,7 +115,7 @@ def _config(spec: TrainingSpec, o: TrainOptions, accelerators: int,
         checkpoint_mode=o.checkpoint_mode)
 
 
-def _summary(result: Result, spec: TrainingSpec, o: TrainOptions, accelerators: int,
+def _summary(result: Recorder, spec: TrainingSpec, o: TrainOptions, accelerators: int,
              runs: list[replay.RunStats], train_phase: dict[str, Any]) -> None:
     pm = train_phase["metrics"]
     au = pm["au_pct"]
@@ -180,7 +180,7 @@ def _summary(result: Result, spec: TrainingSpec, o: TrainOptions, accelerators: 
                 f"{spec.name}")
 
 
-def run_training(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
+def run_training(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
                  tgt: target_mod.Target, data_bytes: int, json_out: bool) -> None:
     """The body run under `execute`: runs (or the find-max search), phases, metrics."""
     stop = threading.Event()
@@ -283,7 +283,7 @@ def run_training(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Datase
         _raw_fio(result, ds, o, accelerators, tgt)
 
 
-def _find_max(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
+def _find_max(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
               one_run: Callable[..., replay.RunStats]) -> tuple[int, replay.RunStats | None]:
     """(accelerators fed, the confirming full run); its epochs are added as phases."""
     thr = spec.au_threshold_pct
@@ -332,7 +332,7 @@ def _find_max(result: Result, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
     return fed, (confirmed_runs[-1] if fed and confirmed_runs else None)
 
 
-def _raw_fio(result: Result, ds: Dataset, o: TrainOptions, accelerators: int,
+def _raw_fio(result: Recorder, ds: Dataset, o: TrainOptions, accelerators: int,
              tgt: target_mod.Target) -> None:
     """The same files read by fio, each whole and sequentially: the storage's raw
     capability, beside what the training replay got out of it. Under MPI each rank reads
@@ -569,7 +569,7 @@ def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: P
         spec_d["dlio"] = imp.record()  # where the workload came from, key by key
         if imp.checkpoint_sizing is not None and o.checkpoint_every:
             spec_d["dlio"]["checkpoint_sizing"] = imp.checkpoint_sizing.record(n_acc)
-    result = Result(kind="train", name=spec.name, spec=spec_d, engine=engine)
+    result = Recorder(kind="train", name=spec.name, spec=spec_d, engine=engine)
     if imp is not None:
         imp.announce(result.warnings)
 

@@ -8,7 +8,7 @@ import pytest
 
 from iobench import cache, results, target
 from iobench.errors import SpecError, TargetError, UsageError
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, make_phase
 from iobench.spec import from_mapping, load, override, size_field
 from iobench.stats import Histogram
 
@@ -124,7 +124,7 @@ def test_target_unwritable(tmp_path):
 def test_result_roundtrip_atomic_and_future_refused(tmp_path):
     h = Histogram()
     h.record_many([1000, 2000, 3000])
-    r = Result(kind="io", name="seqread", spec={"size": 1})
+    r = Recorder(kind="io", name="seqread", spec={"size": 1})
     r.add_phase(make_phase("seqread", nbytes=3 * 4096, seconds=0.5, ops=3, latency=h))
     path = results.save(r, tmp_path / "res")
     assert path.name == "result.json"
@@ -133,7 +133,7 @@ def test_result_roundtrip_atomic_and_future_refused(tmp_path):
     back = results.load(path.parent)
     p = back.phases[0]
     assert p["bytes_per_s"] == 3 * 4096 / 0.5
-    assert p["iops"] == 6.0
+    assert p["ops_per_s"] == 6.0
     assert p["latency_ns"]["p50"] == pytest.approx(2000, rel=0.004)
     assert Histogram.from_dict(p["histogram"]).count == 3
     # a second save never overwrites the first
@@ -151,7 +151,7 @@ def test_result_roundtrip_atomic_and_future_refused(tmp_path):
 
 
 def test_result_status_never_upgrades_failure():
-    r = Result(kind="io", name="x", spec={})
+    r = Recorder(kind="io", name="x", spec={})
     r.mark("failed", "boom")
     r.mark("partial", "later")
     assert (r.status, r.reason) == ("failed", "boom")

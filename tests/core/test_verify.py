@@ -102,7 +102,7 @@ def test_io_result_carries_depth_audit_and_cpu(runner, tmp_path):
     assert a["counter"] in ("rchar", "read_bytes")
     assert a["counter_bytes"] >= p["bytes"]
     assert a["agrees"] is True
-    assert v["cpu_seconds"] >= 0
+    assert v["cpu_s"] >= 0
     assert v["cpu_s_per_gb"] is not None
 
 

@@ -43,7 +43,7 @@ def test_seqread_one_job_json_uses_fio_percentiles():
     assert p["engine"] == "fio"
     assert (p["bytes"], p["ops"], p["seconds"]) == (4194304, 64, 0.001)
     assert p["bytes_per_s"] == pytest.approx(4194304000)  # = fio's bw_bytes
-    assert p["iops"] == pytest.approx(64000)
+    assert p["ops_per_s"] == pytest.approx(64000)
     lat = p["latency_ns"]
     assert (lat["p50"], lat["p90"]) == (8384, 9280)
     # fio's p99 bucket value 63744 lies past the exact max 63736: clamped to it
@@ -110,7 +110,7 @@ def test_randwrite_end_fsync():
     (p,) = phases(name)  # the sync block has total_ios 0: no fsync phase
     assert p["direction"] == "write"
     assert (p["bytes"], p["ops"], p["seconds"]) == (2097152, 512, 0.008)
-    assert p["iops"] == pytest.approx(64000)
+    assert p["ops_per_s"] == pytest.approx(64000)
     assert p["metrics"]["includes_fsync"] is True
     for key, fkey in (("p50", "50.000000"), ("p90", "90.000000"), ("p99", "99.000000")):
         assert close(p["latency_ns"][key], fio_pct(name, 0, "write", fkey))

@@ -127,7 +127,7 @@ def test_randread_native_sweep(runner, tmp_path: Path) -> None:
         "randread bs=4KiB qd=1", "randread bs=4KiB qd=4", "randread bs=16KiB qd=1",
         "randread bs=16KiB qd=4"]
     for p in doc["phases"]:
-        assert p["iops"] > 0
+        assert p["ops_per_s"] > 0
         assert p["bytes"] == p["ops"] * p["metrics"]["block_size"]
         assert all(p["latency_ns"][k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max"))
     assert doc["metrics"]["randread.bs4096.qd4.iops"] > 0
@@ -166,7 +166,7 @@ def test_randread_fio_same_files(runner, tmp_path: Path, have_fio: None) -> None
     assert doc["engine"] == "fio"
     for p in doc["phases"]:
         assert p["engine"] == "fio"
-        assert p["iops"] > 0
+        assert p["ops_per_s"] > 0
         assert p["latency_ns"]["p99"]
         job = p["fio"]["jobfile"]
         assert "direct=1" in job

@@ -163,7 +163,7 @@ def test_randread_threads_and_files_split(mpirun, tmp_path, np_):
         assert mt["files"] == 3
         assert mt["ranks"] == np_
         assert d["metrics"][f"randread.bs{mt['block_size']}.qd{mt['queue_depth']}.iops"] == \
-            p["iops"]
+            p["ops_per_s"]
     names = sorted(f.name for f in (tmp_path / "t" / "infer" / "randread").iterdir())
     assert names == sorted(f.name for f in (tmp_path / "t1" / "infer" / "randread").iterdir())
 

@@ -8,12 +8,12 @@ import pytest
 
 from iobench.cli import cli
 from iobench.report import compare, csv_out
-from iobench.results import Result, make_phase, save
+from iobench.results import Recorder, Result, make_phase, save
 
 
 def result(gbps: float, runs: list[float] | None = None, cv: float | None = None,
            kind: str = "train", name: str = "unet3d") -> Result:
-    r = Result(kind=kind, name=name, spec={})
+    r = Recorder(kind=kind, name=name, spec={})
     r.add_phase(make_phase("train", nbytes=int(gbps * 1e9), seconds=1.0, ops=1000))
     r.metrics["gb_per_s"] = gbps
     r.metrics["au_pct"] = 95.0
@@ -78,7 +78,7 @@ def test_cv_band_and_neutral_metrics():
 
 def test_compare_suites_step_by_step():
     def suite(gbps):
-        s = Result(kind="suite", name="quick", spec={})
+        s = Recorder(kind="suite", name="quick", spec={})
         child = result(gbps, kind="io", name="seqread").to_dict()
         child["step_id"] = "seqread"
         s.children.append(child)
@@ -147,7 +147,7 @@ def test_compare_cli_refuses_other_workloads(runner, tmp_path):
 
 
 def test_csv_expands_suite_children_with_stable_columns():
-    s = Result(kind="suite", name="quick", spec={})
+    s = Recorder(kind="suite", name="quick", spec={})
     s.metrics["verdict"] = "PASS"
     child = result(1.5, kind="io", name="seqread").to_dict()
     child["step_id"] = "seqread"

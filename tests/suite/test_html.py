@@ -12,7 +12,7 @@ import pytest
 
 from iobench.cli import cli
 from iobench.report import html
-from iobench.results import Result, make_phase, save
+from iobench.results import Recorder, Result, make_phase, save
 from iobench.stats import Histogram, Timeline
 
 
@@ -23,7 +23,7 @@ def hist(values):
 
 
 def step(kind, name, sid, phases, metrics=None):
-    r = Result(kind=kind, name=name, spec={})
+    r = Recorder(kind=kind, name=name, spec={})
     for p in phases:
         r.add_phase(p)
     r.metrics.update(metrics or {})
@@ -47,7 +47,7 @@ def sample_suite() -> Result:
                         latency=hist([10**6] * 10),
                         metrics={"precision": p, "method": "pread", "state": "cold"})
              for p, n in (("bf16", 16 * 10**9), ("fp8", 9 * 10**9), ("int4", 5 * 10**9))]
-    s = Result(kind="suite", name="demo", spec={})
+    s = Recorder(kind="suite", name="demo", spec={})
     s.sysinfo = {"host": "box", "cpu_count": 2, "ram_bytes": 2**34,
                  "target": {"fs_type": "ext4", "device": "/dev/vda"}}
     s.children = [step("train", "unet3d", "train", [train], {"au_pct": 93.5}),
@@ -87,7 +87,7 @@ def test_report_is_self_contained_with_every_chart():
 
 
 def test_report_cli_html(runner, tmp_path):
-    r = Result(kind="io", name="seqread", spec={})
+    r = Recorder(kind="io", name="seqread", spec={})
     r.add_phase(make_phase("seqread", nbytes=10**6, seconds=0.01, ops=16,
                            latency=hist([10_000] * 16)))
     path = save(r, tmp_path / "res")

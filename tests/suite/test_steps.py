@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, make_phase
 from iobench.runner import execute
 from iobench.suite import criteria as crit
 from iobench.suite import metrics
@@ -29,7 +29,7 @@ def make_group() -> click.Group:
     @click.option("--config", default=None)
     @click.option("--fast/--slow", default=False)
     def widget(model, target, results_dir, config, fast):
-        r = Result(kind="widget", name=model, spec={"config": config, "fast": fast})
+        r = Recorder(kind="widget", name=model, spec={"config": config, "fast": fast})
 
         def body(res):
             res.add_phase(make_phase("spin", nbytes=10, seconds=0.5, ops=1))
@@ -50,7 +50,7 @@ def test_a_new_command_is_a_step(tmp_path):
     criteria = [crit.parse("widgets_per_s >= 10", default_step="widget"),
                 crit.parse("widget.spin.seconds <= 1")]
     crit.check(criteria, {"widget": step.command_name})
-    result = Result(kind="suite", name="t", spec={})
+    result = Recorder(kind="suite", name="t", spec={})
     outcomes: list[suite_runner.StepOutcome] = []
     suite_runner.run_steps(g, [step], result, tmp_path / "suite", tmp_path / "t", False,
                            False, lambda i, s: None, outcomes)

@@ -166,9 +166,9 @@ def test_ctrl_c_keeps_finished_steps(runner, tmp_path, monkeypatch):
     rr_step = """  - command: io randread
     id: rr
     params: {size: 256k, block-size: 4k}
-    criteria: [iops > 0]
+    criteria: [ops_per_s > 0]
 criteria:"""
-    text = IO_SUITE.replace("criteria: [\"r.bytes", "criteria: [\"rr.iops > 0\", \"r.bytes")
+    text = IO_SUITE.replace("criteria: [\"r.bytes", "criteria: [\"rr.ops_per_s > 0\", \"r.bytes")
     text = text.replace("\ncriteria:", "\n" + rr_step)
     res = run(runner, tmp_path, suite=write_suite(tmp_path, text))
     assert res.exit_code == 130, res.output
@@ -179,8 +179,8 @@ criteria:"""
     assert [c["status"]["state"] for c in r.children] == ["ok", "partial"]
     states = {c["criterion"]: c["state"] for c in r.metrics["criteria"]}
     assert states["gb_per_s > 0"] == "PASS"
-    assert states["iops > 0"] == "SKIP"  # step rr never ran
-    assert states["rr.iops > 0"] == "SKIP"
+    assert states["ops_per_s > 0"] == "SKIP"  # step rr never ran
+    assert states["rr.ops_per_s > 0"] == "SKIP"
     # step r was cut before it measured anything: unknown, not failed
     r_bytes = next(c for c in r.metrics["criteria"] if c["criterion"] == "r.bytes == 262144")
     assert (r_bytes["state"], r_bytes["note"][:31]) == ("SKIP", "step interrupted before it meas")

@@ -274,7 +274,7 @@ def test_pattern_with_fio_beside(runner: Any, tmp_path: Path, have_fio: None) ->
     assert f["engine"] == "fio"
     assert f["ops"] > 0
     assert f["metrics"]["block_size"] == 4096
-    assert doc["metrics"]["curve"][0]["fio_iops"] == f["iops"]
+    assert doc["metrics"]["curve"][0]["fio_iops"] == f["ops_per_s"]
 
 
 # --- bad input: one line, exit 2, nothing written --------------------------------------

@@ -25,7 +25,7 @@ from iobench.infer.kvcache.engine import (
     Options,
 )
 from iobench.infer.kvcache.tiers import Tiers
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, make_phase
 from iobench.units import format_bytes
 
 COMPARE_CHUNKS = 64  # chunks in the fio comparison's set (fewer if capacity is smaller)
@@ -160,7 +160,7 @@ def _stamp(phases: list[dict[str, Any]], start_mono: int, end_mono: int) -> None
         dist.stamp(p, a, b)
 
 
-def body(res: Result, c: Config, tgt: target_mod.Target, g: geo.Geometry, profile: Any,
+def body(res: Recorder, c: Config, tgt: target_mod.Target, g: geo.Geometry, profile: Any,
          trace: Any) -> None:
     w = dist.world()
     o = c.opts
@@ -195,7 +195,7 @@ def body(res: Result, c: Config, tgt: target_mod.Target, g: geo.Geometry, profil
         store.close(keep=isinstance(store, store_mod.Slab))
 
 
-def _late_verify_errors(res: Result, eng: Engine, w: dist.World) -> None:
+def _late_verify_errors(res: Recorder, eng: Engine, w: dist.World) -> None:
     """Chunks the TTFT probes found wrong (the replay's are counted already)."""
     local = eng.verify_errors() - eng.replay_verify_errors
     n = sum(dist.collective(lambda: local, w, "verify")) if w.size > 1 else local
@@ -205,7 +205,7 @@ def _late_verify_errors(res: Result, eng: Engine, w: dist.World) -> None:
                  f"(first: {eng.first_error()})")
 
 
-def _replay(res: Result, c: Config, eng: Engine, g: geo.Geometry, profile: Any, trace: Any,
+def _replay(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, profile: Any, trace: Any,
             w: dist.World) -> None:
     error: BaseException | None = None
     try:
@@ -240,7 +240,7 @@ def _replay(res: Result, c: Config, eng: Engine, g: geo.Geometry, profile: Any, 
     _metrics(res, c, g, merged, [k for _, k in per_rank], eng)
 
 
-def _metrics(res: Result, c: Config, g: geo.Geometry, phases: list[dict[str, Any]],
+def _metrics(res: Recorder, c: Config, g: geo.Geometry, phases: list[dict[str, Any]],
              per_rank: list[dict[str, int]], eng: Engine) -> None:
     k = {key: sum(r.get(key, 0) for r in per_rank) for key in per_rank[0]}
     req, rd, wr = phases[0], phases[1], phases[2]
@@ -291,7 +291,7 @@ def _metrics(res: Result, c: Config, g: geo.Geometry, phases: list[dict[str, Any
                  f"(first: {eng.first_error()})")
 
 
-def _search(res: Result, c: Config, eng: Engine, g: geo.Geometry, w: dist.World) -> None:
+def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.World) -> None:
     """The longest context (whole chunks) whose restore meets --ttft at p99 with
     --search-users concurrent restores: doubling, then bisection, as `train --find-max`."""
     ct = g.chunk_tokens
@@ -403,7 +403,7 @@ def fio_jobfile(root: Path, files: list[Path], file_bytes: int, chunk_bytes: int
     return "\n".join(lines)
 
 
-def _compare(res: Result, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
+def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
              w: dist.World) -> None:
     """The same chunk pattern through native and fio: random whole-chunk reads of one set
     of chunk files (or slab slots), bs = chunk bytes, iodepth = --queue-depth."""

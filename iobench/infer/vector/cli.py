@@ -10,7 +10,7 @@ from iobench import target as target_mod
 from iobench.errors import TargetError, UsageError
 from iobench.infer.vector import SECTOR
 from iobench.infer.vector import command as cmd
-from iobench.results import Result
+from iobench.results import Recorder
 from iobench.runner import execute
 from iobench.units import format_bytes
 
@@ -77,7 +77,7 @@ def _diskann(target: Path, json_out: bool, results_dir: Path, force: bool, w: di
     spec["recall_target"] = cmd.RECALL_TARGET
     if w.size > 1:
         spec["ranks"] = w.size
-    result = Result("infer-vector", "diskann", spec=spec, engine="diskann")
+    result = Recorder("infer-vector", "diskann", spec=spec, engine="diskann")
     execute(result, lambda res: cmd.diskann_run(res, tgt, o), results_dir=results_dir,
             json_out=json_out, target=tgt.root)
 
@@ -125,6 +125,6 @@ def _pattern(target: Path, json_out: bool, results_dir: Path, force: bool, engin
         spec["calibration"] = cal
     if w.size > 1:
         spec["ranks"] = w.size
-    result = Result("infer-vector", "pattern", spec=spec, engine=engine)
+    result = Recorder("infer-vector", "pattern", spec=spec, engine=engine)
     execute(result, lambda res: cmd.pattern_run(res, tgt, o), results_dir=results_dir,
             json_out=json_out, target=tgt.root)

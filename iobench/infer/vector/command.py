@@ -20,7 +20,7 @@ from iobench import dist
 from iobench import target as target_mod
 from iobench.errors import UsageError
 from iobench.infer.vector import METRICS, SECTOR, K
-from iobench.results import Result, make_phase
+from iobench.results import Recorder, make_phase
 from iobench.stats import Histogram
 from iobench.units import format_bytes, format_ns
 
@@ -117,7 +117,7 @@ def estimate_bytes(o: DiskannOptions) -> int:
             + o.vectors * o.pq_bytes * 2 + (16 << 20))
 
 
-def _log_path(res: Result, w: dist.World, fallback: Path) -> Path:
+def _log_path(res: Recorder, w: dist.World, fallback: Path) -> Path:
     run_dir = w.bcast(str(res.run_dir) if res.run_dir else None)
     d = Path(run_dir) if run_dir and Path(run_dir).is_dir() else fallback
     return d / ("diskann.log" if w.rank == 0 else f"diskann-rank{w.rank}.log")
@@ -179,7 +179,7 @@ def prepare_dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path, log: 
     return {"dataset": info, "build": built, "index_dir": str(idx)}
 
 
-def diskann_run(res: Result, tgt: target_mod.Target, o: DiskannOptions) -> None:
+def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions) -> None:
     from iobench.infer.vector import data, engine
 
     w = dist.world()
@@ -219,7 +219,7 @@ def diskann_run(res: Result, tgt: target_mod.Target, o: DiskannOptions) -> None:
                             f"reads, so reads per query are overstated there: {faulted[:4]}")
 
 
-def _sweep(res: Result, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.ndarray,
+def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.ndarray,
            t_mine: np.ndarray, mine: bool, w: dist.World) -> None:
     from iobench.infer.vector import data, engine
 
@@ -308,7 +308,7 @@ def _search_phase(per_rank: list[dict[str, Any]], bw: int, cx: int, state: str,
     return ph
 
 
-def _headline(res: Result, o: DiskannOptions) -> None:
+def _headline(res: Recorder, o: DiskannOptions) -> None:
     cells = [p for p in res.phases if p["name"].startswith("search ")]
     state = "cold" if "cold" in o.states else "warm"
     pool = [p for p in cells if p["metrics"]["state"] == state]
@@ -369,7 +369,7 @@ def calibrate(path: str) -> dict[str, Any]:
             "reads_per_query": reads, "from": str(path)}
 
 
-def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
+def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions) -> None:
     from iobench.infer.vector import pattern
 
     w = dist.world()
@@ -430,7 +430,7 @@ def pattern_run(res: Result, tgt: target_mod.Target, o: PatternOptions) -> None:
                                    "what": "per-read figures at the pattern's queue depth "
                                            "(no dependency between reads)"})
             res.add_phase(fph)
-            point["fio_iops"] = fph["iops"]
+            point["fio_iops"] = fph["ops_per_s"]
             point["fio_read_p99_us"] = (fph["latency_ns"].get("p99") or 0) / 1e3
         curve.append(point)
         res.metrics[f"c{c}.qps"] = point["qps"]
@@ -481,7 +481,7 @@ def _without_budget(b: dict[str, Any] | None) -> str:
             f"L={b['complexity']}, p99 {b['p99_ms']:.2f} ms)")
 
 
-def tables(result: Result) -> list[RenderableType]:
+def tables(result: Recorder) -> list[RenderableType]:
     out: list[RenderableType] = []
     if result.engine == "diskann":
         t = Table(title="DiskANN search (diskannpy StaticDiskIndex): one row per beam width x "
@@ -528,7 +528,7 @@ def tables(result: Result) -> list[RenderableType]:
         t.add_row(str(m["concurrency"]), f"{m['qps']:.1f}", format_ns(p["latency_ns"]["p50"]),
                   format_ns(p["latency_ns"]["p99"]), format_ns(m["read_latency_ns"]["p50"]),
                   format_ns(m["read_latency_ns"]["p99"]), f"{m['read_iops']:.0f}",
-                  f"{p['gb_per_s']:.3f}", f"{f['iops']:.0f}" if f else "-",
+                  f"{p['gb_per_s']:.3f}", f"{f['ops_per_s']:.0f}" if f else "-",
                   format_ns(f["latency_ns"].get("p99")) if f else "-")
     sp = result.spec
     t.caption = (f"{sp.get('hops')} rounds x {sp.get('beam_width')} reads of "
