@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ from iobench.cli import (
 )
 from iobench.engines import IOENGINES, PATTERNS
 from iobench.kinds.io.run import execute
-from iobench.kinds.io.spec import build
+from iobench.kinds.io.spec import Spec, build
 
 
 @click.command("io")
@@ -43,13 +44,18 @@ from iobench.kinds.io.spec import build
               default=None, metavar="FILE",
               help="Run on the `fio --server` daemons listed in FILE (host or host,port a "
                    "line), all at once; needs --engine fio. See docs/guide/many-hosts.md.")
-def command(pattern: str, target: Path, json_out: bool, results_dir: Path, force: bool,
-            fio_hosts: Path | None, **params: object) -> None:
+def command(target: Path, json_out: bool, results_dir: Path, force: bool,
+            **params: Any) -> None:
     """Run a plain I/O PATTERN (seqread, seqwrite, randread, randwrite) on the target.
 
     Each job owns one file of --size under <target>/io/; both engines use the same files.
     Under mpirun, --jobs is per rank and rank r owns files job{r*jobs}...
     """
-    spec = build(pattern=pattern, fio_hosts=fio_hosts, **params)
+    spec = spec_from_params(params)
     ctx = cli_mod.run_context(json_out)
     cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx))
+
+
+def spec_from_params(params: dict[str, Any]) -> Spec:
+    """Click's parsed params (the common run options removed) -> a validated Spec."""
+    return build(**params)
