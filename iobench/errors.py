@@ -39,6 +39,18 @@ class ToolMissing(UsageError):
     """An external tool (fio, mpirun) or optional package is not installed."""
 
 
+class ReportedByRoot(IobenchError):
+    """Under MPI: bad input that rank 0 found and reported; the other ranks leave with the
+    same exit code and print nothing (the user sees the error once)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("bad input, reported by rank 0")
+        self.exit_code = code  # type: ignore[misc]
+
+    def show(self, file=None) -> None:
+        return None
+
+
 class RunFailed(IobenchError):
     """The benchmark ran but failed (fio error, I/O error, disk full, corrupt data)."""
 
