@@ -35,17 +35,6 @@ class IobenchError(Exception):
         print(f"error: {self.format_message()}", file=file or sys.stderr, flush=True)
 
 
-class SilentExit(IobenchError):
-    """Leave with `code` and say nothing (another MPI rank already said why)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__("")
-        self.exit_code = code
-
-    def show(self, file: IO[str] | None = None) -> None:
-        return None
-
-
 class UsageError(IobenchError):
     """Bad input: a value, flag, YAML key or path the user can fix."""
 
@@ -60,6 +49,18 @@ class TargetError(UsageError):
 
 class ToolMissing(UsageError):
     """An external tool (fio, mpirun) or optional package is not installed."""
+
+
+class ReportedByRoot(IobenchError):
+    """Under MPI: bad input that rank 0 found and reported; the other ranks leave with the
+    same exit code and print nothing (the user sees the error once)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("bad input, reported by rank 0")
+        self.exit_code = code
+
+    def show(self, file: IO[str] | None = None) -> None:
+        return None
 
 
 class RunFailed(IobenchError):
