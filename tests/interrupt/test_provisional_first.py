@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import io
+from iobench.kinds import fio, io
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -57,7 +57,13 @@ def _io(target: Path, options: RunOptions, ctx: Any) -> Any:
     return io.execute(spec, options, ctx)
 
 
-KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io}
+def _fio(target: Path, options: RunOptions, ctx: Any) -> Any:
+    job = target.parent / "j.fio"
+    job.write_text("[r]\nrw=read\nsize=64k\nbs=4k\n")
+    return fio.execute(fio.build(job), options, ctx)
+
+
+KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io, "fio": _fio}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

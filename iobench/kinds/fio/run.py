@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from iobench import dist, runner
@@ -18,17 +19,24 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
     spec.validate()
     text = spec.text()
     fio.fio_binary()  # missing fio: exit 2 before touching the target
+    jobfile = spec.jobfile.resolve()
     with target_mod.locked():
-        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                         wait=options.wait > 0), ctx.world)
-        check_paths(text, spec.jobfile, tgt.root / "fio", options.force)
-        workdir = tgt.subdir("fio")
-        jobfile = spec.jobfile.resolve()
         rec = Recorder(kind="fio", name=spec.jobfile.stem, engine="fio",
                        spec={"jobfile": str(jobfile), "jobfile_text": text,
-                             "directory": str(workdir), "timeout": spec.timeout})
+                             "timeout": spec.timeout})
+        ready: dict[str, Path] = {}
+
+        def prepare(r: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            tgt = dist.root_first(lambda: target_mod.prepare(
+                options.target, force=options.force, wait=options.wait > 0), ctx.world)
+            check_paths(text, spec.jobfile, tgt.root / "fio", options.force)
+            ready["workdir"] = tgt.subdir("fio")
+            r.spec["directory"] = str(ready["workdir"])
+            return tgt.root
 
         def body(r: Recorder) -> None:
+            workdir = ready["workdir"]
             try:
                 doc = fio.run_fio(text, workdir, directory=workdir, timeout=spec.timeout,
                                   jobfile_path=jobfile)
@@ -39,9 +47,7 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
                 raise
             _finish(r, doc, text)
 
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, body, opts, ctx)
+        return runner.run(rec, body, options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
