@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.text import Text
 from iobench import results as results_mod
 from iobench import target as target_mod
 from iobench.cli import cli, common_run_options
-from iobench.errors import EXIT_FAILED
+from iobench.errors import EXIT_FAILED, RunFailed, UsageError
 from iobench.report import terminal
 from iobench.results import Recorder, Result
 from iobench.runner import execute
@@ -88,6 +89,57 @@ def _suite_dir(results_dir: Path, name: str) -> Path:
     return results_mod.new_run_dir(results_dir, results_mod.utc_now(), "suite", name)
 
 
+def _provisional(result: Recorder, suite_dir: Path, results_dir: Path) -> None:
+    """The suite's result.json before any step runs (failed, "did not finish"): a full
+    results disk is found now (one line, exit 2, nothing left) and a killed suite still
+    leaves a result."""
+    result.mark("failed", "the suite did not finish (killed, or the machine stopped)")
+    try:
+        results_mod.write_atomic(suite_dir / "result.json", result.to_json())
+    except OSError as e:
+        shutil.rmtree(suite_dir, ignore_errors=True)
+        raise UsageError(f"--results-dir {results_dir}: cannot write the suite's result "
+                         f"({e.strerror or e}); free space or give another "
+                         "--results-dir") from None
+    finally:
+        result.status, result.reason = "ok", None
+
+
+def _save(r: Recorder, suite_dir: Path, html_file: Path | None,
+          written: list[Path]) -> str | None:
+    """Write the suite's result.json and report.html (and --html); on a full disk mark
+    the result failed, keep a valid result.json saying so, and return the error line."""
+    from iobench.report import html
+
+    path = suite_dir / "result.json"
+    where: Path | None = path
+    try:
+        results_mod.write_atomic(path, r.to_json())
+        written.append(path)
+        page = html.render([(suite_dir.name, r.freeze())])
+        for where in (suite_dir / "report.html", html_file):
+            if where is not None:
+                results_mod.write_atomic(where, page)
+                written.append(where)
+        return None
+    except OSError as e:
+        note = (f"{where} could not be written ({e.strerror or e}); free space on its file "
+                "system")
+    ended = r.status, r.reason
+    r.mark("failed", f"{note}; the suite itself ended: {ended[0]}"
+           + (f" ({ended[1]})" if ended[1] else ""))
+    try:  # the full result again (the disk may have room for it now), else in place
+        results_mod.write_atomic(path, r.to_json())
+    except OSError:
+        failed = r.status, r.reason
+        r.status, r.reason = ended
+        results_mod.mark_unsaved(path, r, note)  # says the same, in the blocks it has
+        r.status, r.reason = failed
+    if path not in written and path.exists():
+        written.append(path)
+    return note
+
+
 def collect_criteria(suite: steps_mod.SuiteSpec, steps: list[steps_mod.Step]
                      ) -> list[crit.Criterion]:
     out = [crit.parse(t, f"{suite.name}: criteria[{i}]") for i, t in enumerate(suite.criteria)]
@@ -142,6 +194,7 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
     tgt = target_mod.prepare(target, force=force)
     suite_dir = _suite_dir(results_dir, spec.name)
     result = Recorder(kind="suite", name=spec.name, spec=steps_mod.spec_dict(spec, steps))
+    _provisional(result, suite_dir, results_dir)
     outcomes: list[suite_runner.StepOutcome] = []
     t0 = time.monotonic()
     written: list[Path] = []
@@ -169,19 +222,13 @@ def run_cmd(suite: str, target: Path, json_out: bool, results_dir: Path, force: 
                 r.mark("failed", "; ".join(f"step '{o.id}' {o.state}: {o.reason}"
                                            for o in bad))
             r.finished_utc = results_mod.utc_now()
-            path = suite_dir / "result.json"
-            results_mod.write_atomic(path, r.to_json())
-            written.append(path)
-            from iobench.report import html
-
-            page = html.render([(suite_dir.name, r.freeze())])
-            results_mod.write_atomic(suite_dir / "report.html", page)
-            written.append(suite_dir / "report.html")
-            if html_file is not None:
-                results_mod.write_atomic(html_file, page)
-                written.append(html_file)
+            unsaved = _save(r, suite_dir, html_file, written)
             for w in written:
                 click.echo(f"{'html' if w.suffix == '.html' else 'result'}: {w}", err=True)
+            if unsaved:
+                if sys.exc_info()[0] is None:  # nothing else under way: this is the error
+                    raise RunFailed(unsaved)
+                r.warnings.append(unsaved)
 
     def render(r: Result) -> None:
         con.print(Rule(f"[bold]suite {spec.name}[/]", align="left"))

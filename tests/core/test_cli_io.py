@@ -179,11 +179,30 @@ def test_partial_result_on_interrupt(tmp_path):
     cmd = [sys.executable, "-m", "iobench", "io", "randread", "--target", str(tgt),
            "--size", "4MiB", "-b", "4k", "--runtime", "30s", "--cache", "allow",
            "--results-dir", str(tmp_path / "r")]
+    from iobench.engines.proctree import descendants
+
+    def rchar() -> int:  # bytes read by the process tree (/proc/PID/io)
+        total = 0
+        for pid in descendants(p.pid):
+            try:
+                for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+                    if line.startswith("rchar:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 20
-    while time.time() < deadline and not (tgt / "io" / "job0.dat").exists():
-        time.sleep(0.1)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120  # readiness: the provisional result, then reads
+    while not list((tmp_path / "r").glob("*/result.json")):
+        assert p.poll() is None, "never started"
+        assert time.monotonic() < deadline, "never started"
+        time.sleep(0.01)
+    base = rchar()
+    while rchar() - base < 4 * 2**20:  # the measured phase is reading
+        assert p.poll() is None, "never read"
+        assert time.monotonic() < deadline, "never read"
+        time.sleep(0.01)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130, err

@@ -125,7 +125,7 @@ def test_fio_killed_by_a_signal(tmp_path, monkeypatch):
 
     def popen(*a, **kw):
         proc = real(*a, **kw)
-        threading.Timer(0.5, os.kill, (proc.pid, signal.SIGKILL)).start()
+        os.kill(proc.pid, signal.SIGKILL)  # no delay needed: fio's death is what is tested
         return proc
 
     monkeypatch.setattr(fio.subprocess, "Popen", popen)
@@ -137,10 +137,8 @@ def test_fio_killed_by_a_signal(tmp_path, monkeypatch):
 
 def test_timeout_stops_fio(tmp_path):
     job = "[j]\nrw=read\nsize=1m\nfilename=x\ntime_based=1\nruntime=20\n"
-    t0 = time.monotonic()
     with pytest.raises(RunFailed, match="longer than the 0.5 s limit"):
-        fio.run_fio(job, tmp_path, timeout=0.5)
-    assert time.monotonic() - t0 < 8
+        fio.run_fio(job, tmp_path, timeout=0.5)  # a hang is caught by pytest's timeout
     assert fio_children() == []
 
 
@@ -148,17 +146,32 @@ def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
     fs = files(tmp_path, 1)
     layout(fs, MiB)
     spec = IOSpec(pattern="randread", size=MiB, block_size=4096, files=fs, jobs=1, runtime=30)
-    timer = threading.Timer(1.5, signal.pthread_kill,
-                            (threading.main_thread().ident, signal.SIGINT))
+    def interrupt_once_reading() -> None:  # readiness: fio has read 1 MiB, no fixed delay
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            total = 0
+            for pid in fio_children():
+                try:
+                    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+                        if line.startswith("rchar:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    continue
+            if total >= MiB:
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+
+    watcher = threading.Thread(target=interrupt_once_reading, daemon=True)
     t0 = time.monotonic()
-    timer.start()
+    watcher.start()
     with pytest.raises(KeyboardInterrupt) as e:
         fio.run(spec, tmp_path)
     elapsed = time.monotonic() - t0
-    assert elapsed < 8
+    watcher.join()
     assert fio_children() == []
     (p,) = fio.partial_phases(e.value)
     assert p["name"] == "randread"
     assert p["bytes"] > 0
-    assert 1.0 <= p["seconds"] <= elapsed  # fio's own runtime up to the interruption
+    assert 0 < p["seconds"] <= elapsed  # fio's own runtime up to the interruption
     assert p["latency_ns"]["count"] == p["ops"]

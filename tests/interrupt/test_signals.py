@@ -224,3 +224,49 @@ def spawn_cmd() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "iobench"]
+
+
+SUITE_YAML = """\
+name: fullsuite
+description: a suite on a full results disk
+steps:
+  - command: io seqwrite
+    params: {size: 64k, block-size: 64k}
+    criteria: [gb_per_s > 0]
+"""
+
+
+@pytest.mark.parametrize("leave", [0, 4096, 16 << 10, 64 << 10])
+def test_a_suite_on_a_full_results_disk(full_fs, tmp_path, leave):
+    """The suite's own result.json and report.html on a full disk, whenever it fills up:
+    no traceback; either bad input (exit 2, one line, no suite result) or a valid
+    result.json that says failed and why (exit 1, the suite's error line last), or a
+    normal run when everything fitted; never a temporary file left."""
+    _fill(full_fs, leave)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE_YAML)
+    p = subprocess.run([*spawn_cmd(), "run", str(suite), "--target", str(tmp_path / "t"),
+                        "--results-dir", str(full_fs / "r")],
+                       capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in p.stderr, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    mine = list((full_fs / "r").glob("*/result.json"))
+    if p.returncode == 2:
+        assert len(errors) == 1, p.stderr
+        assert "cannot write the suite's result" in errors[0]
+        assert mine == []
+    else:
+        assert len(mine) == 1
+        d = load_result(mine[0])
+        if p.returncode == 0:
+            assert errors == []
+            assert d["status"]["state"] == "ok"
+            assert (mine[0].parent / "report.html").exists()
+        else:
+            assert p.returncode == 1, p.stderr
+            assert d["status"]["state"] == "failed"
+            assert "No space left" in d["status"]["reason"]
+            assert "did not finish" not in d["status"]["reason"]
+            assert errors, p.stderr
+            assert "could not be written" in errors[-1], p.stderr
+    assert not list(full_fs.rglob("*.tmp"))
