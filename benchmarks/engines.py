@@ -76,7 +76,7 @@ def dd_read(paths: list[Path]) -> float:
 def nat(spec: IOSpec) -> dict[str, Any]:
     p = native.run(spec)[0]
     m = p["metrics"]
-    return {"bytes": p["bytes"], "bps": p["bytes_per_s"], "iops": p["iops"],
+    return {"bytes": p["bytes"], "bps": p["bytes_per_s"], "iops": p["ops_per_s"],
             "p50": p["latency_ns"]["p50"],
             "mean": p["latency_ns"]["mean"], "in_flight": m.get("in_flight_mean"),
             "queue": m.get("queue")}

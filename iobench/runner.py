@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from iobench import dist, interrupt, sysinfo
+from iobench import dist, interrupt, sysinfo, verify
 from iobench import results as results_mod
 from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed, UsageError
 from iobench.kinds.base import Ctx, RunOptions
@@ -118,6 +118,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     results_dir = options.results_dir
     if ctx.command_line:
         result.command_line = list(ctx.command_line)
+    audit: verify.RunWindow | None = None
     try:
         result.sysinfo = sysinfo.collect(options.target) if root else {}
         if options.save and root:
@@ -139,6 +140,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
             hosts = [h for h, _ in w.peers]
             result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
                                      "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
+        audit = verify.RunWindow(options.target)
         body(result)
     except KeyboardInterrupt as e:
         result.mark(*_interrupt_reason(e, w))
@@ -164,6 +166,8 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
             local_fault = world_fault = True
     except IobenchError as e:
         if not result.phases:
+            if audit is not None:
+                audit.close()
             if w.size > 1:
                 w.notify_fault(f"failed: {e.format_message()}")
             if path is not None:
@@ -189,6 +193,8 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     if local_fault and not what:
         what = f"failed: {message or result.reason}"
     with interrupt.shield():  # finishing the result: a late signal cannot cut it short
+        if audit is not None:
+            _audit(result, audit, w.size)
         if w.size > 1 and local_fault and not root:
             w.notify_fault(what)  # rank 0 learns it now, wherever it is
         frozen, saved, unsaved = _finish(result, path, root)
@@ -217,6 +223,23 @@ def execute(result: Recorder, body: Callable[[Recorder], None], *, results_dir: 
     options = RunOptions(target=target or Path(), results_dir=results_dir, save=save)
     ctx = Ctx(world=dist.world(), on_result=cli.reporter(render), json_out=json_out)
     return cli.finish(run(result, body, options, ctx))
+
+
+def _audit(result: Recorder, window: verify.RunWindow, ranks: int) -> None:
+    """The run's independent byte audit and CPU cost (iobench.verify.judge_run) into
+    result.audit, its disagreements into the warnings. Never fails the run: an audit
+    that cannot be made says why."""
+    try:
+        window.close()
+        if not result.phases:
+            return
+        a = verify.judge_run(window, result.phases, ranks=ranks,
+                             ioengine=(result.spec or {}).get("ioengine"))
+    except Exception as e:  # noqa: BLE001 - the measured result matters more
+        result.audit = {"error": f"{type(e).__name__}: {e}"}
+        return
+    result.audit = a
+    result.warnings.extend(a.get("warnings") or [])
 
 
 def _os_error(e: OSError) -> str:
