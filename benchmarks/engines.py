@@ -76,7 +76,7 @@ def dd_read(paths: list[Path]) -> float:
 def nat(spec: IOSpec) -> dict[str, Any]:
     p = native.run(spec)[0]
     m = p["metrics"]
-    return {"bytes": p["bytes"], "bps": p["bytes_per_s"], "iops": p["iops"],
+    return {"bytes": p["bytes"], "bps": p["bytes_per_s"], "iops": p["ops_per_s"],
             "p50": p["latency_ns"]["p50"],
             "mean": p["latency_ns"]["mean"], "in_flight": m.get("in_flight_mean"),
             "queue": m.get("queue")}
@@ -189,6 +189,7 @@ def main() -> int:
     os.sync()
     r = a.rounds
     rows: list[tuple[str, dict[str, Any], str, float, str]] = []
+    noise: list[str] = []
     la0 = os.getloadavg()
     t_start = time.monotonic()
 
@@ -242,9 +243,18 @@ def main() -> int:
             (n["p50"] - f["p50"]) / 1e3 for n, f in zip(res["native"], res["ref"], strict=True))
         rows.append(("4 KiB rand read QD1, O_DIRECT", res, "fio psync", 0.97, "IOPS"))
     if not only or "qd32" in only:
-        three = rotated([lambda: rr(32), lambda: fio_rr("libaio", 32),
-                         lambda: fio_rr("io_uring", 32)], 2 * r, lambda x: x["iops"])
-        for (eng, goal), res in zip((("libaio", 0.95), ("io_uring", 0.85)), three,
+        def rr_ring(kind: str) -> dict[str, Any]:
+            saved = list(aio._ring_kind)  # the probed queue, forced for this side
+            aio._ring_kind[:] = [kind]
+            try:
+                return rr(32)
+            finally:
+                aio._ring_kind[:] = saved
+
+        sides = [lambda: rr_ring("io_uring"), lambda: fio_rr("libaio", 32),
+                 lambda: fio_rr("io_uring", 32), lambda: rr_ring("libaio")]
+        four = rotated(sides, 2 * r, lambda x: x["iops"])
+        for (eng, goal), res in zip((("libaio", 0.95), ("io_uring", 0.85)), four[:2],
                                     strict=True):
             res["in_flight"] = statistics.median(x["in_flight"] for x in res["native"])
             res["little"] = statistics.median(x["mean"] / 1e9 * x["iops"]
@@ -253,6 +263,26 @@ def main() -> int:
                                                   for x in res["ref"])
             rows.append((f"4 KiB rand read QD32, O_DIRECT ({res['native'][0]['queue']})",
                          res, f"fio {eng} iodepth=32", goal, "IOPS"))
+        # the noise floor on this host: the same figure between two fio engines, between
+        # the native engine's two queues, and each side's own spread over the rounds
+        fl, fu, nl = four[0]["ref"], four[1]["ref"], four[2]["ref"]
+        nu = four[0]["native"]
+
+        def per_round(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> str:
+            q = [x["iops"] / y["iops"] for x, y in zip(a, b, strict=True) if y["iops"]]
+            return f"{statistics.median(q):.3f} ({min(q):.3f}-{max(q):.3f})"
+
+        def spread(a: list[dict[str, Any]]) -> str:
+            v = [x["iops"] for x in a]
+            m = statistics.median(v)
+            return f"{min(v) / m:.2f}-{max(v) / m:.2f} x median"
+
+        noise.append("QD32 noise floor (same rounds): fio io_uring / fio libaio "
+                     f"{per_round(fu, fl)}; native libaio ring / fio libaio "
+                     f"{per_round(nl, fl)}; native io_uring / native libaio "
+                     f"{per_round(nu, nl)}; run-to-run spread: fio libaio {spread(fl)}, "
+                     f"fio io_uring {spread(fu)}, native io_uring {spread(nu)}, "
+                     f"native libaio {spread(nl)}")
 
     if not only or "write" in only:
         wfile = d / "w0.dat"
@@ -299,6 +329,8 @@ def main() -> int:
                          f"{res['cpu_ref']:.3f} (ratio {res['cpu_native'] / res['cpu_ref']:.2f})")
         if extra:
             print(f"{'':48} " + "; ".join(extra))
+    for line in noise:
+        print(line)
     if fs:
         print("fio end_fsync check (same write, end_fsync=0 vs 1): JSON runtime "
               f"{fs['runtime_s_end_fsync0']:.2f} s vs {fs['runtime_s_end_fsync1']:.2f} s; "
@@ -307,8 +339,8 @@ def main() -> int:
               + ("inside" if fs["runtime_s_end_fsync1"] > fs["runtime_s_end_fsync0"] +
                  fs["sync_after_s_end_fsync1"] else "NOT inside") + " fio's runtime")
     print(f"units: GB/s = 10^9 B/s, random reads in IOPS; ratio = median of the per-round "
-          f"ratios of {r} alternating rounds ({4 * r} for the cached rows, {2 * r} rotating three "
-          "ways for QD32), min-max; "
+          f"ratios of {r} alternating rounds ({4 * r} for the cached rows, {2 * r} rotating four "
+          "ways for QD32: native io_uring, fio libaio, fio io_uring, native libaio), min-max; "
           f"{size / 2**20:.0f} MiB per file; native depth queue: "
           f"{aio.ring_kind() or 'python'}; load average {la0[0]:.1f} -> {la1[0]:.1f} on "
           f"{os.cpu_count()} cores; {time.monotonic() - t_start:.0f} s")

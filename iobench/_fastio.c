@@ -107,6 +107,7 @@ typedef struct {
     int64_t first_ns;
     /* io_uring */
     int ring_fd;
+    int fixed;            /* io_uring: the slot buffers are registered (READ_FIXED) */
     void *sq_ptr, *cq_ptr;
     size_t sq_sz, cq_sz, sqes_sz;
     unsigned *sq_head, *sq_tail, *sq_mask, *sq_array;
@@ -233,6 +234,15 @@ static int aio_setup(Ring *r) {
     return 0;
 }
 
+static inline char *slot_buf(Ring *r, unsigned s) {
+    return r->bufs + (size_t)s * ((r->block + 4095) / 4096 * 4096);
+}
+
+static int getenv_off(const char *name) {
+    const char *v = getenv(name);
+    return v && strcmp(v, "0") == 0;
+}
+
 static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     const char *kind;
     unsigned depth;
@@ -274,6 +284,23 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     /* slot -> buffer stride */
     r->block = (size_t)block;
     r->last_ns = 0;
+    r->fixed = 0;
+    if (r->kind == KIND_URING && !getenv_off("IOBENCH_URING_FIXED")) {
+        /* register the slot buffers once (as fio's fixedbufs=1): the kernel pins them
+         * now instead of on every O_DIRECT request. Refused (RLIMIT_MEMLOCK for a user,
+         * an old kernel): plain reads, as before */
+        struct iovec *iov = calloc(depth, sizeof *iov);
+        if (iov) {
+            for (unsigned i = 0; i < depth; i++) {
+                iov[i].iov_base = slot_buf(r, i);
+                iov[i].iov_len = r->block;
+            }
+            if (syscall(__NR_io_uring_register, r->ring_fd, IORING_REGISTER_BUFFERS, iov,
+                        depth) == 0)
+                r->fixed = 1;
+            free(iov);
+        }
+    }
     return 0;
 }
 
@@ -282,10 +309,6 @@ static inline void unsent(Ring *r, unsigned n, unsigned sent) {
     for (unsigned j = 0; j < n; j++)
         r->free_slots[r->nfree++] = (unsigned)r->iocbp[sent + j]->aio_data;
     r->inflight -= n;
-}
-
-static inline char *slot_buf(Ring *r, unsigned s) {
-    return r->bufs + (size_t)s * ((r->block + 4095) / 4096 * 4096);
 }
 
 static inline void account(Ring *r, int64_t now) {
@@ -349,7 +372,12 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
                     unsigned idx = tail & *r->sq_mask;
                     struct io_uring_sqe *sqe = &r->sqes[idx];
                     memset(sqe, 0, sizeof *sqe);
-                    sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
+                    if (r->fixed) {
+                        sqe->opcode = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
+                        sqe->buf_index = (uint16_t)s;
+                    } else {
+                        sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
+                    }
                     sqe->fd = fd;
                     sqe->off = (uint64_t)off;
                     sqe->addr = (uint64_t)(uintptr_t)slot_buf(r, s);
@@ -485,6 +513,11 @@ static PyObject *Ring_area(Ring *r, PyObject *unused) {
     return Py_BuildValue("dLL", r->area_ns, (long long)r->first_ns, (long long)r->last_ns);
 }
 
+/* fixed() -> whether the slot buffers are registered with the ring (READ_FIXED) */
+static PyObject *Ring_fixed(Ring *r, PyObject *unused) {
+    return PyBool_FromLong(r->fixed);
+}
+
 static PyObject *Ring_close(Ring *r, PyObject *unused) {
     if (r->inflight) {
         PyErr_SetString(PyExc_RuntimeError, "close() with requests in flight: pump() them out");
@@ -497,6 +530,7 @@ static PyObject *Ring_close(Ring *r, PyObject *unused) {
 static PyMethodDef Ring_methods[] = {
     {"pump", (PyCFunction)Ring_pump, METH_VARARGS, "reap and refill (see the C source)"},
     {"in_flight_area", (PyCFunction)Ring_area, METH_NOARGS, "in-flight integral"},
+    {"fixed", (PyCFunction)Ring_fixed, METH_NOARGS, "slot buffers registered (io_uring)"},
     {"close", (PyCFunction)Ring_close, METH_NOARGS, "release the ring and its buffers"},
     {NULL, NULL, 0, NULL},
 };

@@ -245,6 +245,9 @@ class Result:
     metrics: Mapping[str, Any]
     warnings: tuple[str, ...]
     children: tuple[Mapping[str, Any], ...]
+    # the independent byte audit of the whole run (iobench.verify.judge_run); {} in
+    # results written before it existed
+    audit: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     iobench_version: str = __version__
     run_dir: Path | None = field(default=None, repr=False, compare=False)
@@ -267,6 +270,7 @@ class Result:
             "metrics": _thaw(self.metrics),
             "phases": [p.to_dict() for p in self.phases],
             "children": [_thaw(c) for c in self.children],
+            **({"audit": _thaw(self.audit)} if self.audit else {}),
         }
 
     def to_json(self) -> str:
@@ -283,7 +287,7 @@ class Result:
         if not isinstance(phases, list) or not all(isinstance(p, Mapping) for p in phases):
             raise UsageError(f"{source}: field 'phases' is not a list of objects; the "
                              "result file is damaged")
-        for key in ("spec", "sysinfo", "cache", "metrics"):
+        for key in ("spec", "sysinfo", "cache", "metrics", "audit"):
             if not isinstance(d.get(key) or {}, Mapping):
                 raise UsageError(f"{source}: field {key!r} is not an object; the result "
                                  "file is damaged")
@@ -310,6 +314,7 @@ class Result:
             metrics=_freeze(d.get("metrics") or {}),
             warnings=tuple(map(str, d.get("warnings") or [])),
             children=tuple(_freeze(c) for c in d.get("children") or []),
+            audit=_freeze(d.get("audit") or {}),
             schema_version=SCHEMA_VERSION, iobench_version=str(d.get("iobench_version", "?")),
         )
 
@@ -333,6 +338,7 @@ class Recorder:
     metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     children: list[dict[str, Any]] = field(default_factory=list)  # suite steps
+    audit: dict[str, Any] = field(default_factory=dict)  # filled by iobench.runner.run
     schema_version: int = SCHEMA_VERSION
     iobench_version: str = __version__
     # where this run's result.json lives while it runs (not saved): for logs beside it
@@ -373,6 +379,7 @@ class Recorder:
             "metrics": self.metrics,
             "phases": self.phases,
             "children": self.children,
+            **({"audit": self.audit} if self.audit else {}),
         }
 
     def to_json(self) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from iobench import dist, interrupt, sysinfo
+from iobench import dist, interrupt, sysinfo, verify
 from iobench import results as results_mod
 from iobench.errors import (
     EXIT_FAILED,
@@ -170,6 +170,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     if ctx.command_line:
         result.command_line = list(ctx.command_line)
     created: list[Path] = []  # results directories this run made (removed on bad input)
+    audit: verify.RunWindow | None = None
     try:
         result.sysinfo = sysinfo.collect(options.target) if root else {}
         if options.save and root:
@@ -182,6 +183,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
             hosts = [h for h, _ in w.peers]
             result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
                                      "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
+        prepared = None
         if prepare is not None:
             prepared = prepare(result)
             if root:
@@ -189,6 +191,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
                     result.sysinfo.update(sysinfo.target_info(prepared))
                 if path is not None:  # the spec now names the files laid out
                     _save_provisional(result, path, results_dir)
+        audit = verify.RunWindow(prepared or options.target)
         body(result)
     except KeyboardInterrupt as e:
         result.mark(*_interrupt_reason(e, w))
@@ -214,6 +217,8 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
             local_fault = world_fault = True
     except IobenchError as e:
         if not result.phases:
+            if audit is not None:
+                audit.close()
             if w.size > 1 and not isinstance(e, ReportedByRoot) and \
                     not getattr(e, "told_ranks", False):
                 w.notify_fault(f"failed: {e.format_message()}")
@@ -243,6 +248,8 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     if local_fault and not what:
         what = f"failed: {message or result.reason}"
     with interrupt.shield():  # finishing the result: a late signal cannot cut it short
+        if audit is not None:
+            _audit(result, audit, w.size)
         if w.size > 1 and local_fault and not root:
             w.notify_fault(what)  # rank 0 learns it now, wherever it is
         frozen, saved, unsaved = _finish(result, path, root)
@@ -271,6 +278,23 @@ def execute(result: Recorder, body: Callable[[Recorder], None], *, results_dir: 
     options = RunOptions(target=target or Path(), results_dir=results_dir, save=save)
     ctx = Ctx(world=dist.world(), on_result=cli.reporter(render), json_out=json_out)
     return cli.finish(run(result, body, options, ctx))
+
+
+def _audit(result: Recorder, window: verify.RunWindow, ranks: int) -> None:
+    """The run's independent byte audit and CPU cost (iobench.verify.judge_run) into
+    result.audit, its disagreements into the warnings. Never fails the run: an audit
+    that cannot be made says why."""
+    try:
+        window.close()
+        if not result.phases:
+            return
+        a = verify.judge_run(window, result.phases, ranks=ranks,
+                             ioengine=(result.spec or {}).get("ioengine"))
+    except Exception as e:  # noqa: BLE001 - the measured result matters more
+        result.audit = {"error": f"{type(e).__name__}: {e}"}
+        return
+    result.audit = a
+    result.warnings.extend(a.get("warnings") or [])
 
 
 def _os_error(e: OSError) -> str:

@@ -21,15 +21,38 @@ from pathlib import Path
 from typing import Any
 
 TOLERANCE = 0.01  # byte counts that differ by more than this (beyond start-up) warn
+# The run-level audit: a surplus (the kernel counted more than the phases) under this many
+# bytes is not a disagreement: small reads no phase makes (a YAML spec, locale and
+# encoding files, a lazily loaded table) that a run of a few MiB would otherwise flag.
+# A shortfall (bytes measured that the kernel never saw) has no floor.
+SURPLUS_FLOOR = 1 << 20
 DEPTH_WARN = 0.9  # achieved / requested queue depth below this warns
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's block size
 
 
-def proc_io() -> dict[str, int]:
-    """This process's I/O counters (threads and reaped children included), or {}."""
+_SELF_READ = [0]  # bytes this module read from /proc itself: the audit leaves them out
+
+
+def note_own_read(nbytes: int) -> None:
+    """`nbytes` that iobench read of its own bookkeeping (fio's JSON output and stderr):
+    counted in rchar, measured by no phase; every audit leaves them out."""
+    _SELF_READ[0] += int(nbytes)
+
+
+def _read_proc(path: str, first_line: bool = False) -> str:
+    """A /proc file's text, its bytes added to what the audit knows it read itself."""
+    with open(path, "rb") as f:
+        data = f.readline() if first_line else f.read()
+    _SELF_READ[0] += len(data)
+    return data.decode("ascii", "replace")
+
+
+def proc_io(thread: bool = False) -> dict[str, int]:
+    """This process's I/O counters (threads and reaped children included), or {};
+    with `thread`, the calling thread's own."""
     try:
-        with open("/proc/self/io") as f:
-            return {k: int(v) for k, v in (ln.split(": ") for ln in f.read().splitlines() if ln)}
+        text = _read_proc("/proc/thread-self/io" if thread else "/proc/self/io")
+        return {k: int(v) for k, v in (ln.split(": ") for ln in text.splitlines() if ln)}
     except (OSError, ValueError):
         return {}
 
@@ -53,11 +76,10 @@ def device_of(path: Path) -> str | None:
 def diskstats(device: str) -> tuple[int, int] | None:
     """(bytes read, bytes written) since boot for `device`, from /proc/diskstats."""
     try:
-        with open("/proc/diskstats") as f:
-            for ln in f:
-                parts = ln.split()
-                if len(parts) >= 10 and parts[2] == device:
-                    return int(parts[5]) * SECTOR, int(parts[9]) * SECTOR
+        for ln in _read_proc("/proc/diskstats").splitlines():
+            parts = ln.split()
+            if len(parts) >= 10 and parts[2] == device:
+                return int(parts[5]) * SECTOR, int(parts[9]) * SECTOR
     except (OSError, ValueError):
         return None
     return None
@@ -72,8 +94,7 @@ def cpu_seconds() -> tuple[float, float]:
 def host_cpu() -> dict[str, int]:
     """The host's CPU time counters (/proc/stat 'cpu' line, clock ticks), or {}."""
     try:
-        with open("/proc/stat") as f:
-            parts = f.readline().split()
+        parts = _read_proc("/proc/stat", first_line=True).split()
     except OSError:
         return {}
     names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -83,8 +104,7 @@ def host_cpu() -> dict[str, int]:
 def run_queue() -> tuple[float, int]:
     """(1-minute load average, runnable tasks now) from /proc/loadavg."""
     try:
-        with open("/proc/loadavg") as f:
-            parts = f.read().split()
+        parts = _read_proc("/proc/loadavg").split()
         return float(parts[0]), int(parts[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 0.0, 0
@@ -94,8 +114,14 @@ class Window:
     """Counters read before a phase; `close()` reads them again after it."""
 
     def __init__(self, files: Iterable[Path] = ()) -> None:
+        import sys
+
         paths = list(files)
         self.device = device_of(paths[0]) if paths else None
+        self.modules0 = set(sys.modules)  # what is imported inside is start-up I/O
+        self.imported: list[str] = []
+        self.own0 = _SELF_READ[0]
+        self.own_read = 0
         self.io0 = proc_io()
         self.disk0 = diskstats(self.device) if self.device else None
         self.cpu0 = cpu_seconds()
@@ -106,7 +132,11 @@ class Window:
         self.host1: dict[str, int] = {}
 
     def close(self) -> Window:
+        import sys
+
         self.io1 = proc_io()
+        self.own_read = _SELF_READ[0] - self.own0  # this module's and fio's output reads
+        self.imported = sorted(set(sys.modules) - self.modules0)
         self.disk1 = diskstats(self.device) if self.device else None
         self.cpu1 = cpu_seconds()
         self.host1 = host_cpu()
@@ -137,6 +167,11 @@ def startup_allowance(kind: str) -> dict[str, int]:
     null run: for 'fio', an fio job that reads nothing; for 'native', an empty window."""
     if kind in _NULL:
         return _NULL[kind]
+    with untimed(children=True):  # a run under way leaves this measurement's I/O out
+        return _null_run(kind)
+
+
+def _null_run(kind: str) -> dict[str, int]:
     w = Window()
     if kind == "fio":
         import shutil
@@ -193,8 +228,10 @@ def audit(measured: int, window: Window, counter: str, allowance: dict[str, int]
                            "counter": counter}
     warn = []
     if counter in delta:
-        seen = delta[counter]
+        seen = delta[counter] - (window.own_read if counter == "rchar" else 0)
         slack = allowance.get(counter, 0)
+        if counter == "rchar":  # byte code Python read for modules imported in the window
+            slack += _module_bytes(window.imported)
         diff = seen - measured
         out["counter_bytes"] = seen
         out["startup_allowance_bytes"] = slack
@@ -276,3 +313,227 @@ def table(phases: Sequence[Mapping[str, Any]]) -> Any:
                  "(measured); kernel count = /proc/self/io of this process tree; device = "
                  "/proc/diskstats of the target's device (every process's I/O on it)")
     return t
+
+
+# --- the whole run's audit (iobench.runner.run: every kind) ----------------------------
+_OPEN: list[RunWindow] = []  # runs under way in this process, innermost last
+
+
+class untimed:  # noqa: N801 - used as `with verify.untimed():`
+    """I/O a run does outside its measured phases (laying out files, writing a manifest, a
+    reference read): counted by the kernel, measured by no phase. `with verify.untimed():`
+    records it, so the run's byte audit leaves it out (and shows it) instead of warning
+    about it. The calling thread's own counters are read (other threads may be moving
+    measured bytes meanwhile); `children=True` reads the process's, for a block that
+    runs and reaps a child process (fio) while nothing else moves bytes."""
+
+    def __init__(self, children: bool = False) -> None:
+        self.thread = not children
+
+    def __enter__(self) -> untimed:
+        self.io0 = proc_io(self.thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        io1 = proc_io(self.thread)
+        for w in _OPEN:
+            for k, v in io1.items():
+                if k in self.io0:
+                    w.untimed[k] = w.untimed.get(k, 0) + v - self.io0[k]
+
+
+ELF_HEADER_READ = 832  # what the dynamic loader read(2)s of each shared object (x86-64)
+
+
+def _module_bytes(names: Iterable[str]) -> int:
+    """Bytes Python read importing the modules `names`: each one's byte code where it is
+    current, else its source; an extension module is mapped, and only the loader's read
+    of its ELF header counts."""
+    import sys
+
+    got = 0
+    for name in names:
+        mod = sys.modules.get(name)
+        src = getattr(mod, "__file__", None)
+        if not src:
+            continue
+        try:
+            st = Path(src).stat()
+        except OSError:
+            continue
+        if str(src).endswith(".so"):
+            got += ELF_HEADER_READ
+            continue
+        if not str(src).endswith(".py"):
+            continue
+        cached = getattr(mod, "__cached__", None)
+        try:
+            pyc = Path(cached).stat() if cached else None
+        except OSError:
+            pyc = None
+        got += pyc.st_size if pyc is not None and pyc.st_mtime >= st.st_mtime else st.st_size
+    return got
+
+
+class RunWindow:
+    """The kernel's counters around a whole run's body: this process tree's /proc/self/io,
+    the target device's /proc/diskstats, CPU seconds, the modules imported (start-up I/O)
+    and the I/O the body declared untimed. `judge(phases)` compares them with the bytes
+    the phases measured."""
+
+    def __init__(self, target: Path | None) -> None:
+
+        self.device = device_of(target) if target is not None and str(target) else None
+        self.untimed: dict[str, int] = {}
+        self.nested: dict[str, int] = {}  # runs inside this one (suite steps): their own audit
+        self.imported: list[str] = []
+        self.null = startup_allowance("native")
+        self.self0 = _SELF_READ[0]
+        self.self_read = 0
+        self.window = Window()
+        self.window.device = self.device
+        self.window.disk0 = diskstats(self.device) if self.device else None
+        _OPEN.append(self)
+
+    def close(self) -> RunWindow:
+
+        self.window.close()
+        self.self_read = _SELF_READ[0] - self.self0  # the audit's own /proc reads
+        if self in _OPEN:
+            _OPEN.remove(self)
+        if _OPEN:  # a step's I/O is audited by the step: the enclosing run leaves it out
+            parent = _OPEN[-1]
+            for k, v in self.window.io_delta().items():
+                parent.nested[k] = parent.nested.get(k, 0) + v
+        self.imported = self.window.imported
+        return self
+
+
+def phase_counter(phase: Mapping[str, Any], ioengine: str | None = None) -> str | None:
+    """The /proc/self/io counter that sees a phase's bytes, or None when no counter of
+    this process does: not a read or write, bytes counted in other phases too (metrics
+    `summary`), bytes moved on other hosts (fio client/server: `client`, `clients`) or in
+    memory (engine `ram`)."""
+    m = phase.get("metrics") or {}
+    if phase.get("direction") not in ("read", "write") or phase.get("engine") == "ram":
+        return None
+    if m.get("summary") or "client" in m or "clients" in m or m.get("rank") is not None:
+        return None
+    a = (m.get("verify") or {}).get("audit") or {}
+    if a.get("counter"):
+        return str(a["counter"])
+    return counter_for(str(phase["direction"]), m.get("queue"),
+                       ioengine if phase.get("engine") == "fio" else None)
+
+
+_BLOCK = ("read_bytes", "write_bytes")
+
+
+def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
+              ioengine: str | None = None, ranks: int = 1) -> dict[str, Any]:
+    """The run's byte audit: per /proc/self/io counter, the bytes the phases measured
+    against the kernel's count, the start-up allowance (a null window, the byte code of
+    the modules imported during the run, fio's start-up per fio phase) and the untimed
+    I/O the run declared; the device's bytes; CPU seconds per GB moved. Disagreements
+    go to out['warnings']: the read(2)-family counters (rchar, wchar) must agree within
+    1% beyond the allowance; the block-layer counters (read_bytes, write_bytes) and the
+    device must have seen at least the bytes of the phases that bypass read(2) (AIO,
+    io_uring: O_DIRECT) — their surplus is page-cache traffic, not a disagreement."""
+    w = rw.window
+    delta = w.io_delta()
+    measured: dict[str, int] = {}
+    by_direction = {"read": 0, "write": 0}
+    fio_phases = 0
+    for p in phases:
+        c = phase_counter(p, ioengine)
+        if c is None:
+            continue
+        measured[c] = measured.get(c, 0) + int(p["bytes"])
+        by_direction[str(p["direction"])] += int(p["bytes"])
+        fio_phases += p.get("engine") == "fio"
+    code_read = _module_bytes(rw.imported)
+    fio_null = startup_allowance("fio") if fio_phases else {}
+    allowance = {k: rw.null.get(k, 0) + fio_phases * fio_null.get(k, 0)
+                 for k in ("rchar", "wchar", "read_bytes", "write_bytes")}
+    allowance["rchar"] += code_read
+    cpu = w.cpu_delta()
+    moved = by_direction["read"] + by_direction["write"]
+    out: dict[str, Any] = {
+        "measured_bytes": by_direction, "proc_io": delta,
+        "startup_allowance_bytes": allowance, "untimed_bytes": dict(rw.untimed),
+        "nested_bytes": dict(rw.nested), "own_proc_read_bytes": rw.self_read, "checks": [],
+        "cpu_s": round(cpu, 4), "cpu_s_per_gb": round(cpu / (moved / 1e9), 4) if moved else None,
+        "tolerance_pct": TOLERANCE * 100, "surplus_floor_bytes": SURPLUS_FLOOR,
+        "warnings": []}
+    if ranks > 1:  # the counters are this process's, the phases every rank's
+        out["skipped"] = (f"under MPI ({ranks} ranks) /proc/self/io counts rank 0 only; the "
+                          "phases carry every rank's bytes")
+        out.pop("checks")
+        return out
+    warn: list[str] = out["warnings"]
+    # worker processes (not fio) ran and were reaped: their pipes to this process count
+    # in rchar/wchar too, so those counters can only bound the bytes from below
+    workers = (w.cpu1[1] - w.cpu0[1]) > 0 and not fio_phases
+    if workers:
+        out["note"] = ("worker processes ran: their pipe traffic counts in rchar/wchar, so "
+                       "a surplus there is not judged (a shortfall is)")
+    for counter, want in sorted(measured.items()):
+        if counter not in delta:
+            continue
+        seen = delta[counter] - rw.untimed.get(counter, 0) - rw.nested.get(counter, 0)
+        if counter == "rchar":
+            seen -= rw.self_read
+        slack = allowance.get(counter, 0)
+        diff = seen - want
+        lower_only = counter in _BLOCK or workers
+        if lower_only:
+            ok = diff >= -TOLERANCE * want
+        else:
+            ok = -TOLERANCE * want <= diff <= max(TOLERANCE * want, SURPLUS_FLOOR) + slack
+        out["checks"].append({"counter": counter, "measured_bytes": want,
+                              "counter_bytes": seen, "allowance_bytes": slack,
+                              "agrees": ok, "bound": "at least" if lower_only
+                              else "equal"})
+        if not ok:
+            warn.append(f"byte audit: the phases measured {want:,} bytes, the kernel's "
+                        f"{counter} for this process tree {seen:,} "
+                        f"({diff / max(want, 1):+.1%}; allowed: 1% and {slack:,} bytes of "
+                        f"start-up, a surplus up to {SURPLUS_FLOOR >> 20} MiB)")
+    dd = w.disk_delta()
+    if dd is not None:
+        out["device"] = w.device
+        out["device_bytes"] = {"read": dd[0], "write": dd[1]}
+        for direction, counter, dev in (("read", "read_bytes", dd[0]),
+                                        ("write", "write_bytes", dd[1])):
+            want = measured.get(counter, 0)
+            if want and dev < (1 - TOLERANCE) * want:
+                warn.append(f"byte audit: {w.device} moved {dev:,} bytes for the {want:,} "
+                            f"{direction} bytes measured past the page cache: they did not "
+                            "all reach it")
+    out["agrees"] = not warn
+    return out
+
+
+def audit_line(a: Mapping[str, Any]) -> str:
+    """One line for the terminal header: each counter against the phases, CPU per GB."""
+    from iobench.units import format_bytes
+
+    if not a:
+        return ""
+    if a.get("skipped"):
+        return f"byte audit: {a['skipped']}"
+    parts = []
+    for c in a.get("checks") or []:
+        sign = ("=" if c["bound"] == "equal" else ">=") if c["agrees"] else "!="
+        off = (c["counter_bytes"] - c["measured_bytes"]) / max(c["measured_bytes"], 1)
+        parts.append(f"{c['counter']} {format_bytes(c['counter_bytes'])} {sign} "
+                     f"{format_bytes(c['measured_bytes'])} measured ({off:+.1%})")
+    if "device_bytes" in a:
+        d = a["device_bytes"]
+        parts.append(f"{a['device']} r {format_bytes(d['read'])} w {format_bytes(d['write'])}")
+    if a.get("cpu_s_per_gb") is not None:
+        parts.append(f"CPU {a['cpu_s_per_gb']:.3f} s/GB")
+    if not parts:
+        return ""
+    verdict = "agrees" if a.get("agrees") else "DIFFERS"
+    return f"byte audit ({verdict}): " + "; ".join(parts)

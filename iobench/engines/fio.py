@@ -354,6 +354,9 @@ def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
                          lambda: _partial(outpath, shown, jobfile_text))
         stderr = errpath.read_text(encoding="utf-8", errors="replace")
         text = outpath.read_text(encoding="utf-8", errors="replace") if outpath.exists() else ""
+        from iobench import verify
+
+        verify.note_own_read(len(stderr.encode()) + len(text.encode()))  # not the data's
         if rc < 0:
             name = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
             tail = _tail(stderr, text) or "no output"

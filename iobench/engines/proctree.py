@@ -17,6 +17,8 @@ import ctypes
 import os
 import signal
 
+from iobench.verify import note_own_read  # /proc reads: not data the run moved
+
 PR_SET_CHILD_SUBREAPER = 36
 _subreaper = False
 
@@ -40,6 +42,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
             raw = f.read()
     except OSError:
         return None
+    note_own_read(len(raw))
     # comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'
     rest = raw[raw.rfind(b")") + 2:].split()
     try:
@@ -58,7 +61,9 @@ def descendants(pid: int) -> list[int]:
         try:
             for tid in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
+                    text = f.read()
+                note_own_read(len(text))
+                todo += [int(c) for c in text.split()]
         except OSError:
             continue
     return out
@@ -133,6 +138,7 @@ def _zombie(pid: int) -> bool:
             raw = f.read()
     except OSError:
         return True
+    note_own_read(len(raw))
     rest = raw[raw.rfind(b")") + 2:].split()
     return bool(rest) and rest[0] == b"Z"
 

@@ -236,6 +236,9 @@ ENGINE_PHASE_METRICS: dict[str, Metric] = {m.name: m for m in (
     metric("verify", "neither", "achieved depth, byte audit, CPU per GB (iobench.verify)",
            unit="text", phase=True),
     metric("rank", "neither", "the MPI rank of a per-rank phase", unit="count", phase=True),
+    metric("summary", "neither", "the phase's bytes are also counted in other phases (an "
+           "aggregate): the run's byte audit (iobench.verify.judge_run) leaves it out",
+           unit="flag", phase=True),
 )}
 
 

@@ -56,6 +56,12 @@ def header(result: Result) -> Text:
         t.append(f"\ncache: {c.get('policy')} via {c.get('method')}; {c.get('note', '')}")
         if c.get("may_be_cached"):
             t.append("  [MAY BE FROM RAM]", style="bold yellow")
+    if result.audit:
+        from iobench.verify import audit_line
+
+        line = audit_line(result.audit)
+        if line:
+            t.append(f"\n{line}", style=None if result.audit.get("agrees") else "yellow")
     for w in result.warnings:
         t.append(f"\nwarning: {w}", style="yellow")
     return t

@@ -318,8 +318,10 @@ def aggregate_phase(name: str, runs: Sequence[RunStats], *, compute_s: float,
         "host_cpu": host,
         "timeline_span_s": (epochs[-1].end_ns - tl.start_ns) / 1e9,
     }
-    if warmup:
+    if warmup:  # its epochs are not phases of their own: this phase is their only count
         metrics["warmup"] = True
+    else:  # the measured runs' epochs are phases too: the byte audit counts those
+        metrics["summary"] = True
     if records:
         metrics["checkpoint_windows_s"] = windows_in(tl.start_ns, epochs[-1].end_ns, records)
         metrics["au_pct_without_checkpoint_stalls"] = au_without_stalls(epochs, records)

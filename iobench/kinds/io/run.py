@@ -97,7 +97,7 @@ def measure(spec: IOSpec, engine: str, policy: str, workdir: Path, result: Recor
             return
         from iobench.engines import native
 
-        with ctx.progress("layout", spec.size * len(missing)) as prog:
+        with ctx.progress("layout", spec.size * len(missing)) as prog, verify.untimed():
             native.layout(missing, spec.size, seed=spec.seed, progress=prog,
                           first_stream=spec.first_job + spec.files.index(missing[0]))
 
