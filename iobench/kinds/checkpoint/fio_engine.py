@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iobench import __version__, safepath
-from iobench.checkpoint.rankio import CHUNK
+from iobench.kinds.checkpoint.rankio import CHUNK
 
 if TYPE_CHECKING:
-    from iobench.workloads.checkpoint import Plan
+    from iobench.kinds.checkpoint.plan import Plan
 
 
 def _escape(path: Path) -> str:
@@ -68,7 +68,7 @@ def _phase(doc: dict[str, Any], name: str, direction: str, ranks: list[int], ste
         rank = int(str(job.get("jobname", "rank0"))[4:] or 0)
         rows.append({"rank": rank, "bytes": nbytes, "files": 1, "seconds": secs,
                      "bytes_per_s": nbytes / secs if secs > 0 else 0.0,
-                     "fsync_seconds": None, "stall_seconds": None})
+                     "fsync_s": None, "stall_s": None})
     busy = [float(r["bytes_per_s"]) for r in rows if r["bytes"] > 0]
     span = max((float(r["seconds"]) for r in rows), default=0.0)
     phase["metrics"].update({
