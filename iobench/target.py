@@ -325,9 +325,11 @@ def release_to(mark: int) -> None:
 def locked() -> Iterator[None]:
     """Every target lock taken inside is released on leaving (a library caller's run)."""
     mark = lock_mark()
+    safepath._ACTIVE[0] += 1
     try:
         yield
     finally:
+        safepath._ACTIVE[0] -= 1
         release_to(mark)
 
 
