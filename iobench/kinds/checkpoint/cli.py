@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
@@ -13,7 +14,7 @@ from iobench import dlio
 from iobench.cli import MAX_THREADS, SEED, SIZE, cache_option, common_run_options, engine_option
 from iobench.kinds.checkpoint.render import plan_table
 from iobench.kinds.checkpoint.run import execute, resolve
-from iobench.kinds.checkpoint.spec import build
+from iobench.kinds.checkpoint.spec import Spec, build
 
 
 @click.command("checkpoint")
@@ -64,22 +65,14 @@ from iobench.kinds.checkpoint.spec import build
 @click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint the model of a DLIO / MLPerf Storage YAML (model.transformer; "
                    "MODEL, if given, names it); options given here win.")
-def command(model: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
-            mode: str, count: int, do_write: bool, do_read: bool, what_if: bool,
-            dlio_config: Path | None, **params: object) -> None:
+def command(target: Path, json_out: bool, results_dir: Path, force: bool, what_if: bool,
+            **params: Any) -> None:
     """Write and restore checkpoints of MODEL (a preset such as llama3-8b or a YAML file).
 
     Each rank is a process with a streaming writer (bounded memory), fsync timed apart;
     files go to <target>/checkpoint/<model>/ in DeepSpeed or PyTorch DCP layout.
     """
-    model = dlio.workload_or_config(model, dlio_config, "MODEL")
-    if dlio_config is not None:  # the config's mode/count/read unless given here
-        imp = dlio.load(dlio_config, "checkpoint", model or None)
-        imp.announce()
-        mode, count, do_read = imp.pick("mode", mode), imp.pick("count", count), \
-            imp.pick("do_read", do_read)
-    spec = build(model=model, mode=mode, count=count, write=do_write, read=do_read,
-                 dlio_config=dlio_config, **params)
+    spec = spec_from_params(params, announce=True)
     resolved = resolve(spec)
     if what_if:
         if json_out:
@@ -94,3 +87,19 @@ def command(model: str | None, target: Path, json_out: bool, results_dir: Path, 
     ctx = cli_mod.run_context(json_out)
     cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx,
                            resolved))
+
+
+def spec_from_params(params: dict[str, Any], announce: bool = False) -> Spec:
+    """Click's parsed params (the common run options removed) -> a validated Spec. With
+    --dlio-config the config's mode, count and --read apply unless given here."""
+    p = dict(params)
+    p.pop("what_if", None)
+    p["write"], p["read"] = p.pop("do_write", True), p.pop("do_read", True)
+    p["model"] = dlio.workload_or_config(p.get("model"), p.get("dlio_config"), "MODEL")
+    if p.get("dlio_config") is not None:
+        imp = dlio.load(p["dlio_config"], "checkpoint", p["model"] or None)
+        if announce:
+            imp.announce()
+        p["mode"], p["count"] = imp.pick("mode", p["mode"]), imp.pick("count", p["count"])
+        p["read"] = imp.pick("do_read", p["read"])
+    return build(**p)
