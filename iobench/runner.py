@@ -8,6 +8,7 @@ Outcome and exits with its code; a library caller reads the Result.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -217,6 +218,27 @@ def execute(result: Recorder, body: Callable[[Recorder], None], *, results_dir: 
     options = RunOptions(target=target or Path(), results_dir=results_dir, save=save)
     ctx = Ctx(world=dist.world(), on_result=cli.reporter(render), json_out=json_out)
     return cli.finish(run(result, body, options, ctx))
+
+
+def note_fault(rec: Recorder, e: KeyboardInterrupt, ctx: Ctx) -> None:
+    """Call at once when a body under MPI is interrupted (its signal, or a peer's fault),
+    before anything that can take time (stopping helper processes): rank 0 rewrites its
+    provisional result with the reason naming the rank, so a SIGKILL from mpirun a moment
+    later still leaves a failed result that says what happened; another rank tells rank 0
+    now instead of after its own clean-up. The run still finishes as usual afterwards."""
+    w = ctx.world
+    if w.size == 1:
+        return
+    if not w.is_root:
+        if not isinstance(e, interrupt.PeerFault):
+            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+            w.notify_fault(f"was interrupted ({what})")
+        return
+    if rec.run_dir is None:
+        return
+    rec.mark(*_interrupt_reason(e, w))
+    with interrupt.shield(), contextlib.suppress(OSError):
+        results_mod.rewrite(rec, rec.run_dir / "result.json")
 
 
 def _os_error(e: OSError) -> str:

@@ -460,7 +460,10 @@ def _body(result: Recorder, plan: Plan, spec: Spec, root: Path, ctx: Ctx) -> Non
                                              else "none", plan.checkpoint_bytes, reads=False)
         if spec.read:
             runner_.read_all()
-    except KeyboardInterrupt:  # the finished checkpoints' phases are kept
+    except KeyboardInterrupt as e:  # the finished checkpoints' phases are kept
+        # under MPI: the reason (naming the rank) is on disk before the rank processes
+        # are stopped, in case mpirun SIGKILLs this rank while they are
+        runner.note_fault(result, e, ctx)
         runner_.close(now=True)
         raise
     finally:
