@@ -107,3 +107,48 @@ def test_run_imports_neither_click_nor_rich():
             "assert 'rich' not in sys.modules, 'rich'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+class _TwoRanks:
+    """A world of two ranks seen from one of them (no MPI): what note_fault reads."""
+
+    size = 2
+    peers: list = []
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.notified: list[str] = []
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def hostname(self) -> str:
+        return "h"
+
+    def fault(self):
+        return None
+
+    def notify_fault(self, what: str) -> None:
+        self.notified.append(what)
+
+
+def test_rank_0_writes_the_reason_naming_the_rank_at_once(tmp_path):
+    """The fix for mpirun SIGKILLing rank 0 while it stops its rank processes: the
+    provisional result names the faulty rank as soon as rank 0 learns of it."""
+    from iobench import interrupt, runner
+    from iobench.kinds.base import Ctx
+
+    rec = results.Recorder(kind="checkpoint", name="tiny", spec={})
+    rec.mark("failed", "the run did not finish (killed, or the machine stopped)")
+    path = results.save(rec, tmp_path)
+    rec.status, rec.reason = "ok", None
+    rec.run_dir = path.parent
+    runner.note_fault(rec, interrupt.PeerFault("rank 1 (h) was interrupted (SIGTERM)"),
+                      Ctx(world=_TwoRanks(0)))  # type: ignore[arg-type]
+    d = json.loads(path.read_text())
+    assert d["status"]["state"] == "failed"
+    assert d["status"]["reason"].startswith("rank 1 (h) was interrupted (SIGTERM)")
+    other = _TwoRanks(1)
+    runner.note_fault(rec, interrupt.Terminated(), Ctx(world=other))  # type: ignore[arg-type]
+    assert other.notified == ["was interrupted (SIGTERM)"]
