@@ -8,49 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iobench import __version__, safepath
+from iobench import safepath
 from iobench.kinds.checkpoint.rankio import CHUNK
 
 if TYPE_CHECKING:
     from iobench.kinds.checkpoint.plan import Plan
 
 
-def _escape(path: Path) -> str:
-    return str(path).replace("\\", "\\\\").replace(":", "\\:")
-
-
-def fio_size(nbytes: int) -> tuple[int, int]:
-    """(bytes, block size) fio can write exactly: fio writes whole blocks only, so the size
-    is rounded up to 4 KiB (1 MiB above 16 MiB: < 0.1% of a real rank's share) and the
-    block size is the largest multiple of that unit up to 16 MiB that divides it."""
-    unit = 4096 if nbytes <= CHUNK else 1 << 20
-    size = max(unit, -(-nbytes // unit) * unit)
-    blocks = size // unit
-    most = CHUNK // unit
-    best = max(d for d in range(1, min(most, blocks) + 1) if blocks % d == 0)
-    return size, best * unit
-
-
 def jobfile(sizes: list[tuple[int, Path, int]], *, rw: str, direct: bool,
             block_size: int = CHUNK) -> str:
-    """fio job text: one job per (rank, file, bytes), all running at once."""
-    lines = [
-        f"; iobench {__version__}: checkpoint {rw}, one job per rank",
-        "[global]", f"rw={rw}", f"bs={block_size}", "ioengine=psync", f"direct={int(direct)}",
-        "invalidate=0", "fallocate=none", "lat_percentiles=1",
-    ]
-    if rw == "write":
-        lines += ["end_fsync=1", "refill_buffers=1", "buffer_compress_percentage=0"]
-    for rank, path, nbytes in sizes:
-        lines += ["", f"[rank{rank}]", f"filename={_escape(path)}"]
-        if rw == "write":
-            size, bs = fio_size(nbytes)
-            lines += [f"size={size}", f"bs={bs}"]
-        else:
-            fsize = path.stat().st_size if path.exists() else 0
-            if fsize and fsize < block_size:
-                lines.append(f"bs={fio_size(fsize)[1]}")
-    return "\n".join(lines) + "\n"
+    """fio job text: one job per (rank, file, bytes), all running at once
+    (iobench.engines.fio.jobfile_per_file)."""
+    from iobench.engines import fio
+
+    return fio.jobfile_per_file([(f"rank{r}", path, n) for r, path, n in sizes], rw=rw,
+                                direct=direct, block_size=block_size,
+                                title=f"checkpoint {rw}, one job per rank")
 
 
 def _phase(doc: dict[str, Any], name: str, direction: str, ranks: list[int], step: int,
