@@ -25,18 +25,22 @@ import time
 from pathlib import Path
 
 from iobench import cache
-from iobench.checkpoint import fio_engine
 from iobench.engines import fio
+from iobench.kinds.checkpoint import fio_engine
 
 LAYER_BYTES = (2 * 1024 + 4 * 1024 * 1024 + 3 * 1024 * 4096) * 14  # hidden 1024, ffn 4096
 
 
 def model_yaml(path: Path, gib: float, ranks: int) -> Path:
+    """A checkpoint preset and its model (Hugging Face config.json keys) beside it."""
     layers = max(1, round(gib * 2**30 / LAYER_BYTES))
+    model = path.with_name(path.stem + "-model.yaml")
+    model.write_text(
+        f"name: {path.stem}-model\nvocab_size: 1024\nhidden_size: 1024\n"
+        f"intermediate_size: 4096\nnum_hidden_layers: {layers}\nnum_attention_heads: 8\n"
+        "num_key_value_heads: 8\n")
     path.write_text(
-        "name: bench\n"
-        f"architecture: {{layers: {layers}, hidden: 1024, ffn: 4096, heads: 8, kv_heads: 8, "
-        "vocab: 1024}\n"
+        f"name: bench\nmodel: {model.name}\n"
         f"parallelism: {{tp: 1, pp: 1, dp: {ranks}, zero: 3}}\nlayout: dcp\n")
     return path
 

@@ -304,6 +304,7 @@ def main() -> None:
 KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
     "iobench.kinds.fio.cli",
+    "iobench.kinds.checkpoint.cli",
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
@@ -311,7 +312,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
     "iobench.workloads.datagen",
     "iobench.workloads.train",
-    "iobench.workloads.checkpoint",
     "iobench.workloads.infer",
     "iobench.workloads.suite",
 )

@@ -220,7 +220,7 @@ class DlioImport:
     command: str
     name: str
     spec: TrainingSpec | None = None  # datagen, train
-    model: Any = None  # checkpoint: iobench.checkpoint.model.ModelSpec
+    model: Any = None  # checkpoint: iobench.kinds.checkpoint.model.ModelSpec
     options: dict[str, Any] = field(default_factory=dict)  # command option -> value
     checkpoint_every_epochs: int = 0  # train: checkpoint every N epochs (steps known later)
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # DLIO key -> use
@@ -818,7 +818,7 @@ def _model_size(k: _Keys, name: str) -> tuple[int, str]:
     depend on the accelerator count under type all_ranks)."""
     if any(x.startswith("model.transformer.") for x in k.left) or k.has("model.num_layers"):
         m = _model_spec(k, name, {})
-        from iobench.checkpoint import model as model_mod
+        from iobench.kinds.checkpoint import model as model_mod
 
         return model_mod.total_bytes(m), "model.transformer"
     dlio2 = any(k.has(x) for x in DLIO_CKPT_KEYS)
@@ -955,8 +955,10 @@ def _train_checkpoints(k: _Keys, options: dict[str, Any], spec: TrainingSpec) ->
 
 
 def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
-    """model.transformer + num_layers + parallelism -> iobench's ModelSpec."""
-    from iobench.checkpoint import model as model_mod
+    """model.transformer + num_layers + parallelism -> iobench's checkpoint ModelSpec, its
+    transformer an iobench.model.Model (Hugging Face config.json keys)."""
+    from iobench.kinds.checkpoint import model as model_mod
+    from iobench.model import Model
 
     if k.has("model.optimization_groups") or k.has("model.layer_parameters"):
         raise SpecError(f"{k.where}: model.optimization_groups/layer_parameters: iobench sizes "
@@ -966,20 +968,22 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
     if layers is None:
         raise SpecError(f"{k.where}: model.num_layers: needed to size a transformer "
                         "checkpoint (e.g. 32 for Llama 3 8B)")
-    k.use("model.num_layers", "architecture.layers", layers)
-    arch: dict[str, Any] = {"layers": layers}
-    for key, to, default in (("hidden_size", "hidden", 2048), ("ffn_hidden_size", "ffn", 8192),
-                             ("num_attention_heads", "heads", 32), ("num_kv_heads",
-                                                                    "kv_heads", 8),
-                             ("vocab_size", "vocab", 32000)):
+    k.use("model.num_layers", "model.num_hidden_layers", layers)
+    cfg: dict[str, Any] = {"num_hidden_layers": layers}
+    # DLIO's model.transformer key -> config.json key, DLIO's default
+    for key, to, default in (("hidden_size", "hidden_size", 2048),
+                             ("ffn_hidden_size", "intermediate_size", 8192),
+                             ("num_attention_heads", "num_attention_heads", 32),
+                             ("num_kv_heads", "num_key_value_heads", 8),
+                             ("vocab_size", "vocab_size", 32000)):
         v = k.int_(f"model.transformer.{key}", minimum=1)
         if v is None:
             v = default
-            k.defaults.append(f"architecture.{to} = {default} (DLIO's default "
+            k.defaults.append(f"model.{to} = {default} (DLIO's default "
                               f"model.transformer.{key})")
         else:
-            k.use(f"model.transformer.{key}", f"architecture.{to}", v)
-        arch[to] = v
+            k.use(f"model.transformer.{key}", f"model.{to}", v)
+        cfg[to] = v
     par: dict[str, Any] = {}
     for key, to in (("tensor", "tp"), ("pipeline", "pp"), ("data", "dp"),
                     ("zero_stage", "zero")):
@@ -999,9 +1003,17 @@ def _model_spec(k: _Keys, name: str, flags: dict[str, Any]) -> Any:
         if k.has(key):  # sizes the non-transformer checkpoint only
             k.take(key)
             k.notes.append(f"{key} (the transformer architecture sizes the checkpoint)")
+    heads = cfg["num_attention_heads"]
+    if cfg["num_key_value_heads"] > heads:
+        raise SpecError(f"{k.where}: model.transformer.num_kv_heads "
+                        f"{cfg['num_key_value_heads']} > num_attention_heads {heads}; "
+                        "grouped-query attention has at most as many kv heads as heads")
+    # head_dim = hidden // heads, as DLIO computes it
+    model = Model(name=name, description="imported from a DLIO config",
+                  head_dim=cfg["hidden_size"] // heads, **cfg)
     spec = model_mod.ModelSpec(
-        name=name, architecture=model_mod.Architecture(**arch),
-        parallelism=model_mod.Parallelism(**par), description="imported from a DLIO config",
+        name=name, model=model, parallelism=model_mod.Parallelism(**par),
+        description="imported from a DLIO config",
         weight_bytes_per_param=wb, optimizer_bytes_per_param=3 * ob,
         dtype=wname if wname in ("bf16", "fp16", "fp32") else "fp16")
     try:

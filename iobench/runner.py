@@ -297,6 +297,27 @@ def _audit(result: Recorder, window: verify.RunWindow, ranks: int) -> None:
     result.warnings.extend(a.get("warnings") or [])
 
 
+def note_fault(rec: Recorder, e: KeyboardInterrupt, ctx: Ctx) -> None:
+    """Call at once when a body under MPI is interrupted (its signal, or a peer's fault),
+    before anything that can take time (stopping helper processes): rank 0 rewrites its
+    provisional result with the reason naming the rank, so a SIGKILL from mpirun a moment
+    later still leaves a failed result that says what happened; another rank tells rank 0
+    now instead of after its own clean-up. The run still finishes as usual afterwards."""
+    w = ctx.world
+    if w.size == 1:
+        return
+    if not w.is_root:
+        if not isinstance(e, interrupt.PeerFault):
+            what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+            w.notify_fault(f"was interrupted ({what})")
+        return
+    if rec.run_dir is None:
+        return
+    rec.mark(*_interrupt_reason(e, w))
+    with interrupt.shield(), contextlib.suppress(OSError):
+        results_mod.rewrite(rec, rec.run_dir / "result.json")
+
+
 def _os_error(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return f"disk full ({e.filename or 'target'}): {e.strerror}; free space"

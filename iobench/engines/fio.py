@@ -169,6 +169,44 @@ def jobfile_for_files(files: Sequence[Path], *, rw: str, block_size: int, jobs: 
     return "\n".join(lines) + "\n"
 
 
+def exact_size(nbytes: int, max_block: int = 16 << 20) -> tuple[int, int]:
+    """(bytes, block size) fio can write exactly: fio writes whole blocks only, so the size
+    is rounded up to 4 KiB (1 MiB above `max_block`: < 0.1% of a larger file) and the
+    block size is the largest multiple of that unit up to `max_block` that divides it."""
+    unit = 4096 if nbytes <= max_block else 1 << 20
+    size = max(unit, -(-nbytes // unit) * unit)
+    blocks = size // unit
+    most = max_block // unit
+    best = max(d for d in range(1, min(most, blocks) + 1) if blocks % d == 0)
+    return size, best * unit
+
+
+def jobfile_per_file(entries: Sequence[tuple[str, Path, int]], *, rw: str, direct: bool,
+                     block_size: int = 16 << 20, title: str = "files") -> str:
+    """An fio job file of one job per (job name, file, bytes), all running at once, each
+    file written whole at its own exact size (exact_size) with end_fsync, or read whole
+    (a file smaller than `block_size` with a block size that divides it)."""
+    if rw not in ("read", "write"):
+        raise UsageError(f"rw {rw!r}: use read or write")
+    lines = [
+        f"; iobench {__version__}: {title}",
+        "[global]", f"rw={rw}", f"bs={block_size}", "ioengine=psync", f"direct={int(direct)}",
+        "invalidate=0", "fallocate=none", "lat_percentiles=1",
+    ]
+    if rw == "write":
+        lines += ["end_fsync=1", "refill_buffers=1", "buffer_compress_percentage=0"]
+    for name, path, nbytes in entries:
+        lines += ["", f"[{name}]", f"filename={_escape(path)}"]
+        if rw == "write":
+            size, bs = exact_size(nbytes, block_size)
+            lines += [f"size={size}", f"bs={bs}"]
+        else:
+            fsize = path.stat().st_size if path.exists() else 0
+            if fsize and fsize < block_size:
+                lines.append(f"bs={exact_size(fsize, block_size)[1]}")
+    return "\n".join(lines) + "\n"
+
+
 # --- output ------------------------------------------------------------------------------
 def documents(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Split fio's output file into its JSON documents and the other (warning) lines.

@@ -73,7 +73,7 @@ def checkpoint_writer(directory: Path, size_bytes: int, direct: bool,
     Under MPI every rank writes its share of the checkpoint (as data-parallel ranks save
     their shards) to its own file, so the checkpoint's bytes add up to `size_bytes`.
     """
-    from iobench.checkpoint.rankio import FileJob, RankJob, write_rank
+    from iobench.kinds.checkpoint.rankio import FileJob, RankJob, write_rank
 
     w = dist.world()
     share = len(dist.split(size_bytes, w)) if w.size > 1 else size_bytes

@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from iobench import presets, spec
-from iobench.checkpoint import layout
-from iobench.checkpoint import model as m
+from iobench import model as hf
+from iobench.errors import SpecError
+from iobench.kinds.checkpoint import layout
+from iobench.kinds.checkpoint import model as m
 
 GIB = 2**30
 
 
 def load(name: str) -> m.ModelSpec:
-    return spec.load(m.ModelSpec, presets.find("checkpoint", name))
+    return m.load(name)
 
 
 def test_llama3_8b_parameters_match_meta() -> None:
-    # Meta's model card: 8.03 B parameters
-    assert m.params(load("llama3-8b").architecture) == 8_030_261_248
+    # Meta's model card: 8.03 B parameters, counted once (iobench.model)
+    s = load("llama3-8b")
+    assert s.model == hf.load("llama3-8b")
+    assert m.params(s) == 8_030_261_248
 
 
-def test_layer_params_by_hand() -> None:
-    a = m.Architecture(layers=1, hidden=8, ffn=16, heads=2, kv_heads=1, vocab=10)
-    # norms 2*8, q 8*8, k+v 2*8*4, o 8*8, mlp 3*8*16
-    assert m.layer_params(a) == 16 + 64 + 64 + 64 + 384
-    assert m.params(a) == 10 * 8 + m.layer_params(a) + 8 + 10 * 8
-    tied = m.Architecture(layers=1, hidden=8, ffn=16, heads=2, kv_heads=1, vocab=10,
-                          tied_embeddings=True)
-    assert m.params(tied) == m.params(a) - 80
+def test_stage_params_add_up_to_the_model_by_hand() -> None:
+    tiny = hf.Model(name="t", vocab_size=10, hidden_size=8, intermediate_size=16,
+                    num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1)
+    # per layer: norms 2*8, q 8*8, k+v 2*8*4, o 8*8, mlp 3*8*16 = 592; embedding 80,
+    # final norm 8, lm_head 80; PP 2 cuts the layers 2 + 1
+    assert m.stage_params(tiny, 2) == [80 + 2 * 592, 592 + 8 + 80]
+    assert m.stage_params(tiny, 1) == [80 + 3 * 592 + 8 + 80]
+    tied = dataclasses.replace(tiny, tie_word_embeddings=True)
+    assert m.stage_params(tied, 2) == [80 + 2 * 592, 592 + 8]
+
+
+def test_a_preset_with_the_old_architecture_block_says_how_to_write_it(tmp_path) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("name: old\narchitecture: {layers: 2, hidden: 64, ffn: 128, heads: 2, "
+                   "kv_heads: 2, vocab: 100}\n")
+    with pytest.raises(SpecError, match=r"`architecture:` is no longer read: name the "
+                                        r"model instead \(`model: llama3-8b`"):
+        m.load(str(old))
+
+
+def test_a_preset_may_name_a_model_file_beside_it(tmp_path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\nvocab_size: 100\nhidden_size: 64\nintermediate_size: 128\n"
+        "num_hidden_layers: 2\nnum_attention_heads: 2\nnum_key_value_heads: 2\n")
+    p = tmp_path / "ck.yaml"
+    p.write_text("name: ck\nmodel: mine.yaml\nparallelism: {dp: 2}\n")
+    s = m.load(str(p))
+    # 2 x (2*64 + 3*64*64 ... ): the one count, iobench.model.parameters
+    assert m.params(s) == hf.parameters(s.model) == 2 * (128 + 4 * 64 * 64 + 3 * 64 * 128) \
+        + 2 * 100 * 64 + 64
+    assert m.total_bytes(s) == m.params(s) * 14
 
 
 @pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3-405b"])
@@ -45,11 +73,9 @@ def test_mlperf_printed_numbers() -> None:
     assert round(m.total_bytes(load("llama3-8b")) / GIB) == 105
     assert round(m.total_bytes(load("llama3-405b")) / GIB / 1000, 2) == 5.29  # "5.29 TB"
     # MLPerf's Table 2 gives the 70B 128 heads (head_dim 64): exactly its 912 "GB"
-    a70 = load("llama3-70b").architecture
-    import dataclasses
-
-    mlperf70 = dataclasses.replace(a70, heads=128)
-    assert round(m.params(mlperf70) * 14 / GIB) == 911  # 911.2 -> printed 912
+    a70 = load("llama3-70b").model
+    mlperf70 = dataclasses.replace(a70, num_attention_heads=128, head_dim=64)
+    assert round(hf.parameters(mlperf70) * 14 / GIB) == 911  # 911.2 -> printed 912
 
 
 def test_1t_is_mlperfs_known_gap() -> None:
@@ -60,10 +86,9 @@ def test_1t_is_mlperfs_known_gap() -> None:
     assert s.mlperf_total is not None
     assert abs(total / s.mlperf_total - 1) < 0.041
     assert abs(total / 18e12 - 1) < 0.032
-    import dataclasses
-
-    table2 = dataclasses.replace(s.architecture, heads=192, kv_heads=32)
-    assert abs(m.params(table2) * 14 / s.mlperf_total - 1) > 0.10
+    table2 = dataclasses.replace(s.model, num_attention_heads=192, num_key_value_heads=32,
+                                 head_dim=25872 // 192)
+    assert abs(hf.parameters(table2) * 14 / s.mlperf_total - 1) > 0.10
 
 
 @pytest.mark.parametrize("name", ["llama3-8b", "llama3-70b", "llama3-405b", "llama3-1t", "tiny"])
@@ -108,10 +133,6 @@ def test_split_exact() -> None:
 
 
 def test_validate_rejects_bad_parallelism() -> None:
-    import dataclasses
-
-    from iobench.errors import SpecError
-
     s = load("tiny")
     with pytest.raises(SpecError, match="--pp 9"):
         m.validate(dataclasses.replace(s, parallelism=m.Parallelism(pp=9)))
@@ -125,8 +146,6 @@ def test_validate_rejects_bad_parallelism() -> None:
 
 
 def test_deepspeed_names_zero3_zero1_bf16_and_pipeline_layers() -> None:
-    import dataclasses
-
     s = load("tiny")  # PP 2 x DP 2, ZeRO-1, bf16
     sh = m.shares(s)
     # rank 1 = pp stage 1, dp 0: its modules' weights per layer, the engine state, and

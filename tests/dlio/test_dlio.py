@@ -378,8 +378,8 @@ def test_checkpoint_runs_a_transformer_config(tmp_path):
     d = run_json("checkpoint", "--dlio-config", str(cfg), "--target", str(tmp_path / "t"),
                  "--results-dir", str(tmp_path / "res"), "--cache", "allow")
     m, plan = d["spec"]["model"], d["spec"]["plan"]
-    assert m["architecture"]["layers"] == 4
-    assert m["architecture"]["hidden"] == 128
+    assert m["config"]["num_hidden_layers"] == 4
+    assert m["config"]["hidden_size"] == 128
     assert m["parallelism"] == {"tp": 1, "pp": 2, "dp": 1, "zero": 1}
     assert (m["weight_bytes_per_param"], m["optimizer_bytes_per_param"]) == (2, 12)
     assert plan["count"] == 2

@@ -101,13 +101,9 @@ def _args(workload: str, tmp: Path, data: Path | None) -> list[str]:
                                  pytest.param(signal.SIGKILL, id="SIGKILL")])
 @pytest.mark.parametrize("workload", [
     "train",
-    # Known open defect (see the closing note of this change): under load, rank 0 of a
-    # checkpoint job is SIGKILLed by mpirun before it rewrites the provisional result, which
-    # then says "did not finish" without naming the rank. The job still ends in bounded time
-    # with no process left; only the reason is missing. Not strict: it passes when quiet.
-    pytest.param("checkpoint", marks=pytest.mark.xfail(
-        reason="checkpoint: rank 0 may be killed by mpirun before naming the rank",
-        strict=False)),
+    # rank 0 writes the reason naming the rank before it stops its rank processes
+    # (runner.note_fault), so mpirun's SIGKILL a moment later cannot leave it unnamed
+    "checkpoint",
     "io",
 ])
 def test_a_signalled_rank_ends_the_job_with_a_failed_result_naming_it(

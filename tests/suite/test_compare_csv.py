@@ -104,10 +104,10 @@ def test_declared_direction_beats_the_suffix_rule():
     # `young_interval_s` ends in _s but a longer optimal interval is neither better nor worse
     a, b = result(1.0, kind="checkpoint", name="x"), result(1.0, kind="checkpoint", name="x")
     a.metrics["young_interval_s"], b.metrics["young_interval_s"] = 100.0, 200.0
-    a.metrics["write_seconds"], b.metrics["write_seconds"] = 10.0, 20.0
+    a.metrics["write_s"], b.metrics["write_s"] = 10.0, 20.0
     rows = compare.delta_rows(a, b)
     assert row(rows, "result", "young_interval_s")[5].startswith("changed")
-    assert row(rows, "result", "write_seconds")[5].startswith("worse")
+    assert row(rows, "result", "write_s")[5].startswith("worse")
     assert compare.direction("young_interval_s", "checkpoint") is None
     assert compare.direction("young_interval_s") is False  # undeclared: the suffix rule
 

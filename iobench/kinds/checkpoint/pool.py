@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from iobench import interrupt
-from iobench.checkpoint.rankio import RankJob, read_rank, reset_peak_rss, write_rank
 from iobench.errors import RunFailed
+from iobench.kinds.checkpoint.rankio import RankJob, read_rank, reset_peak_rss, write_rank
 
 BARRIER_TIMEOUT_S = 600.0
 
@@ -34,7 +34,7 @@ def _rank_main(index: int, conn: Any, barrier: Any, counter: Any, parent_pid: in
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     interrupt.die_with_parent(parent_pid)
     reset_peak_rss()
-    from iobench.checkpoint.rankio import _rss
+    from iobench.kinds.checkpoint.rankio import _rss
 
     base_rss = _rss()[0]
     while True:

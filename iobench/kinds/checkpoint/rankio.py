@@ -2,11 +2,11 @@
 
 Each rank is a process. Writing, the rank's main thread "snapshots" its state (fills
 fixed-size, page-aligned chunks with reproducible content and their CRC32C) into a
-bounded staging queue while a writer thread pwrite()s them and fsyncs each file, timing
-each write and each fsync. Memory per rank is (staging chunks + 1) x chunk bytes, whatever
-the checkpoint size. Reading is the mirror image: a reader thread preads chunks, the main
-thread checks each chunk's CRC32C against the manifest and, on a mismatch, regenerates the
-expected bytes to name the first differing byte's offset.
+bounded staging queue while the write lane of iobench.engines.stream pwrite()s them and
+fsyncs each file, timing each write and each fsync. Memory per rank is (staging chunks
++ 1) x chunk bytes, whatever the checkpoint size. Reading is the mirror image: the read
+lane preads chunks, the main thread checks each chunk's CRC32C against the manifest and,
+on a mismatch, regenerates the expected bytes to name the first differing byte's offset.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import contextlib
 import errno
 import os
 import queue
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,10 @@ import crc32c
 import numpy as np
 
 from iobench.content import Content
-from iobench.engines.native import aligned_buffer, open_file, pread_full, pwrite_full
+from iobench.engines import stream
+from iobench.engines.native import aligned_buffer, open_file
+from iobench.engines.stream import DiskFull, Stopped, StreamStats
 from iobench.errors import IobenchError
-from iobench.stats import LatencyRecorder
 
 CHUNK = 16 << 20  # bytes per write/read call and per checksum
 ALIGN = 4096
@@ -55,22 +55,6 @@ class RankJob:
     source_rank: int | None = None  # reads: whose files these are (rank shift)
 
 
-@dataclass
-class _Shared:
-    error: BaseException | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-
-
-class DiskFull(Exception):
-    """ENOSPC while writing: which file, and how far each got."""
-
-    def __init__(self, path: str, written: int, size: int) -> None:
-        super().__init__(path, written, size)
-        self.path = path
-        self.written = written
-        self.size = size
-
-
 def _rss() -> tuple[int, int]:
     """(current RSS, peak RSS) in bytes from /proc/self/status (0, 0 where absent)."""
     cur = peak = 0
@@ -92,22 +76,9 @@ def reset_peak_rss() -> None:
         f.write("5")
 
 
-def _get(q: queue.Queue, shared: _Shared) -> Any:
-    """Queue.get that gives up when the other thread failed (no deadlock on errors)."""
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if shared.stop.is_set():
-                raise _Stopped() from None
-
-
-class _Stopped(Exception):
-    pass
-
-
 def write_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
-    """Write this rank's files; returns its measurements (JSON-ready)."""
+    """Write this rank's files; returns its measurements (JSON-ready). The timed write
+    loop is iobench.engines.stream.write_lane; this thread fills the chunks."""
     nbuf = max(2, job.staging_chunks)
     bufs = [aligned_buffer(job.chunk) for _ in range(nbuf)]
     arrs = [np.frombuffer(b, dtype=np.uint8) for b in bufs]
@@ -115,59 +86,11 @@ def write_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
     for i in range(nbuf):
         free.put(i)
     full: queue.Queue = queue.Queue()
-    shared = _Shared()
-    rec = LatencyRecorder()
-    fsync_rec = LatencyRecorder()
-    gen = Content(job.content, job.seed, 0)
     crcs: dict[str, list[int]] = {f.path: [] for f in job.files}
-    state: dict[str, int] = {"bytes": 0, "ops": 0, "write_end": 0, "fsync_ns": 0}
-    file_written: dict[str, int] = {f.path: 0 for f in job.files}
-
-    def writer() -> None:
-        mono = time.monotonic_ns
-        try:
-            while True:
-                item = _get(full, shared)
-                if item is None:
-                    return
-                if item[0] == "close":
-                    _, fd, size, path = item
-                    t1 = mono()
-                    if job.direct and size % ALIGN:
-                        os.ftruncate(fd, size)  # the last block was written whole
-                    os.fsync(fd)
-                    t2 = mono()
-                    os.close(fd)
-                    fsync_rec.add(t2 - t1)
-                    state["fsync_ns"] += t2 - t1
-                    state["write_end"] = t2
-                    continue
-                _, fd, path, off, n, bi = item
-                wlen = n if not job.direct else (n + ALIGN - 1) // ALIGN * ALIGN
-                t1 = mono()
-                try:
-                    pwrite_full(fd, memoryview(bufs[bi])[:wlen], off)
-                except OSError as e:
-                    if e.errno == errno.ENOSPC:
-                        raise DiskFull(path, os.fstat(fd).st_size, 0) from None
-                    raise
-                t2 = mono()
-                rec.add(t2 - t1)
-                state["bytes"] += n
-                state["ops"] += 1
-                file_written[path] += n
-                state["write_end"] = t2
-                if progress is not None:
-                    with progress.get_lock():
-                        progress.value += n
-                free.put(bi)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            shared.error = e
-            shared.stop.set()
-
-    t = threading.Thread(target=writer, daemon=True)
-    start = time.monotonic_ns()
-    t.start()
+    st = StreamStats()
+    start = st.start_ns
+    t = stream.start(stream.write_lane, full, free, bufs, direct=job.direct, stats=st,
+                     progress=progress)
     opened: list[int] = []
     stall_end = start
     try:
@@ -179,7 +102,7 @@ def write_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
             crc_list = crcs[f.path]
             while off < f.bytes:
                 n = min(job.chunk, f.bytes - off)
-                bi = _get(free, shared)
+                bi = stream.get(free, st)
                 arr = arrs[bi]
                 # fill whole 4 KiB blocks (O_DIRECT writes the tail block whole)
                 fill_n = (n + ALIGN - 1) // ALIGN * ALIGN
@@ -192,27 +115,26 @@ def write_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
         full.put(None)
         while t.is_alive():
             t.join(0.2)
-    except _Stopped:
+    except Stopped:
         pass
     except BaseException as e:  # noqa: BLE001 - reported to the parent with the others
-        if shared.error is None:
-            shared.error = e
-        shared.stop.set()
+        st.fail(e)
     finally:
         t.join(5)
     end = time.monotonic_ns()
     cur, peak = _rss()
+    fsync_hist = st.fsync_recorder.flush()
     out: dict[str, Any] = {
-        "rank": job.rank, "bytes": state["bytes"], "ops": state["ops"],
+        "rank": job.rank, "bytes": st.bytes, "ops": st.ops,
         "start_ns": start, "stall_end_ns": stall_end,
-        "write_end_ns": state["write_end"] or end, "end_ns": end,
-        "fsync_ns": state["fsync_ns"], "fsyncs": fsync_rec.hist.count + len(fsync_rec._buf),
-        "hist": rec.flush().to_dict(), "fsync_hist": fsync_rec.flush().to_dict(),
+        "write_end_ns": st.end_ns or end, "end_ns": end,
+        "fsync_ns": st.fsync_ns, "fsyncs": fsync_hist.count,
+        "hist": st.recorder.flush().to_dict(), "fsync_hist": fsync_hist.to_dict(),
         "crc32c": crcs, "files": len(job.files), "rss_bytes": cur, "peak_rss_bytes": peak,
         "buffer_bytes": nbuf * job.chunk, "error": None,
     }
-    if shared.error is not None:
-        err = shared.error
+    if st.error is not None:
+        err = st.error
         for fd in opened:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -250,62 +172,23 @@ def first_difference(got: memoryview, expected: bytes) -> int:
 
 
 def read_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
-    """Read and verify the files of `job`; returns measurements and any mismatches."""
+    """Read and verify the files of `job`; returns measurements and any mismatches. The
+    timed read loop is iobench.engines.stream.read_lane; this thread verifies."""
     nbuf = max(2, job.staging_chunks)
     bufs = [aligned_buffer(job.chunk) for _ in range(nbuf)]
     free: queue.Queue = queue.Queue()
     for i in range(nbuf):
         free.put(i)
     full: queue.Queue = queue.Queue()
-    shared = _Shared()
-    rec = LatencyRecorder()
-    state = {"bytes": 0, "ops": 0, "read_end": 0}
     mismatches: list[dict[str, Any]] = []
-
-    def reader() -> None:
-        mono = time.monotonic_ns
-        try:
-            for fi, f in enumerate(job.files):
-                try:
-                    fd = open_file(_p(f.path), direct=job.direct)
-                except FileNotFoundError:
-                    full.put(("missing", fi))
-                    continue
-                try:
-                    off = 0
-                    while off < f.bytes:
-                        n = min(job.chunk, f.bytes - off)
-                        bi = _get(free, shared)
-                        rlen = n if not job.direct else (n + ALIGN - 1) // ALIGN * ALIGN
-                        t1 = mono()
-                        got = pread_full(fd, memoryview(bufs[bi])[:rlen], off)
-                        t2 = mono()
-                        rec.add(t2 - t1)
-                        got = min(got, n)
-                        state["bytes"] += got
-                        state["ops"] += 1
-                        state["read_end"] = t2
-                        if progress is not None:
-                            with progress.get_lock():
-                                progress.value += got
-                        full.put(("r", fi, off, got, n, bi))
-                        if got < n:
-                            break
-                        off += n
-                finally:
-                    os.close(fd)
-            full.put(None)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            shared.error = e
-            shared.stop.set()
-
-    t = threading.Thread(target=reader, daemon=True)
-    start = time.monotonic_ns()
-    t.start()
+    st = StreamStats()
+    start = st.start_ns
+    t = stream.start(stream.read_lane, [(f.path, f.bytes) for f in job.files], full, free,
+                     bufs, chunk=job.chunk, direct=job.direct, stats=st, progress=progress)
     bad_files: set[int] = set()
     try:
         while True:
-            item = _get(full, shared)
+            item = stream.get(full, st)
             if item is None:
                 break
             if item[0] == "missing":
@@ -328,33 +211,27 @@ def read_rank(job: RankJob, progress: Any = None) -> dict[str, Any]:
             free.put(bi)
         while t.is_alive():
             t.join(0.2)
-    except _Stopped:
+    except Stopped:
         pass
     except BaseException as e:  # noqa: BLE001 - reported to the parent with the others
-        if shared.error is None:
-            shared.error = e
-        shared.stop.set()
+        st.fail(e)
     finally:
         t.join(5)
     end = time.monotonic_ns()
     cur, peak = _rss()
     out: dict[str, Any] = {
-        "rank": job.rank, "source_rank": job.source_rank, "bytes": state["bytes"],
-        "ops": state["ops"], "start_ns": start, "read_end_ns": state["read_end"] or end,
-        "end_ns": end, "hist": rec.flush().to_dict(), "files": len(job.files),
+        "rank": job.rank, "source_rank": job.source_rank, "bytes": st.bytes,
+        "ops": st.ops, "start_ns": start, "read_end_ns": st.end_ns or end,
+        "end_ns": end, "hist": st.recorder.flush().to_dict(), "files": len(job.files),
         "mismatches": mismatches, "rss_bytes": cur, "peak_rss_bytes": peak,
         "buffer_bytes": nbuf * job.chunk, "error": None,
     }
-    if shared.error is not None:
-        err = shared.error
+    if st.error is not None:
+        err = st.error
         out["error"] = ({"kind": "usage", "message": err.format_message()}
                         if isinstance(err, IobenchError)
                         else {"kind": "error", "message": _describe(err)})
     return out
-
-
-def _p(path: str) -> Path:
-    return Path(path)
 
 
 def _locate(job: RankJob, f: FileJob, mv: memoryview, off: int, got: int, n: int) -> dict[str, Any]:

@@ -52,20 +52,20 @@ def job_mtbf_h(gpus: int, job_mtbf_h: float | None = None,
 
 def interval_report(delta_s: float, mtbf_h: float, restart_s: float | None = None,
                     stall_s: float | None = None, source: str = "") -> dict[str, Any]:
-    """Young and Daly intervals and waste for a measured checkpoint duration (seconds)."""
+    """Young and Daly intervals and waste (in %) for a measured checkpoint duration (s):
+    the result metrics of the same names (iobench.kinds.checkpoint.metrics)."""
     m = mtbf_h * 3600.0
     young = young_interval_s(delta_s, m)
     daly = daly_interval_s(delta_s, m)
     r = restart_s or 0.0
     out: dict[str, Any] = {
-        "mtbf_hours": mtbf_h, "mtbf_source": source, "checkpoint_seconds": delta_s,
-        "restart_seconds": restart_s,
+        "mtbf_s": m, "mtbf_source": source,
         "young_interval_s": young, "daly_interval_s": daly,
-        "waste_fraction": waste_fraction(delta_s, young, m, r),
-        "waste_fraction_daly": waste_fraction(delta_s, daly, m, r),
+        "waste_pct": 100.0 * waste_fraction(delta_s, young, m, r),
+        "waste_daly_pct": 100.0 * waste_fraction(delta_s, daly, m, r),
     }
     if stall_s is not None:
         ya = young_interval_s(stall_s, m)
-        out.update(async_stall_seconds=stall_s, async_young_interval_s=ya,
-                   async_waste_fraction=waste_fraction(stall_s, ya, m, r))
+        out.update(async_young_interval_s=ya,
+                   async_waste_pct=100.0 * waste_fraction(stall_s, ya, m, r))
     return out

@@ -1,10 +1,9 @@
-"""Parameters and checkpoint bytes from a transformer's architecture, sharded per rank.
+"""A checkpoint preset (workloads/checkpoint/*.yaml) and its bytes, sharded per rank.
 
-Parameter count (Llama-style decoder, SwiGLU MLP, RMSNorm, grouped-query attention):
-per layer 2h (two norms) + h*q + 2*h*kv + q*h (attention, q = heads*head_dim,
-kv = kv_heads*head_dim) + 3*h*ffn (gate, up, down); plus vocab*h embedding, vocab*h
-lm_head unless tied, and h for the final norm. This is the count DLIO (MLPerf Storage)
-uses, and for Llama 3 8B it gives the published 8.03 B.
+The transformer itself is iobench.model.Model (Hugging Face config.json keys,
+workloads/models/*.yaml): a preset names it (`model: llama3-8b`) and adds how the job is
+parallelised, the file layout and what MLPerf Storage lists for it. The parameter count is
+iobench.model.parameters(); this module only splits those parameters over the ranks.
 
 Bytes: 2 B/param of bf16 weights + 12 B/param of fp32 optimizer state (master copy, Adam
 m and v). Ranks are numbered as Megatron/DeepSpeed (and DLIO) do: tp fastest, then pp,
@@ -15,26 +14,20 @@ so the ranks' bytes add up exactly to the model's.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from iobench import safepath
+from iobench import model as model_mod
+from iobench import presets, safepath
+from iobench import spec as spec_mod
 from iobench.errors import SpecError
+from iobench.model import Model
 from iobench.spec import size_field
 
 Layout = Literal["deepspeed", "dcp"]
-
-
-@dataclass(frozen=True)
-class Architecture:
-    layers: int
-    hidden: int
-    ffn: int
-    heads: int
-    kv_heads: int
-    vocab: int
-    head_dim: int | None = None  # default hidden // heads
-    tied_embeddings: bool = False
+Dtype = Literal["bf16", "fp16", "fp32"]
 
 
 @dataclass(frozen=True)
@@ -50,42 +43,81 @@ class Parallelism:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A checkpoint preset (workloads/checkpoint/*.yaml)."""
+class Preset:
+    """The keys of a checkpoint preset file (workloads/checkpoint/*.yaml)."""
 
     name: str
-    architecture: Architecture
+    model: str  # a model of workloads/models/ (`llama3-8b`) or a path to its YAML
     parallelism: Parallelism = field(default_factory=Parallelism)
     description: str = ""
     layout: Layout = "deepspeed"
     weight_bytes_per_param: int = 2
     optimizer_bytes_per_param: int = 12
     # training precision: DeepSpeed names its optimizer files bf16_zero_pp_rank_* with bf16
-    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+    dtype: Dtype = "bf16"
     # The total MLPerf Storage v2.0 (Table 2) prints for this model, and the unit it
     # really means (its "GB" are GiB: DLIO divides by 1024**3); for tests and reports.
     mlperf_total: int | None = size_field(None)
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """A checkpoint preset with its model resolved: what one checkpoint holds."""
+
+    name: str
+    model: Model
+    parallelism: Parallelism = field(default_factory=Parallelism)
+    description: str = ""
+    layout: Layout = "deepspeed"
+    weight_bytes_per_param: int = 2
+    optimizer_bytes_per_param: int = 12
+    dtype: Dtype = "bf16"
+    mlperf_total: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.name
+        d["config"] = dataclasses.asdict(self.model)  # the config.json keys it used
+        return d
+
+
+ARCHITECTURE_GONE = (
+    "`architecture:` is no longer read: name the model instead (`model: llama3-8b`, one of "
+    "workloads/models/, or a path to a model YAML with Hugging Face config.json keys: "
+    "hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
+    "num_key_value_heads, vocab_size)")
+
+
+def load(name_or_path: str) -> ModelSpec:
+    """A checkpoint preset by name (workloads/checkpoint/) or path, its model resolved."""
+    path = presets.find("checkpoint", name_or_path)
+    data = spec_mod.load_yaml(path)
+    if isinstance(data, dict) and "architecture" in data:
+        raise SpecError(f"{path}: {ARCHITECTURE_GONE}")
+    preset = spec_mod.from_mapping(Preset, data, path.stem)
+    ref = preset.model
+    if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
+        ref = str(path.parent / ref)  # a model file beside the preset
+    try:
+        m = model_mod.load(ref)
+    except SpecError as e:
+        raise SpecError(f"{path.stem}.model: {e.format_message()}") from None
+    values = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Preset)}
+    values["model"] = m
+    return validate(ModelSpec(**values))
+
+
 def validate(spec: ModelSpec) -> ModelSpec:
     safepath.check_name(spec.name, "model name")  # it names checkpoint/<name>/
-    a, p = spec.architecture, spec.parallelism
-    for key in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab"):
-        if getattr(a, key) <= 0:
-            raise SpecError(f"{spec.name}: architecture.{key} = {getattr(a, key)} must be >= 1")
-    if a.head_dim is not None and a.head_dim <= 0:
-        raise SpecError(f"{spec.name}: architecture.head_dim = {a.head_dim} must be >= 1")
-    if a.kv_heads > a.heads:
-        raise SpecError(f"{spec.name}: kv_heads {a.kv_heads} > heads {a.heads}; "
-                        "grouped-query attention has at most as many kv heads as heads")
+    m, p = spec.model, spec.parallelism
     for key in ("tp", "pp", "dp"):
         if getattr(p, key) <= 0:
             raise SpecError(f"--{key} {getattr(p, key)}: must be >= 1")
     if p.zero not in (0, 1, 2, 3):
         raise SpecError(f"--zero {p.zero}: ZeRO stage must be 0, 1, 2 or 3")
-    if p.pp > a.layers:
-        raise SpecError(f"--pp {p.pp}: more pipeline stages than the model's {a.layers} "
-                        "layers; use --pp <= layers")
+    if p.pp > m.num_hidden_layers:
+        raise SpecError(f"--pp {p.pp}: more pipeline stages than the model's "
+                        f"{m.num_hidden_layers} layers; use --pp <= layers")
     if spec.layout == "deepspeed" and p.pp > 1 and p.zero >= 2:
         # DeepSpeed's PipelineEngine asserts it: "ZeRO-2 and ZeRO-3 are incompatible with
         # pipeline parallelism"
@@ -97,43 +129,32 @@ def validate(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def head_dim(a: Architecture) -> int:
-    return a.head_dim if a.head_dim is not None else a.hidden // a.heads
+def _embedding(m: Model) -> int:
+    """One embedding table (the input embedding; the lm_head unless tied is another)."""
+    return m.vocab_size * m.hidden_size
 
 
-def layer_params(a: Architecture) -> int:
-    """Parameters of one decoder layer."""
-    hd = head_dim(a)
-    q = a.heads * hd
-    kv = a.kv_heads * hd
-    return 2 * a.hidden + a.hidden * q + 2 * a.hidden * kv + q * a.hidden + 3 * a.hidden * a.ffn
+def _head(m: Model) -> int:
+    return 0 if m.tie_word_embeddings else _embedding(m)
 
 
-def embedding_params(a: Architecture) -> int:
-    return a.vocab * a.hidden
-
-
-def params(a: Architecture) -> int:
-    """Total parameters (embedding + layers + final norm + lm_head unless tied)."""
-    lm_head = 0 if a.tied_embeddings else embedding_params(a)
-    return embedding_params(a) + a.layers * layer_params(a) + a.hidden + lm_head
-
-
-def stage_modules(a: Architecture, pp: int) -> list[list[tuple[int, int]]]:
+def stage_modules(m: Model, pp: int) -> list[list[tuple[int, int]]]:
     """(PipelineModule layer index, parameters) of every module of each pipeline stage:
     0 the embedding, 1..L the decoder layers, L + 1 the final norm, L + 2 the lm_head
     (untied); the stages cut the decoder layers as stage_layers does."""
-    per = stage_layers(a.layers, pp)
+    layers = m.num_hidden_layers
+    per = stage_layers(layers, pp)
+    lp = model_mod.layer_parameters(m)
     out: list[list[tuple[int, int]]] = []
     first = 1
     for s, n in enumerate(per):
-        mods = [(0, embedding_params(a))] if s == 0 else []
-        mods += [(first + i, layer_params(a)) for i in range(n)]
+        mods = [(0, _embedding(m))] if s == 0 else []
+        mods += [(first + i, lp) for i in range(n)]
         first += n
         if s == pp - 1:
-            mods.append((a.layers + 1, a.hidden))
-            if not a.tied_embeddings:
-                mods.append((a.layers + 2, embedding_params(a)))
+            mods.append((layers + 1, m.hidden_size))
+            if not m.tie_word_embeddings:
+                mods.append((layers + 2, _head(m)))
         out.append(mods)
     return out
 
@@ -144,14 +165,9 @@ def stage_layers(layers: int, pp: int) -> list[int]:
     return [base + (1 if s < rem else 0) for s in range(pp)]
 
 
-def stage_params(a: Architecture, pp: int) -> list[int]:
-    """Parameters per pipeline stage: stage 0 holds the embedding, the last the final norm
-    and lm_head (untied); with one stage it holds all."""
-    per = stage_layers(a.layers, pp)
-    out = [n * layer_params(a) for n in per]
-    out[0] += embedding_params(a)
-    out[-1] += a.hidden + (0 if a.tied_embeddings else embedding_params(a))
-    return out
+def stage_params(m: Model, pp: int) -> list[int]:
+    """Parameters per pipeline stage (they add up to iobench.model.parameters())."""
+    return [sum(n for _, n in mods) for mods in stage_modules(m, pp)]
 
 
 def split(total: int, n: int) -> list[int]:
@@ -187,8 +203,8 @@ def rank_coords(rank: int, p: Parallelism) -> tuple[int, int, int, int]:
 
 def shares(spec: ModelSpec) -> list[RankShare]:
     """Bytes of model and optimizer state of every world rank (exact, to the byte)."""
-    a, p = spec.architecture, spec.parallelism
-    stages = stage_params(a, p.pp)
+    p = spec.parallelism
+    stages = stage_params(spec.model, p.pp)
     slice_params = {(s, t): n for s, sp in enumerate(stages) for t, n in enumerate(split(sp, p.tp))}
     out: list[RankShare] = []
     for r in range(p.world):
@@ -206,6 +222,10 @@ def shares(spec: ModelSpec) -> list[RankShare]:
     return out
 
 
+def params(spec: ModelSpec) -> int:
+    """The model's parameters (iobench.model.parameters: the one count)."""
+    return model_mod.parameters(spec.model)
+
+
 def total_bytes(spec: ModelSpec) -> int:
-    n = params(spec.architecture)
-    return n * (spec.weight_bytes_per_param + spec.optimizer_bytes_per_param)
+    return params(spec) * (spec.weight_bytes_per_param + spec.optimizer_bytes_per_param)

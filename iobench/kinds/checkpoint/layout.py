@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from iobench import safepath
-from iobench.checkpoint import model
-from iobench.checkpoint.model import ModelSpec, RankShare
 from iobench.errors import UsageError
+from iobench.kinds.checkpoint import model
+from iobench.kinds.checkpoint.model import ModelSpec, RankShare
 
 MANIFEST_DEEPSPEED = "iobench_checksums.json"
 MANIFEST_DCP = ".metadata"
@@ -92,7 +92,7 @@ def rank_files(share: RankShare, spec: ModelSpec, layout: str,
         # 0; mp_rank_XX_model_states.pt keeps the engine state (a stub here) or, without
         # ZeRO, the optimizer. ZeRO-2/3 cannot be (model.validate).
         if share.model_bytes:
-            mods = model.stage_modules(spec.architecture, spec.parallelism.pp)[share.pp]
+            mods = model.stage_modules(spec.model, spec.parallelism.pp)[share.pp]
             for i, (idx, n) in enumerate(_layer_bytes(mods, share.model_bytes)):
                 if n:
                     out.append(FileEntry(f"layer_{idx:02d}-model_{share.tp:02d}-model_states.pt",

@@ -8,49 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iobench import __version__, safepath
-from iobench.checkpoint.rankio import CHUNK
+from iobench import safepath
+from iobench.kinds.checkpoint.rankio import CHUNK
 
 if TYPE_CHECKING:
-    from iobench.workloads.checkpoint import Plan
-
-
-def _escape(path: Path) -> str:
-    return str(path).replace("\\", "\\\\").replace(":", "\\:")
-
-
-def fio_size(nbytes: int) -> tuple[int, int]:
-    """(bytes, block size) fio can write exactly: fio writes whole blocks only, so the size
-    is rounded up to 4 KiB (1 MiB above 16 MiB: < 0.1% of a real rank's share) and the
-    block size is the largest multiple of that unit up to 16 MiB that divides it."""
-    unit = 4096 if nbytes <= CHUNK else 1 << 20
-    size = max(unit, -(-nbytes // unit) * unit)
-    blocks = size // unit
-    most = CHUNK // unit
-    best = max(d for d in range(1, min(most, blocks) + 1) if blocks % d == 0)
-    return size, best * unit
+    from iobench.kinds.checkpoint.plan import Plan
 
 
 def jobfile(sizes: list[tuple[int, Path, int]], *, rw: str, direct: bool,
             block_size: int = CHUNK) -> str:
-    """fio job text: one job per (rank, file, bytes), all running at once."""
-    lines = [
-        f"; iobench {__version__}: checkpoint {rw}, one job per rank",
-        "[global]", f"rw={rw}", f"bs={block_size}", "ioengine=psync", f"direct={int(direct)}",
-        "invalidate=0", "fallocate=none", "lat_percentiles=1",
-    ]
-    if rw == "write":
-        lines += ["end_fsync=1", "refill_buffers=1", "buffer_compress_percentage=0"]
-    for rank, path, nbytes in sizes:
-        lines += ["", f"[rank{rank}]", f"filename={_escape(path)}"]
-        if rw == "write":
-            size, bs = fio_size(nbytes)
-            lines += [f"size={size}", f"bs={bs}"]
-        else:
-            fsize = path.stat().st_size if path.exists() else 0
-            if fsize and fsize < block_size:
-                lines.append(f"bs={fio_size(fsize)[1]}")
-    return "\n".join(lines) + "\n"
+    """fio job text: one job per (rank, file, bytes), all running at once
+    (iobench.engines.fio.jobfile_per_file)."""
+    from iobench.engines import fio
+
+    return fio.jobfile_per_file([(f"rank{r}", path, n) for r, path, n in sizes], rw=rw,
+                                direct=direct, block_size=block_size,
+                                title=f"checkpoint {rw}, one job per rank")
 
 
 def _phase(doc: dict[str, Any], name: str, direction: str, ranks: list[int], step: int,
@@ -68,7 +41,7 @@ def _phase(doc: dict[str, Any], name: str, direction: str, ranks: list[int], ste
         rank = int(str(job.get("jobname", "rank0"))[4:] or 0)
         rows.append({"rank": rank, "bytes": nbytes, "files": 1, "seconds": secs,
                      "bytes_per_s": nbytes / secs if secs > 0 else 0.0,
-                     "fsync_seconds": None, "stall_seconds": None})
+                     "fsync_s": None, "stall_s": None})
     busy = [float(r["bytes_per_s"]) for r in rows if r["bytes"] > 0]
     span = max((float(r["seconds"]) for r in rows), default=0.0)
     phase["metrics"].update({
