@@ -114,6 +114,7 @@ class _TwoRanks:
 
     size = 2
     peers: list = []
+    missing: list = []
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
