@@ -417,22 +417,28 @@ def _upgrade(d: dict[str, Any], source: str) -> dict[str, Any]:
 def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 -> 2: metric names under one suffix rule. The renames are the kinds' own
     declarations (`Metric.was`), so a kind that renames a metric says so in one place."""
-    from iobench.kinds import renames
+    from iobench.kinds import renames, scales
 
     result_names, phase_names = renames(str(d.get("kind")))
+    result_scales, phase_scales = scales(str(d.get("kind")))
 
-    def rename(m: Any, table: Mapping[str, str]) -> Any:
+    def convert(v: Any, factor: float | None) -> Any:
+        if factor is None or isinstance(v, bool) or not isinstance(v, int | float):
+            return v
+        return v * factor
+
+    def rename(m: Any, table: Mapping[str, str], factors: Mapping[str, float]) -> Any:
         if not isinstance(m, Mapping):
             return m
-        return {table.get(k, k): v for k, v in m.items()}
+        return {table.get(k, k): convert(v, factors.get(k)) for k, v in m.items()}
 
     d = dict(d)
-    d["metrics"] = rename(d.get("metrics"), result_names)
+    d["metrics"] = rename(d.get("metrics"), result_names, result_scales)
     phases = []
     for p in d.get("phases") or []:
         if isinstance(p, Mapping):
             p = {k: v for k, v in p.items() if k != "iops"}
-            p["metrics"] = rename(p.get("metrics"), phase_names)
+            p["metrics"] = rename(p.get("metrics"), phase_names, phase_scales)
         phases.append(p)
     d["phases"] = phases
     d["children"] = [_v1_to_v2(dict(c)) if isinstance(c, Mapping)

@@ -86,8 +86,8 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 
 def yaml_page() -> str:
     from iobench.checkpoint.model import ModelSpec as CheckpointModel
-    from iobench.datagen.spec import AcceleratorTable, TrainingSpec
     from iobench.infer.model import ModelSpec as InferenceModel
+    from iobench.kinds.train.workload import AcceleratorTable, TrainingSpec
     from iobench.suite.steps import StepSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),

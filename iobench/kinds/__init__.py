@@ -62,3 +62,9 @@ def renames(kind: str) -> tuple[dict[str, str], dict[str, str]]:
     from iobench.kinds.base import ENGINE_PHASE_METRICS
 
     return {}, {old: e.name for e in ENGINE_PHASE_METRICS.values() for old in e.was}
+
+
+def scales(kind: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(result, phase) v1 metric name -> the factor its value takes on upgrade."""
+    m = metrics(kind)
+    return m.scales() if m is not None else ({}, {})

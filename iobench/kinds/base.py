@@ -75,6 +75,8 @@ class Metric:
     was: tuple[str, ...] = ()  # its names in results schema 1 (upgraded on load)
     # a metric that appears only when an option asks for it (e.g. --runs, --verify)
     optional: bool = False
+    # v1 value x was_scale = this metric's value (a unit change: ms -> us is 1e3)
+    was_scale: float = 1.0
 
     @property
     def is_template(self) -> bool:
@@ -94,7 +96,7 @@ def _template(name: str) -> re.Pattern[str]:
 
 def metric(name: str, better: Better, description: str, *, unit: str | None = None,
            phase: bool = False, was: str | Iterable[str] = (),
-           optional: bool = False) -> Metric:
+           optional: bool = False, was_scale: float = 1.0) -> Metric:
     """Declare a metric. Its unit comes from its suffix; a name without one must say
     which unitless thing it is (`unit="count"`, "ratio", "flag", "text")."""
     if not _NAME.match(name):
@@ -115,7 +117,7 @@ def metric(name: str, better: Better, description: str, *, unit: str | None = No
         final = suffix_unit
     olds = (was,) if isinstance(was, str) else tuple(was)
     return Metric(name, final, better, description, "phase" if phase else "result", olds,
-                  optional)
+                  optional, was_scale)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,16 @@ class Metrics:
         ph = {old: m.name for m in ENGINE_PHASE_METRICS.values() for old in m.was}
         ph.update({old: m.name for m in self.declared if m.scope == "phase" for old in m.was})
         return res, ph
+
+    def scales(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(result, phase) v1 name -> the factor its value is multiplied by on upgrade
+        (only renames that changed the unit, e.g. data_wait_p99_ms -> data_wait_p99_us)."""
+        out: tuple[dict[str, float], dict[str, float]] = ({}, {})
+        for m in self.declared:
+            if m.was_scale != 1.0:
+                for old in m.was:
+                    out[m.scope == "phase"][old] = m.was_scale
+        return out
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self.declared)

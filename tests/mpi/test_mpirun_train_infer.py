@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from iobench.train.emulate import Dataset, PeerStopped, ReplayConfig, run_epoch
-from iobench.train.plan import SampleTable
-from iobench.train.ranks import merge_epochs
+from iobench.kinds.train.emulate import Dataset, PeerStopped, ReplayConfig, run_epoch
+from iobench.kinds.train.plan import SampleTable
+from iobench.kinds.train.ranks import merge_epochs
 
 from .conftest import only_result, single
 

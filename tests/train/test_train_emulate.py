@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from iobench.errors import UsageError
-from iobench.train import replay
-from iobench.train.emulate import Dataset, RateLimiter, ReplayConfig, run_epoch
-from iobench.train.plan import SampleTable
+from iobench.kinds.train import replay
+from iobench.kinds.train.emulate import Dataset, RateLimiter, ReplayConfig, run_epoch
+from iobench.kinds.train.plan import SampleTable
 
 SAMPLE = 20_000  # not a multiple of 4 KiB: O_DIRECT must widen
 

@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from iobench import interrupt
 from iobench.engines.native import aligned_buffer, open_file, widen
 from iobench.errors import RunFailed
+from iobench.kinds.train.plan import EpochPlan, SampleTable, plan_epoch
 from iobench.stats import Histogram, LatencyRecorder, Timeline
-from iobench.train.plan import EpochPlan, SampleTable, plan_epoch
 
 MAX_OPEN_FILES = 4096  # above this many shards, each sample read opens and closes its file
 
@@ -36,7 +36,7 @@ Decoder = Callable[[int, memoryview], None]
 
 
 class SampleStream(Protocol):
-    """A sample decoded as its pieces arrive (iobench.train.decode)."""
+    """A sample decoded as its pieces arrive (iobench.kinds.train.decode)."""
 
     def feed(self, piece: memoryview) -> None: ...
 
@@ -117,6 +117,8 @@ class EpochStats:
     in_window_latency: Histogram = field(default_factory=Histogram)
     out_window_latency: Histogram = field(default_factory=Histogram)
     host: dict[str, float] = field(default_factory=dict)  # host CPU over the epoch
+    # the data set's page-cache residency when the epoch began reading (cache.residency)
+    resident: dict[str, Any] | None = None
 
     @property
     def seconds(self) -> float:
