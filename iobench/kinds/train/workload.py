@@ -194,12 +194,11 @@ def compute_seconds(workload: TrainingSpec | str, accel: str) -> float:
     accelerator(accel)  # unknown name: one line with a did-you-mean
     key = accel.lower()
     table = spec.compute_seconds_per_step
-    where = f"workloads/training/{spec.name}.yaml"
     if not table and spec.layout == "dlio" and spec.name in presets.names("training"):
         table = load_workload(spec.name).compute_seconds_per_step
     if key not in table:
         have = ", ".join(sorted(table)) or "none"
         raise SpecError(f"{spec.name}: no compute time on {key} (it has {have}); add "
                         f"compute_seconds_per_step: {{{key}: SECONDS}} to the workload's "
-                        f"YAML ({where})")
+                        "YAML")
     return table[key]
