@@ -195,7 +195,8 @@ def test_async_checkpoints_stall_less(world):
               "--checkpoint-size", "1MiB", "--checkpoint-mode", "async", "--cache", "allow")
     ck = next(p for p in d["phases"] if p["name"] == "checkpoint")
     assert ck["metrics"]["mode"] == "async"
-    assert ck["metrics"]["stall_s"][0] < 0.05
+    # the first async checkpoint is written in the background: its stall excludes it
+    assert ck["metrics"]["stall_s"][0] < ck["metrics"]["write_s"][0]
 
 
 @pytest.mark.fio
