@@ -305,13 +305,13 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
     "iobench.kinds.fio.cli",
     "iobench.kinds.checkpoint.cli",
+    "iobench.kinds.train.cli",
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
     "iobench.workloads.datagen",
-    "iobench.workloads.train",
     "iobench.workloads.infer",
     "iobench.workloads.suite",
 )

@@ -20,8 +20,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from iobench.datagen.spec import TrainingSpec, validate
 from iobench.errors import SpecError, UsageError, did_you_mean
+from iobench.kinds.train.workload import TrainingSpec, validate
 from iobench.spec import load_yaml
 from iobench.units import parse_size
 

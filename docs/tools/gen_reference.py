@@ -158,9 +158,9 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 
 
 def yaml_page() -> str:
-    from iobench.datagen.spec import AcceleratorTable, TrainingSpec
     from iobench.infer.model import ModelSpec as InferenceModel
     from iobench.kinds.checkpoint.model import Preset as CheckpointModel
+    from iobench.kinds.train.workload import AcceleratorTable, TrainingSpec
     from iobench.suite.steps import StepSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),

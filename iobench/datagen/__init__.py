@@ -2,7 +2,7 @@
 training replay uses (open_dataset, Dataset.samples, decode)."""
 
 from iobench.datagen.reader import Dataset, decode, list_datasets, open_dataset
-from iobench.datagen.spec import FORMATS, TrainingSpec, load_workload
+from iobench.kinds.train.workload import FORMATS, TrainingSpec, load_workload
 
 __all__ = ["FORMATS", "Dataset", "TrainingSpec", "decode", "list_datasets", "load_workload",
            "open_dataset"]

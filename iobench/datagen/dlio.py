@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from iobench import safepath
-from iobench.datagen.spec import TrainingSpec
 from iobench.errors import UsageError
+from iobench.kinds.train.workload import TrainingSpec
 
 LAYOUTS = ("iobench", "dlio")
 TRAIN_DIR = "train"

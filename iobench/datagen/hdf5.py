@@ -18,7 +18,6 @@ import numpy as np
 from iobench import safepath
 from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import writer
-from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
     FileRecord,
     ShardJob,
@@ -27,6 +26,7 @@ from iobench.datagen.writer import (
     record_sizes,
 )
 from iobench.errors import RunFailed
+from iobench.kinds.train.workload import TrainingSpec
 
 DATA_EXT = ".h5"
 SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from iobench.datagen import dlio as dlio_layout
-from iobench.datagen.spec import TOKEN_BYTES, TrainingSpec
 from iobench.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
 from iobench.errors import RunFailed
+from iobench.kinds.train.workload import TOKEN_BYTES, TrainingSpec
 
 MAGIC = b"MMIDIDX\x00\x00"
 DATA_EXT = ".bin"

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from iobench.datagen import dlio as dlio_layout
-from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
     FileRecord,
     ShardJob,
@@ -32,6 +31,7 @@ from iobench.datagen.writer import (
     writing,
 )
 from iobench.errors import RunFailed
+from iobench.kinds.train.workload import TrainingSpec
 
 DATA_EXT = ".npz"
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header, 30 bytes

@@ -12,9 +12,9 @@ import numpy as np
 
 from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
-from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.errors import SpecError
+from iobench.kinds.train.workload import TrainingSpec
 
 FORMAT_MODULES: dict[str, ModuleType] = {
     "raw": raw, "npz": npz, "hdf5": hdf5, "tfrecord": tfrecord, "indexed": indexed,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
     FileRecord,
     ShardJob,
@@ -21,6 +20,7 @@ from iobench.datagen.writer import (
     writing,
 )
 from iobench.errors import RunFailed
+from iobench.kinds.train.workload import TrainingSpec
 
 MAGIC = b"IOBRAW1\0"
 DATA_EXT = ".raw"

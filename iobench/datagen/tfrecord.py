@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from iobench.datagen import dlio as dlio_layout
-from iobench.datagen.spec import TrainingSpec
 from iobench.datagen.writer import (
     FileRecord,
     ShardJob,
@@ -30,6 +29,7 @@ from iobench.datagen.writer import (
     writing,
 )
 from iobench.errors import RunFailed
+from iobench.kinds.train.workload import TrainingSpec
 
 DATA_EXT = ".tfrecord"
 _MASK_DELTA = 0xA282EAD8

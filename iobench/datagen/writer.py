@@ -29,8 +29,8 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
     _fast_crc32 = zlib.crc32
 
 from iobench.content import BLOCK, Content
-from iobench.datagen.spec import TrainingSpec
 from iobench.errors import TargetError
+from iobench.kinds.train.workload import TrainingSpec
 from iobench.results import utc_now
 
 CHUNK_BYTES = 8 << 20  # generation/write chunk: big enough for storage speed, small in RAM

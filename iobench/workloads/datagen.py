@@ -25,8 +25,8 @@ from iobench.content import CONTENTS, Content
 from iobench.datagen import plan as plan_mod
 from iobench.datagen import writer
 from iobench.datagen.reader import DATAGEN_DIR, list_datasets
-from iobench.datagen.spec import TrainingSpec, accelerator, load_workload, validate
 from iobench.errors import RunFailed, SpecError, TargetError, UsageError
+from iobench.kinds.train.workload import TrainingSpec, accelerator, load_workload, validate
 from iobench.report import terminal
 from iobench.report.progress import ByteProgress
 from iobench.results import Recorder, Result, make_phase, utc_now

@@ -14,13 +14,13 @@ import pytest
 
 from iobench import presets
 from iobench.datagen import plan as plan_mod
-from iobench.datagen.spec import (
+from iobench.datagen.writer import ShardJob, record_sizes
+from iobench.errors import SpecError
+from iobench.kinds.train.workload import (
     compute_seconds,
     load_accelerators,
     load_workload,
 )
-from iobench.datagen.writer import ShardJob, record_sizes
-from iobench.errors import SpecError
 
 PRESETS = ["cosmoflow", "llm-pretrain", "resnet50", "tiny", "unet3d"]
 
@@ -41,17 +41,31 @@ def test_presets_ship_and_load() -> None:
 def test_accelerators_table() -> None:
     t = load_accelerators()
     assert set(t.accelerators) == {"a100", "h100", "b200"}
-    assert compute_seconds("unet3d", "h100", t) == 0.323
-    assert compute_seconds("unet3d", "A100", t) == 0.636
-    assert compute_seconds("unet3d", "b200", t) == 0.162
-    assert compute_seconds("resnet50", "h100", t) == 0.224
-    assert compute_seconds("cosmoflow", "h100", t) == 0.0035
+    # each workload carries its own compute time per accelerator (a new workload is one file)
+    assert compute_seconds("unet3d", "h100") == 0.323
+    assert compute_seconds("unet3d", "A100") == 0.636
+    assert compute_seconds("unet3d", "b200") == 0.162
+    assert compute_seconds("resnet50", "h100") == 0.224
+    assert compute_seconds("cosmoflow", "h100") == 0.0035
+    assert load_workload("unet3d").compute_seconds_per_step == {
+        "a100": 0.636, "h100": 0.323, "b200": 0.162}
     with pytest.raises(SpecError, match="did you mean 'h100'"):
-        compute_seconds("unet3d", "h10", t)
-    with pytest.raises(SpecError, match="no compute time for workload 'cosmoflow' on b200"):
-        compute_seconds("cosmoflow", "b200", t)
+        compute_seconds("unet3d", "h10")
+    with pytest.raises(SpecError, match="cosmoflow: no compute time on b200"):
+        compute_seconds("cosmoflow", "b200")
     for name in PRESETS:  # every preset has a figure for h100
-        assert compute_seconds(name, "h100", t) > 0
+        assert compute_seconds(name, "h100") > 0
+
+
+def test_accelerators_yaml_describes_accelerators_only() -> None:
+    import yaml
+
+    from iobench.kinds.train.workload import accelerators_path
+
+    raw = yaml.safe_load(accelerators_path().read_text())
+    for a in raw["accelerators"].values():
+        assert "compute_seconds_per_step" not in a
+    assert "tiny" not in accelerators_path().read_text()  # no test fixture in the table
 
 
 def test_record_sizes_normal_clipped_reproducible() -> None:

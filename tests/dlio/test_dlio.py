@@ -200,15 +200,15 @@ def test_au_verdict_is_mlperfs_with_the_stall_inclusive_au_beside_it(unet3d):
                  "--results-dir", str(res), "--cache", "allow", "--epochs", "1")
     mt = d["metrics"]
     assert mt["checkpoints"] == 1
-    assert mt["au_pct"] == mt["au_pct_without_checkpoint_stalls"]
+    assert mt["au_pct"] == mt["au_without_checkpoint_stalls_pct"]
     assert mt["au_pass"] == (mt["au_pct"] >= 70.0)
-    assert "au_pct_with_checkpoint_stalls" in mt
-    assert mt["au_pct_with_checkpoint_stalls"] <= mt["au_pct"] + 1e-9
+    assert "au_with_checkpoint_stalls_pct" in mt
+    assert mt["au_with_checkpoint_stalls_pct"] <= mt["au_pct"] + 1e-9
     assert mt["au_basis"].startswith("MLPerf Storage (checkpoint stalls excluded")
     from rich.console import Console
 
+    from iobench.kinds.train.render import summary_table
     from iobench.results import Result
-    from iobench.train.report import summary_table
 
     con = Console(width=200, record=True)
     con.print(summary_table(Result.from_dict(d)))
@@ -395,7 +395,7 @@ def test_epoch_checkpoint_placement_follows_dlio():
     def period(after: int, between: int, epochs: int) -> tuple[int, list[str]]:
         k = dlio._Keys({"checkpoint": {"checkpoint_after_epoch": after,
                                        "epochs_between_checkpoints": between}}, "x.yaml")
-        from iobench.datagen.spec import TrainingSpec
+        from iobench.kinds.train.workload import TrainingSpec
 
         spec = TrainingSpec(name="x", format="npz", record_size=1, epochs=epochs)
         opts: dict = {}

@@ -1,4 +1,4 @@
-"""`--decode` of npz samples by streaming (iobench.train.decode): the decoded arrays have
+"""`--decode` of npz samples by streaming (iobench.kinds.train.decode): the decoded arrays have
 the shapes, dtypes and bytes np.load gives; the zip CRC-32 and the .npy header are
 checked piece by piece; corruption is named; the replay's reader buffers stay one block."""
 
@@ -16,9 +16,9 @@ from iobench.cli import cli
 from iobench.datagen import npz
 from iobench.datagen.reader import open_dataset
 from iobench.errors import RunFailed, UsageError
-from iobench.train import dataset as ds_mod
-from iobench.train.decode import NpyStream, NpzStreams, npz_members
-from iobench.train.emulate import ReplayConfig, run_epoch
+from iobench.kinds.train import dataset as ds_mod
+from iobench.kinds.train.decode import NpyStream, NpzStreams, npz_members
+from iobench.kinds.train.emulate import ReplayConfig, run_epoch
 
 
 def _datagen(tmp_path: Path, name: str = "dec-npz", **extra: object) -> tuple[Path, Path]:
@@ -103,7 +103,7 @@ def test_corrupt_payload_and_header_are_caught(tmp_path: Path) -> None:
 
 def test_replay_streams_every_sample_through_one_block(tmp_path: Path) -> None:
     spec, target = _datagen(tmp_path)
-    from iobench.datagen.spec import load_workload
+    from iobench.kinds.train.workload import load_workload
 
     dg, ds = ds_mod.open_for_training(target, load_workload(str(spec)))
     seen: list[tuple[int, int, tuple[int, ...]]] = []
@@ -159,7 +159,7 @@ def test_train_decode_names_a_corrupt_npz_shard(tmp_path: Path) -> None:
 
 def test_stream_errors_are_usage_errors_naming_the_shard(tmp_path: Path) -> None:
     spec, target = _datagen(tmp_path)
-    from iobench.datagen.spec import load_workload
+    from iobench.kinds.train.workload import load_workload
 
     dg, _ = ds_mod.open_for_training(target, load_workload(str(spec)))
     start = ds_mod.stream_decoder(dg)

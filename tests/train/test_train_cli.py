@@ -170,8 +170,8 @@ def test_checkpoints_during_training_report_stall_and_windows(world):
     assert ck["bytes"] == 4 * 4 * 2**20
     assert ck["direction"] == "write"
     assert len(ck["metrics"]["stall_s"]) == 4
-    assert m["checkpoint_stall_s_mean"] > 0  # blocking: the accelerators waited
-    assert m["checkpoint_stall_s_mean"] == pytest.approx(
+    assert m["checkpoint_stall_mean_s"] > 0  # blocking: the accelerators waited
+    assert m["checkpoint_stall_mean_s"] == pytest.approx(
         np.mean(ck["metrics"]["write_s"]), rel=0.5)
     tm = d["phases"][0]["metrics"]
     assert tm["in_window"]["bytes"] + tm["out_of_window"]["bytes"] == m["bytes"]
@@ -195,7 +195,8 @@ def test_async_checkpoints_stall_less(world):
               "--checkpoint-size", "1MiB", "--checkpoint-mode", "async", "--cache", "allow")
     ck = next(p for p in d["phases"] if p["name"] == "checkpoint")
     assert ck["metrics"]["mode"] == "async"
-    assert ck["metrics"]["stall_s"][0] < 0.05
+    # the first async checkpoint is written in the background: its stall excludes it
+    assert ck["metrics"]["stall_s"][0] < ck["metrics"]["write_s"][0]
 
 
 @pytest.mark.fio
@@ -203,7 +204,7 @@ def test_fio_engine_raw_capability_beside_training(world, have_fio):
     _, target, specs = world
     d = train(world, specs["raw"], "--engine", "fio", "--compute-time", "0")
     raw = next(p for p in d["phases"] if p["engine"] == "fio")
-    bs = raw["metrics"]["block_size"]
+    bs = raw["metrics"]["block_size_bytes"]
     sizes = [p.stat().st_size for p in (target / "datagen" / "tr-raw").glob("*.raw")]
     assert bs <= min(sizes) / 8  # small shards: a block that leaves little unread
     assert bs & (bs - 1) == 0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from iobench.errors import UsageError
-from iobench.train import findmax
-from iobench.train import metrics as m
-from iobench.train.plan import SampleTable, epoch_order, plan_epoch
+from iobench.kinds.train import figures as m
+from iobench.kinds.train import findmax
+from iobench.kinds.train.plan import SampleTable, epoch_order, plan_epoch
 
 
 def table(nfiles=4, per=3, size=100):

@@ -14,8 +14,8 @@ import numpy as np
 
 from iobench import dist
 from iobench.errors import RunFailed
+from iobench.kinds.train.emulate import CheckpointRecord, EpochStats, PeerStopped, run_epoch
 from iobench.stats import Histogram, Timeline
-from iobench.train.emulate import CheckpointRecord, EpochStats, PeerStopped, run_epoch
 
 # The step barrier polls its request: yielding (sleep 0) for the first SPIN_S, as most
 # ranks arrive within that of each other, then sleeping POLL_SLEEP_S between polls so a

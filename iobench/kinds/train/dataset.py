@@ -14,10 +14,10 @@ import numpy as np
 from iobench.datagen import dlio as dlio_layout
 from iobench.datagen import reader as dg_reader
 from iobench.datagen.plan import module
-from iobench.datagen.spec import TrainingSpec
 from iobench.errors import UsageError
-from iobench.train.emulate import Dataset, SampleStream
-from iobench.train.plan import SampleTable
+from iobench.kinds.train.emulate import Dataset, SampleStream
+from iobench.kinds.train.plan import SampleTable
+from iobench.kinds.train.workload import TrainingSpec
 
 INDEX_THREADS = 8  # indexing reads a header per shard: latency-bound, so overlap it
 
@@ -155,10 +155,10 @@ class _Named:
 
 def stream_decoder(ds: dg_reader.Dataset) -> Callable[[int, int, int], SampleStream] | None:
     """npz: each sample decoded as it streams through the reader's block buffer (header,
-    length, zip CRC-32; iobench.train.decode); other formats: None (whole samples)."""
+    length, zip CRC-32; iobench.kinds.train.decode); other formats: None (whole samples)."""
     if ds.format != "npz":
         return None
-    from iobench.train.decode import NpzStreams
+    from iobench.kinds.train.decode import NpzStreams
 
     streams = NpzStreams(list(ds.files))
     files = ds.files

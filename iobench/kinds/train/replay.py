@@ -15,10 +15,8 @@ import numpy as np
 
 from iobench import cache, dist, verify
 from iobench.errors import RunFailed
-from iobench.results import make_phase
-from iobench.stats import Histogram, Timeline
-from iobench.train import metrics as m
-from iobench.train.emulate import (
+from iobench.kinds.train import figures as m
+from iobench.kinds.train.emulate import (
     Checkpointer,
     CheckpointRecord,
     Dataset,
@@ -27,6 +25,8 @@ from iobench.train.emulate import (
     ReplayConfig,
     run_epoch,
 )
+from iobench.results import make_phase
+from iobench.stats import Histogram, Timeline
 
 
 @dataclass
@@ -115,9 +115,11 @@ def run_replay(ds: Dataset, cfg: ReplayConfig, *, epochs: int, policy: str, labe
     try:
         for e in range(epochs):
             run.cache_methods.append(cache.prepare(policy, ds.files))
+            resident = cache.residency(ds.files)  # measured after the policy, not assumed
             h0 = verify.host_cpu()
             st = run_epoch(ds, cfg, e, step_offset=steps_done, checkpointer=ckpt,
                            limiter=limiter, stop=stop, progress=progress)
+            st.resident = resident
             _host(st, h0)
             steps_done += st.steps
             run.epochs.append(st)
@@ -137,7 +139,7 @@ def _run_replay_ranks(w: dist.World, ds: Dataset, cfg: ReplayConfig, *, epochs: 
                       policy: str, label: str, write_checkpoint: Callable[[int], int] | None,
                       stop: threading.Event | None,
                       progress: Callable[[int], None] | None) -> RunStats:
-    from iobench.train import ranks
+    from iobench.kinds.train import ranks
 
     run = RunStats(label)
     ckpt = (Checkpointer(write_checkpoint, cfg.checkpoint_mode, cfg.checkpoint_every)
@@ -157,10 +159,12 @@ def _run_replay_ranks(w: dist.World, ds: Dataset, cfg: ReplayConfig, *, epochs: 
             methods = dist.collective(lambda: cache.prepare(policy, ds.files), w,
                                       f"epoch {e + 1} cache {policy}")
             run.cache_methods.append(methods[0])
+            resident = cache.residency(ds.files)  # this host's page cache
             h0 = verify.host_cpu()
             st = ranks.run_epoch_ranks(w, sync, offset, ds=ds, cfg=cfg, epoch=e,
                                        step_offset=steps_done, checkpointer=ckpt,
                                        limiter=limiter, stop=stop, progress=progress)
+            st.resident = resident
             _host(st, h0)
             steps_done += st.steps
             run.epochs.append(st)
@@ -278,11 +282,13 @@ def epoch_phase(name: str, e: EpochStats, *, compute_s: float, threshold_pct: fl
         "host_cpu": e.host,
         "timeline_span_s": (e.end_ns - e.timeline.start_ns) / 1e9,
     }
+    if e.resident is not None and e.resident.get("method") not in ("unavailable", "none"):
+        metrics["resident_start_pct"] = e.resident["resident_pct"]
     if warmup:
         metrics["warmup"] = True
     if records:
         metrics["checkpoint_windows_s"] = windows_in(e.start_ns, e.end_ns, records)
-        metrics["au_pct_without_checkpoint_stalls"] = au_without_stalls([e], records)
+        metrics["au_without_checkpoint_stalls_pct"] = au_without_stalls([e], records)
         metrics.update(window_figures([e], records))
     return make_phase(name, nbytes=e.nbytes, seconds=e.seconds, ops=e.reads,
                       latency=e.latency, timeline=e.timeline, engine="native",
@@ -324,7 +330,7 @@ def aggregate_phase(name: str, runs: Sequence[RunStats], *, compute_s: float,
         metrics["summary"] = True
     if records:
         metrics["checkpoint_windows_s"] = windows_in(tl.start_ns, epochs[-1].end_ns, records)
-        metrics["au_pct_without_checkpoint_stalls"] = au_without_stalls(epochs, records)
+        metrics["au_without_checkpoint_stalls_pct"] = au_without_stalls(epochs, records)
         metrics.update(window_figures(epochs, records))
     return make_phase(name, nbytes=sum(e.nbytes for e in epochs), seconds=seconds,
                       ops=sum(e.reads for e in epochs), latency=hist, timeline=tl,
@@ -342,7 +348,7 @@ def checkpoint_phase(records: Sequence[CheckpointRecord], *, mode: str, size_byt
         ops=len(records), latency=lat, engine="native", direction="write",
         metrics={"mode": mode, "every_steps": every, "size_bytes": size_bytes,
                  "checkpoints": len(records), "stall_s": stalls,
-                 "stall_s_mean": sum(stalls) / len(stalls) if stalls else 0.0,
-                 "stall_s_max": max(stalls) if stalls else 0.0,
+                 "stall_mean_s": sum(stalls) / len(stalls) if stalls else 0.0,
+                 "stall_max_s": max(stalls) if stalls else 0.0,
                  "write_s": secs,
                  "note": "latency = time to write one whole checkpoint (fsync'd)"})

@@ -2,13 +2,14 @@
 accelerator; each accelerator takes its batch, sleeps its compute time, and waits at a
 barrier that stands in for the all-reduce.
 
-Every read is one os.preadv into a page-aligned buffer (O_DIRECT-capable: widened to
-4 KiB when direct), timed on its own; the bytes counted are the bytes the reads
-returned. Reader threads are `read_threads` per accelerator and share one ordered work
-list (step-major), so no accelerator runs ahead of the others; a reader starting a new
-batch takes one of its accelerator's `prefetch` permits, which the accelerator gives
-back when it takes the batch. Memory is one buffer per reader thread (`block_size`, or
-the largest sample when decoding), whatever the prefetch depth.
+The reads themselves are the sample-read lane of the one I/O layer
+(iobench.engines.samples.read_samples): one os.preadv per block into a page-aligned
+buffer, each timed on its own; this module decides when a reader may start a batch and
+what a finished sample means. Reader threads are `read_threads` per accelerator and
+share one ordered work list (step-major), so no accelerator runs ahead of the others; a
+reader starting a new batch takes one of its accelerator's `prefetch` permits, which the
+accelerator gives back when it takes the batch. Memory is one buffer per reader thread
+(`block_size`, or the largest sample when decoding), whatever the prefetch depth.
 """
 
 from __future__ import annotations
@@ -19,32 +20,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from iobench import interrupt
-from iobench.engines.native import aligned_buffer, open_file, widen
+from iobench.engines import samples
 from iobench.errors import RunFailed
-from iobench.stats import Histogram, LatencyRecorder, Timeline
-from iobench.train.plan import EpochPlan, SampleTable, plan_epoch
-
-MAX_OPEN_FILES = 4096  # above this many shards, each sample read opens and closes its file
+from iobench.kinds.train.plan import EpochPlan, SampleTable, plan_epoch
+from iobench.stats import Histogram, Timeline
 
 # decode(file_index, data) parses one sample as a framework would; raises on corrupt data
-Decoder = Callable[[int, memoryview], None]
-
-
-class SampleStream(Protocol):
-    """A sample decoded as its pieces arrive (iobench.train.decode)."""
-
-    def feed(self, piece: memoryview) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-# stream_decode(file_index, offset, length) starts decoding one sample piece by piece
-StreamDecoder = Callable[[int, int, int], SampleStream]
+Decoder = samples.Decoder
+SampleStream = samples.SampleStream  # a sample decoded as its pieces arrive
+StreamDecoder = samples.StreamDecoder  # stream_decode(file_index, offset, length)
 
 
 @dataclass(frozen=True)
@@ -117,6 +106,8 @@ class EpochStats:
     in_window_latency: Histogram = field(default_factory=Histogram)
     out_window_latency: Histogram = field(default_factory=Histogram)
     host: dict[str, float] = field(default_factory=dict)  # host CPU over the epoch
+    # the data set's page-cache residency when the epoch began reading (cache.residency)
+    resident: dict[str, Any] | None = None
 
     @property
     def seconds(self) -> float:
@@ -199,17 +190,6 @@ class Checkpointer:
             with interrupt.shield():
                 interrupt.wait_workers([self._thread])
                 self._thread = None
-
-
-@dataclass
-class _Reader:
-    rec: LatencyRecorder  # reads outside checkpoint windows
-    in_rec: LatencyRecorder  # reads that completed while a checkpoint was being written
-    timeline: Timeline
-    nbytes: int = 0
-    in_bytes: int = 0
-    reads: int = 0
-    error: BaseException | None = None
 
 
 class _Stopped(Exception):
@@ -295,106 +275,32 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
     if limiter is None and cfg.read_rate_limit > 0:
         limiter = RateLimiter(cfg.read_rate_limit)
 
-    fds: dict[int, int] = {}
-    keep_open = len(ds.files) <= MAX_OPEN_FILES
-    if keep_open:
-        for f in sorted(set(s_file)):
-            fds[f] = open_file(ds.files[f], direct=cfg.direct)
-
     remaining = [bsz] * (steps * acc)
     ready = [False] * (steps * acc)
     cond = threading.Condition()
     permits = [threading.Semaphore(cfg.prefetch) for _ in range(acc)]
-    dispense = threading.Lock()
-    next_item = [0]
-    stream = ds.stream_decode
-    decode = ds.decode if stream is None else None
-    block = cfg.block_size
-    direct = cfg.direct
     active = checkpointer.active if checkpointer is not None else None
 
-    # buffer: whole-sample decoding needs the whole (widened) sample; plain reads and
-    # stream decoding reuse one block
-    biggest = ds.max_sample_bytes + (8192 if direct else 0)
-    buf_bytes = biggest if decode is not None else min(block, max(biggest, 4096))
-
-    def reader(st: _Reader) -> None:
-        buf = aligned_buffer(buf_bytes)
-        mv = memoryview(buf)
-        rec, in_rec, tl = st.rec, st.in_rec, st.timeline
-        mono = time.monotonic_ns
-        preadv = os.preadv
-        try:
-            while True:
-                with dispense:
-                    i = next_item[0]
-                    if i >= n_items:
-                        return
-                    if i % bsz == 0:  # a new batch: wait for room in its accelerator's queue
-                        a = (i // bsz) % acc
-                        while not permits[a].acquire(timeout=0.1):
-                            if stop.is_set():
-                                return
-                    next_item[0] = i + 1
+    def take(i: int) -> bool:
+        """A reader starting a new batch takes a permit of its accelerator's queue."""
+        if i % bsz == 0:
+            a = (i // bsz) % acc
+            while not permits[a].acquire(timeout=0.1):
                 if stop.is_set():
-                    return
-                f, off, ln = s_file[i], s_off[i], s_len[i]
-                if direct:
-                    aoff, alen, skip = widen(off, ln)
-                else:
-                    aoff, alen, skip = off, ln, 0
-                fd = fds[f] if keep_open else open_file(ds.files[f], direct=direct)
-                feeder = stream(f, off, ln) if stream is not None else None
-                try:
-                    pos = 0
-                    while pos < alen:
-                        n = min(block, alen - pos)
-                        if limiter is not None:
-                            limiter.take(n)
-                        view = mv[pos:pos + n] if decode is not None else mv[:n]
-                        t1 = mono()
-                        got = preadv(fd, [view], aoff + pos)
-                        t2 = mono()
-                        st.nbytes += got
-                        st.reads += 1
-                        tl.add(t2, got)
-                        if active is not None and active.is_set():
-                            in_rec.add(t2 - t1)
-                            st.in_bytes += got
-                        else:
-                            rec.add(t2 - t1)
-                        if progress is not None:
-                            progress(got)
-                        if got == 0:
-                            break
-                        if feeder is not None:  # the sample's part of this piece
-                            lo, hi = max(pos, skip), min(pos + got, skip + ln)
-                            if hi > lo:
-                                feeder.feed(view[lo - pos : hi - pos])
-                        pos += got
-                finally:
-                    if not keep_open:
-                        os.close(fd)
-                if pos < skip + ln:
-                    raise RunFailed(
-                        f"{ds.files[f]}: sample at offset {off} ({ln} bytes) runs past the "
-                        f"end of the file; the shard is truncated or corrupt: regenerate "
-                        f"the data set with iobench datagen")
-                if decode is not None:
-                    decode(f, mv[skip:skip + ln])
-                if feeder is not None:
-                    feeder.finish()
-                b = i // bsz
-                with cond:
-                    remaining[b] -= 1
-                    if remaining[b] == 0:
-                        ready[b] = True
-                        cond.notify_all()
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            st.error = e
-            stop.set()
-            with cond:
+                    return False
+        return True
+
+    def done(i: int) -> None:
+        b = i // bsz
+        with cond:
+            remaining[b] -= 1
+            if remaining[b] == 0:
+                ready[b] = True
                 cond.notify_all()
+
+    def wake() -> None:
+        with cond:
+            cond.notify_all()
 
     step_end: list[int] = []
     compute = np.zeros((acc, steps), dtype=np.int64)
@@ -424,9 +330,9 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
             on_barrier()
             if stop.is_set():
                 break
-        return _finish(epoch, ds, start_ns, cpu0, [], errors, step_end, steps, acc, n_items,
-                       s_len, np.zeros((0, steps), dtype=np.int64),
-                       np.zeros((0, steps), dtype=np.int64), timeline_start_ns, sync)
+        return _finish(epoch, ds, start_ns, cpu0, None, errors, step_end, steps, acc,
+                       n_items, s_len, np.zeros((0, steps), dtype=np.int64),
+                       np.zeros((0, steps), dtype=np.int64), sync, timeline_start_ns)
 
     barrier = threading.Barrier(acc, action=on_barrier)
     compute_s = cfg.compute_s
@@ -459,12 +365,7 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
             barrier.abort()
 
     cpu0 = os.times()
-    start_ns = time.monotonic_ns()
-    tl_start = start_ns if timeline_start_ns is None else timeline_start_ns
-    readers = [_Reader(LatencyRecorder(), LatencyRecorder(), Timeline(tl_start))
-               for _ in range(acc * cfg.read_threads)]
-    threads = [interrupt.Worker(target=reader, args=(r,)) for r in readers]
-    threads += [interrupt.Worker(target=accelerator, args=(a,)) for a in range(acc)]
+    accelerators = [interrupt.Worker(target=accelerator, args=(a,)) for a in range(acc)]
 
     def on_signal() -> None:  # in the signal handler: only set flags
         stop.set()
@@ -477,28 +378,23 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
             with cond:
                 cond.notify_all()
 
-    try:
-        # every thread has returned before the descriptors are closed, whatever signals
-        # arrive; a signal is raised after that
-        sig = interrupt.start_and_wait(threads, stop, on_signal=on_signal, on_poll=on_poll)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    if sig is not None:
-        raise sig
-    return _finish(epoch, ds, start_ns, cpu0, readers, errors, step_end, steps, acc, n_items,
-                   s_len, compute, wait, tl_start, sync)
+    reads = samples.read_samples(
+        ds.files, s_file, s_off, s_len, threads=acc * cfg.read_threads,
+        block_size=cfg.block_size, direct=cfg.direct, stop=stop, take=take, done=done,
+        decode=ds.decode, stream=ds.stream_decode, window=active, limiter=limiter,
+        progress=progress, timeline_start_ns=timeline_start_ns, alongside=accelerators,
+        on_signal=on_signal, on_poll=on_poll, on_error=wake)
+    return _finish(epoch, ds, reads.start_ns, cpu0, reads, errors, step_end, steps, acc,
+                   n_items, s_len, compute, wait, sync, timeline_start_ns)
 
 
 def _finish(epoch: int, ds: Dataset, start_ns: int, cpu0: os.times_result,
-            readers: list[_Reader], errors: list[BaseException], step_end: list[int],
-            steps: int, acc: int, n_items: int, s_len: list[int], compute: np.ndarray,
-            wait: np.ndarray, tl_start: int | None, sync: StepSync | None) -> EpochStats:
+            reads: samples.SampleReads | None, errors: list[BaseException],
+            step_end: list[int], steps: int, acc: int, n_items: int, s_len: list[int],
+            compute: np.ndarray, wait: np.ndarray, sync: StepSync | None,
+            tl_start: int | None) -> EpochStats:
     end_ns = step_end[-1] if len(step_end) == steps else time.monotonic_ns()
     cpu1 = os.times()
-    for r in readers:
-        if r.error is not None:
-            raise r.error
     if errors:
         raise errors[0]
     if len(step_end) != steps:
@@ -506,23 +402,21 @@ def _finish(epoch: int, ds: Dataset, start_ns: int, cpu0: os.times_result,
             raise PeerStopped(f"epoch {epoch + 1} stopped after {len(step_end)} of {steps} "
                               "steps: another rank failed")
         raise RunFailed(f"epoch {epoch + 1} stopped after {len(step_end)} of {steps} steps")
-
-    # each read went into exactly one of the two; their merge is the whole epoch
-    out_hist = Histogram.merged(r.rec.flush() for r in readers)
-    in_hist = Histogram.merged(r.in_rec.flush() for r in readers)
-    hist = Histogram().merge(out_hist).merge(in_hist)
-    tl = Timeline(start_ns if tl_start is None else tl_start)
-    for r in readers:
-        tl.merge(r.timeline)
+    if reads is None:  # this process emulated no accelerator
+        hist, in_hist, out_hist = Histogram(), Histogram(), Histogram()
+        tl = Timeline(start_ns if tl_start is None else tl_start)
+        nbytes = ops = in_bytes = 0
+    else:  # each read went into exactly one of the two; their merge is the whole epoch
+        hist, tl = reads.latency, reads.timeline
+        in_hist, out_hist = reads.in_window, reads.out_window
+        nbytes, ops, in_bytes = reads.bytes, reads.ops, reads.in_window_bytes
     return EpochStats(
         epoch=epoch, start_ns=start_ns, end_ns=end_ns, steps=steps, accelerators=acc,
-        samples=n_items, payload_bytes=int(sum(s_len)),
-        nbytes=sum(r.nbytes for r in readers), reads=sum(r.reads for r in readers),
+        samples=n_items, payload_bytes=int(sum(s_len)), nbytes=nbytes, reads=ops,
         latency=hist, timeline=tl, step_end_ns=np.array(step_end, dtype=np.int64),
         compute_ns=compute, wait_ns=wait,
         cpu_s=(cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
-        in_window_bytes=sum(r.in_bytes for r in readers),
-        in_window_latency=in_hist, out_window_latency=out_hist,
+        in_window_bytes=in_bytes, in_window_latency=in_hist, out_window_latency=out_hist,
     )
 
 

@@ -1,6 +1,6 @@
 """Terminal tables for `train` results: the AU verdict and headline figures, epochs, runs,
 the find-max search, checkpoints in and out of their windows, and the per-second timeline
-(registered with iobench.report.terminal for the result kind `train`)."""
+(iobench.report.terminal finds `tables` through the kinds table)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from iobench.report import terminal
+from iobench.kinds.train.figures import window_bins
 from iobench.results import Result
-from iobench.train.metrics import window_bins
 from iobench.units import format_ns
 
 TIMELINE_ROWS = 40  # longer timelines are shown in coarser bins
@@ -47,11 +46,11 @@ def summary_table(r: Result) -> Table:
     if mt.get("accelerators_fed") == 0:
         t.add_row("AU (first step excluded)",
                   Text("no accelerator count met the threshold", style="bold red"))
-    elif "au_pct_with_checkpoint_stalls" in mt:  # --dlio-config: MLPerf's AU is the verdict
+    elif "au_with_checkpoint_stalls_pct" in mt:  # --dlio-config: MLPerf's AU is the verdict
         t.add_row("AU, MLPerf (checkpoint stalls excluded)",
                   _verdict(mt.get("au_pct"), mt.get("au_pass"), mt.get("au_threshold_pct", 0)))
         t.add_row("AU with the checkpoint stalls",
-                  _verdict(mt["au_pct_with_checkpoint_stalls"],
+                  _verdict(mt["au_with_checkpoint_stalls_pct"],
                            mt.get("au_pass_with_checkpoint_stalls"),
                            mt.get("au_threshold_pct", 0)))
     else:
@@ -64,8 +63,8 @@ def summary_table(r: Result) -> Table:
         t.add_row("read latency p50 / p99",
                   f"{format_ns(mt['read_p50_us'] * 1e3)} / {format_ns(mt['read_p99_us'] * 1e3)}")
         t.add_row("data wait per step p50 / p99",
-                  f"{format_ns(mt['data_wait_p50_ms'] * 1e6)} / "
-                  f"{format_ns(mt['data_wait_p99_ms'] * 1e6)}")
+                  f"{format_ns(mt['data_wait_p50_us'] * 1e3)} / "
+                  f"{format_ns(mt['data_wait_p99_us'] * 1e3)}")
         cl = Text(f"{mt['cpu_util_pct']:.0f}% of the client's cores")
         if mt.get("client_limited"):
             cl.append("  CLIENT-LIMITED", style="bold yellow")
@@ -73,6 +72,10 @@ def summary_table(r: Result) -> Table:
             cl.append(f"  ({mt['client_limited_why']})")
         t.add_row("client CPU", cl)
         t.add_row("decode", "yes (framework parsing)" if mt.get("decode") else "no (bytes only)")
+    res = r.cache.get("resident_start_pct") if r.cache else None
+    if isinstance(res, int | float):
+        t.add_row("page cache at start (measured)",
+                  f"{res:.1f}% of the data set resident ({r.cache.get('resident_method')})")
     if "runs_cv_pct" in mt:
         agree = Text("agree within 5%" if mt["runs_agree"] else "DO NOT agree within 5%",
                      style="green" if mt["runs_agree"] else "bold yellow")
@@ -95,7 +98,8 @@ def epochs_table(r: Result) -> Table | None:
     if not rows:
         return None
     t = Table(title="Epochs", title_justify="left")
-    for col in ("phase", "steps", "samples/s", "GB/s", "AU", "pass", "wait p99", "CPU"):
+    for col in ("phase", "steps", "samples/s", "GB/s", "AU", "pass", "wait p99", "CPU",
+                "cached at start"):
         t.add_column(col, justify="left" if col == "phase" else "right")
     for p in rows:
         pm = p["metrics"]
@@ -104,7 +108,7 @@ def epochs_table(r: Result) -> Table | None:
         t.add_row(p["name"], str(pm.get("steps", "")), f"{pm['samples_per_s']:.1f}",
                   f"{p['gb_per_s']:.3f}", _pct(pm.get("au_pct")),
                   "-" if ok is None else ("yes" if ok else "NO"), format_ns(w),
-                  f"{pm.get('cpu_util_pct', 0):.0f}%")
+                  f"{pm.get('cpu_util_pct', 0):.0f}%", _pct(pm.get("resident_start_pct")))
     return t
 
 
@@ -137,7 +141,7 @@ def checkpoint_tables(r: Result) -> list[RenderableType]:
     for i, (w, s) in enumerate(zip(cm["write_s"], cm["stall_s"], strict=False)):
         t.add_row(str(i + 1), f"{w:.3f}", f"{s:.3f}")
     out: list[RenderableType] = [t]
-    bare = train["metrics"].get("au_pct_without_checkpoint_stalls") if train else None
+    bare = train["metrics"].get("au_without_checkpoint_stalls_pct") if train else None
     if train is not None and bare is not None:
         out.append(Text(f"AU without the checkpoint stalls: {bare:.1f}% "
                         f"(with them: {_pct(train['metrics']['au_pct'])})"))
@@ -193,5 +197,3 @@ def tables(r: Result) -> list[RenderableType]:
         out.append(tl)
     return out
 
-
-terminal.register("train", tables)

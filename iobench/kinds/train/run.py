@@ -1,6 +1,10 @@
-"""`iobench train WORKLOAD`: replay a training workload's reads with emulated accelerators,
-report AU, samples/s and measured bytes/s, find how many accelerators the storage feeds,
-and measure checkpoints written during training."""
+"""Run one training replay: open the data set, emulate the accelerators, measure.
+
+`run(spec, options, ctx)` is the whole `iobench train` without the command line: the
+Python API and suites call it; `iobench train` is options -> Spec -> run -> render.
+Imports neither click nor rich: progress goes to `ctx.progress`, the MPI world is
+`ctx.world`.
+"""
 
 from __future__ import annotations
 
@@ -10,34 +14,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import click
-
 from iobench import cache as cache_mod
-from iobench import dist, dlio
+from iobench import dist, runner
 from iobench import target as target_mod
-from iobench.cli import (
-    DURATION,
-    MAX_COUNT,
-    SEED,
-    SIZE,
-    cache_option,
-    cli,
-    common_run_options,
-    engine_option,
-)
-from iobench.datagen.spec import TrainingSpec, accelerator, compute_seconds, load_workload
 from iobench.errors import SpecError, UsageError
-from iobench.report.progress import ByteProgress
-from iobench.results import Recorder
-from iobench.runner import execute
+from iobench.kinds.base import Ctx, RunOptions, default_ctx
+from iobench.kinds.train import figures as m
+from iobench.kinds.train import findmax, replay
+from iobench.kinds.train.emulate import Dataset, ReplayConfig
+from iobench.kinds.train.spec import Spec
+from iobench.kinds.train.workload import TrainingSpec, accelerator, compute_seconds
+from iobench.results import Recorder, Result
 from iobench.spec import to_dict
-from iobench.train import findmax, replay
-from iobench.train import metrics as m
-from iobench.train import report as _report  # noqa: F401 - registers the `train` tables
-from iobench.train.emulate import Dataset, ReplayConfig
 from iobench.units import format_bytes
 
 FIND_MAX_LIMIT = 256  # accelerators emulated in one process at most (threads: A x (T + 1))
@@ -83,7 +73,7 @@ def _compute(spec: TrainingSpec, accel: str, override: float | None) -> tuple[fl
     if override is not None:
         return override, "--compute-time"
     try:
-        return compute_seconds(spec.name, accel), "workloads/accelerators.yaml"
+        return compute_seconds(spec, accel), "the workload's compute_seconds_per_step"
     except SpecError as e:
         raise SpecError(f"{e.format_message()}; or give --compute-time SECONDS") from None
 
@@ -120,11 +110,11 @@ def _summary(result: Recorder, spec: TrainingSpec, o: TrainOptions, accelerators
     pm = train_phase["metrics"]
     au = pm["au_pct"]
     au_pass = pm["au_pass"]
-    bare = pm.get("au_pct_without_checkpoint_stalls")
+    bare = pm.get("au_without_checkpoint_stalls_pct")
     if o.au_excludes_stalls and bare is not None:
         # MLPerf Storage / DLIO: AU over the training blocks, checkpoints excluded
         au, au_pass = bare, bare >= spec.au_threshold_pct
-        result.metrics.update({"au_pct_with_checkpoint_stalls": pm["au_pct"],
+        result.metrics.update({"au_with_checkpoint_stalls_pct": pm["au_pct"],
                                "au_pass_with_checkpoint_stalls": pm["au_pass"]})
     result.metrics["au_basis"] = (
         "MLPerf Storage (checkpoint stalls excluded, as DLIO)" if o.au_excludes_stalls
@@ -135,15 +125,15 @@ def _summary(result: Recorder, spec: TrainingSpec, o: TrainOptions, accelerators
         "accelerator": o.accelerator, "accelerators": accelerators,
         "compute_s": o.compute_s, "au_threshold_pct": spec.au_threshold_pct,
         "au_pct": au, "au_pass": au_pass,
-        "au_pct_per_epoch": [e["metrics"]["au_pct"] for e in result.phases
+        "au_per_epoch_pct": [e["metrics"]["au_pct"] for e in result.phases
                              if e["name"].startswith(("epoch", "run ")) and
                              e["direction"] == "read"],
         "samples_per_s": pm["samples_per_s"], "gb_per_s": train_phase["gb_per_s"],
         "gib_per_s": train_phase["gib_per_s"], "bytes": train_phase["bytes"],
         "payload_bytes": pm["payload_bytes"], "samples": pm["samples"],
         "read_p50_us": (lat.get("p50") or 0) / 1e3, "read_p99_us": (lat.get("p99") or 0) / 1e3,
-        "data_wait_p50_ms": (wait.get("p50") or 0) / 1e6,
-        "data_wait_p99_ms": (wait.get("p99") or 0) / 1e6,
+        "data_wait_p50_us": (wait.get("p50") or 0) / 1e3,
+        "data_wait_p99_us": (wait.get("p99") or 0) / 1e3,
         "cpu_util_pct": pm["cpu_util_pct"], "client_limited": pm["client_limited"],
         "client_limited_why": pm.get("client_limited_why", ""),
         "decode": o.decode,
@@ -181,10 +171,10 @@ def _summary(result: Recorder, spec: TrainingSpec, o: TrainOptions, accelerators
 
 
 def run_training(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
-                 tgt: target_mod.Target, data_bytes: int, json_out: bool) -> None:
-    """The body run under `execute`: runs (or the find-max search), phases, metrics."""
+                 tgt: target_mod.Target, data_bytes: int, ctx: Ctx) -> None:
+    """The body run under `runner.run`: runs (or the find-max search), phases, metrics."""
     stop = threading.Event()
-    w = dist.world()
+    w = ctx.world
     write_ckpt: Callable[[int], int] | None = None
     if o.checkpoint_every:
         write_ckpt = replay.checkpoint_writer(dist.root_first(lambda: tgt.subdir("train"), w),
@@ -193,8 +183,7 @@ def run_training(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Data
     thr = spec.au_threshold_pct
     per_run = ds.table.total_bytes * o.epochs
     n_runs = (o.runs + 1) if o.runs is not None else 1
-    with ByteProgress("train", None if o.find_max else per_run * n_runs,
-                      enabled=False if json_out else None) as prog:
+    with ctx.progress("train", None if o.find_max else per_run * n_runs) as prog:
 
         def one_run(cfg: ReplayConfig, label: str, epochs: int, on_phase: bool,
                     run_no: int | None) -> replay.RunStats:
@@ -224,10 +213,19 @@ def run_training(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Data
                             records=done.checkpoints))
                 raise
             if not result.cache:
+                # measured, not assumed: the data set's residency when the first epoch
+                # began reading (after the cache policy was applied)
+                res0 = run.epochs[0].resident if run.epochs else None
                 result.cache = cache_mod.verdict(
                     o.cache, run.cache_methods[0] if run.cache_methods else "none",
                     data_bytes, reads=True,
-                    rereads=o.cache == "allow" and (epochs > 1 or o.runs is not None))
+                    rereads=o.cache == "allow" and (epochs > 1 or o.runs is not None),
+                    resident=res0)
+                if res0 is not None and o.cache in cache_mod.DROP_POLICIES and \
+                        res0["resident_pct"] > cache_mod.RESIDENT_WARN_PCT:
+                    result.warnings.append(
+                        f"{res0['resident_pct']:.1f}% of the data set is still in the page "
+                        "cache after the eviction: reads may come from RAM")
                 warn = ram_verdict(result.cache, data_bytes, o.cache)
                 if warn:
                     result.warnings.append(warn)
@@ -270,17 +268,17 @@ def run_training(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Data
         win = train["metrics"]
         result.metrics.update({
             "checkpoints": len(records), "checkpoint_mode": o.checkpoint_mode,
-            "checkpoint_stall_s_mean": ck["stall_s_mean"],
-            "checkpoint_stall_s_max": ck["stall_s_max"],
+            "checkpoint_stall_mean_s": ck["stall_mean_s"],
+            "checkpoint_stall_max_s": ck["stall_max_s"],
             "checkpoint_write_gb_per_s": result.phases[-1]["gb_per_s"],
-            "au_pct_without_checkpoint_stalls": win["au_pct_without_checkpoint_stalls"],
+            "au_without_checkpoint_stalls_pct": win["au_without_checkpoint_stalls_pct"],
             "in_window_gb_per_s": win["in_window"]["gb_per_s"],
             "out_of_window_gb_per_s": win["out_of_window"]["gb_per_s"],
             "in_window_read_p99_us": win["in_window"]["p99_us"],
             "out_of_window_read_p99_us": win["out_of_window"]["p99_us"],
         })
     if o.engine == "fio":
-        _raw_fio(result, ds, o, accelerators, tgt)
+        _raw_fio(result, ds, o, accelerators, tgt, w)
 
 
 def _find_max(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Dataset,
@@ -333,14 +331,13 @@ def _find_max(result: Recorder, spec: TrainingSpec, o: TrainOptions, ds: Dataset
 
 
 def _raw_fio(result: Recorder, ds: Dataset, o: TrainOptions, accelerators: int,
-             tgt: target_mod.Target) -> None:
+             tgt: target_mod.Target, w: dist.World) -> None:
     """The same files read by fio, each whole and sequentially: the storage's raw
     capability, beside what the training replay got out of it. Under MPI each rank reads
     its share of the files with its accelerators' threads; the ranks' phases are merged."""
     from iobench.engines import fio
     from iobench.results import make_phase
 
-    w = dist.world()
     mine = [ds.files[i] for i in dist.split(len(ds.files), w)]
     threads = max(1, len(dist.split(accelerators, w)) * o.read_threads)
     dist.collective(lambda: cache_mod.prepare(o.cache, mine) if mine else None, w,
@@ -373,8 +370,8 @@ def _raw_fio(result: Recorder, ds: Dataset, o: TrainOptions, accelerators: int,
     phases = dist.combine(part, w, "raw (fio)") if w.size > 1 else part()
     tail = sum(size % bs for size in sizes)
     for p in phases:
-        p["metrics"]["block_size"] = bs
-        p["metrics"]["fraction_of_files_read"] = p["bytes"] / sum(sizes) if sum(sizes) else 0
+        p["metrics"]["block_size_bytes"] = bs
+        p["metrics"]["files_read_pct"] = 100.0 * p["bytes"] / sum(sizes) if sum(sizes) else 0
         if w.size > 1:  # the merged phase keeps rank 0's metrics: the totals are all ranks'
             p["metrics"]["jobs"] = accelerators * o.read_threads
             if tail:
@@ -397,181 +394,99 @@ def _check_steps(ds: Dataset, spec: TrainingSpec, accelerators: int) -> None:
             "--accelerators")
 
 
-@cli.command("train")
-@click.argument("workload", required=False)
-@common_run_options
-@engine_option
-@click.option("--accelerator", default="h100", show_default=True,
-              help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
-@click.option("--accelerators", type=click.IntRange(max=2**20), default=None,
-              help="Emulated accelerators [default: 1]; with --find-max, where the search "
-                   "starts.")
-@click.option("--epochs", type=click.IntRange(max=MAX_COUNT), default=None,
-              help="Epochs per run [default: the spec's].")
-@cache_option("drop")
-@click.option("--read-threads", type=click.IntRange(max=1024), default=None,
-              help="Reader threads per accelerator [default: the spec's read_threads].")
-@click.option("--prefetch", type=click.IntRange(max=1024), default=2, show_default=True,
-              help="Batches read ahead per accelerator (bounded prefetch queue).")
-@click.option("--decode/--no-decode", default=False, show_default=True,
-              help="Also parse each sample as a framework would (np.load, TFRecord CRCs).")
-@click.option("--runs", type=click.IntRange(max=1000), default=None,
-              help="One warm-up run plus RUNS measured runs (MLPerf: 5) [default: one run].")
-@click.option("--seed", type=SEED, default=None,
-              help="Shuffle seed [default: the spec's seed].")
-@click.option("--find-max", is_flag=True,
-              help="Search for the most accelerators that still meet the AU threshold.")
-@click.option("--probe-steps", type=click.IntRange(max=MAX_COUNT), default=50, show_default=True,
-              help="Steps per --find-max probe run (the confirming run is full length).")
-@click.option("--compute-time", type=DURATION, default=None,
-              help="Compute per step, overriding accelerators.yaml (0 = data path alone).")
-@click.option("--block-size", type=SIZE, default="4MiB", show_default=True,
-              help="Largest single read; a bigger sample takes several reads.")
-@click.option("--max-steps", type=click.IntRange(max=MAX_COUNT), default=0, show_default=True,
-              help="Cut every epoch to this many steps (0 = whole epochs).")
-@click.option("--checkpoint-every", type=click.IntRange(max=MAX_COUNT), default=None,
-              help="Write a checkpoint every STEPS steps during training.")
-@click.option("--checkpoint-size", type=SIZE, default=None,
-              help="Size of each checkpoint written during training, e.g. 10GiB.")
-@click.option("--checkpoint-mode", type=click.Choice(["blocking", "async"]),
-              default="blocking", show_default=True,
-              help="blocking: accelerators wait for the write; async: written in the "
-                   "background while training goes on.")
-@click.option("--read-rate-limit", type=SIZE, default=None, hidden=True,
-              help="Throttle all reads together to this many bytes/s (rehearsals, tests).")
-@click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Run the workload of a DLIO / MLPerf Storage YAML (WORKLOAD, if given, "
-                   "names it); options given here win over the config's values.")
-@click.option("--data-folder", type=click.Path(file_okay=False, path_type=Path),
-              default=None,
-              help="With --dlio-config: replay the data set in this DLIO data folder (the "
-                   "config's dataset.data_folder, holding train/), as DLIO or iobench "
-                   "--layout dlio wrote it; no iobench manifest needed.")
-def train_cmd(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
-              engine: str, accelerator: str, accelerators: int | None, epochs: int | None,
-              cache: str, read_threads: int | None, prefetch: int, decode: bool,
-              runs: int | None, seed: int | None, find_max: bool, probe_steps: int,
-              compute_time: float | None, block_size: int, max_steps: int,
-              checkpoint_every: int | None, checkpoint_size: int | None,
-              checkpoint_mode: str, read_rate_limit: int | None,
-              dlio_config: Path | None, data_folder: Path | None) -> None:
-    """Replay the reads of training WORKLOAD (preset or YAML) on its data set under
-    TARGET/datagen/, with emulated accelerators: AU, samples/s, GB/s, latency."""
-    workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
-    if data_folder is not None and dlio_config is None:
-        raise UsageError(f"--data-folder {data_folder}: only with --dlio-config (the config "
-                         "says the format and file count DLIO wrote)")
-    if data_folder is not None and not data_folder.is_dir():
-        raise UsageError(f"--data-folder {data_folder}: not a directory; give the DLIO "
-                         "data folder (the one holding train/)")
-    imp = dlio.load(dlio_config, "train", workload or None, find_max=find_max) \
-        if dlio_config else None
-    ckpt_epochs = 0
-    if imp is not None:  # the config's values where the command line left the default
-        compute_time = imp.pick("compute_time", compute_time)
-        max_steps = imp.pick("max_steps", max_steps)
-        prefetch = imp.pick("prefetch", prefetch)
-        cache = imp.pick("cache", cache)
-        block_size = imp.pick("block_size", block_size)
-        checkpoint_size = imp.pick("checkpoint_size", checkpoint_size)
-        checkpoint_every = imp.pick("checkpoint_every", checkpoint_every)
-        if checkpoint_every is None and checkpoint_size is not None:
-            ckpt_epochs = imp.checkpoint_every_epochs  # in steps once the data set is open
-            checkpoint_every = 1 if ckpt_epochs else None
-        imp.announce()
-    for name, v in (("accelerators", accelerators), ("epochs", epochs),
-                    ("read-threads", read_threads), ("prefetch", prefetch), ("runs", runs),
-                    ("probe-steps", probe_steps), ("checkpoint-every", checkpoint_every)):
-        _positive(name, v)
-    if max_steps < 0:
-        raise UsageError(f"--max-steps: {max_steps} must be >= 0 (0 = whole epochs)")
-    if (checkpoint_every is None) != (checkpoint_size is None):
-        given = "--checkpoint-every" if checkpoint_every is not None else "--checkpoint-size"
-        raise UsageError(f"{given} needs the other: give both --checkpoint-every STEPS and "
-                         "--checkpoint-size SIZE")
-    if find_max and runs is not None:
-        raise UsageError("--find-max and --runs: find the count first, then rerun with "
-                         "--accelerators N --runs R")
-    if find_max and checkpoint_every is not None:
-        raise UsageError("--find-max and --checkpoint-every: find the count first, then "
-                         "rerun with --accelerators N and the checkpoint options")
-    if cache == "direct" and block_size % 4096:
-        raise UsageError(f"--block-size {block_size}: --cache direct (O_DIRECT) needs a "
-                         "multiple of 4096 bytes, e.g. 4MiB")
-    spec = imp.spec if imp is not None and imp.spec is not None else load_workload(workload)
-    compute_s, source = _compute(spec, accelerator, compute_time)
-    if imp is not None and "compute_time" in imp.options and not dlio.given("compute_time"):
+def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.Outcome:
+    """Run the replay; the Outcome says how it ended (the exit code a command gives)."""
+    ctx = ctx or default_ctx()
+    spec.validate()
+    workload = spec.training
+    assert workload is not None  # validate() refuses a Spec without one
+    imp = spec.dlio
+    compute_s, source = _compute(workload, spec.accelerator, spec.compute_time)
+    if spec.dlio_compute:
         source = "DLIO train.computation_time"
-    if find_max and compute_s <= 0:
+    if spec.find_max and compute_s <= 0:
         raise UsageError("--find-max needs compute time per step > 0 (AU is compute / wall); "
                          "drop --compute-time 0")
-    if engine == "fio":
+    if spec.engine == "fio":
         from iobench.engines import fio
 
         fio.fio_binary()  # not installed: one line with the install hint, before any run
-    w = dist.world()
+    w = ctx.world
+    target = options.target
+    with target_mod.locked():
+        def prepare() -> target_mod.Target:
+            if not target.exists():
+                raise UsageError(f"--target {target}: does not exist; generate the data set "
+                                 f"first: iobench datagen {workload.name} --target {target}")
+            return target_mod.prepare(target, force=options.force, wait=options.wait > 0)
 
-    def prepare() -> target_mod.Target:
-        if not target.exists():
-            raise UsageError(f"--target {target}: does not exist; generate the data set "
-                             f"first: iobench datagen {spec.name} --target {target}")
-        return target_mod.prepare(target, force=force)
+        tgt = dist.root_first(prepare, w)
+        from iobench.kinds.train import dataset as ds_mod
 
-    tgt = dist.root_first(prepare, w)
-    from iobench.train import dataset as ds_mod
+        def open_dataset() -> tuple[Any, Dataset]:
+            if spec.data_folder is not None:
+                assert imp is not None
+                assert imp.dlio_format is not None
+                dg, ds = ds_mod.open_dlio_folder(spec.data_folder, workload, imp.dlio_format)
+            else:
+                dg, ds = ds_mod.open_for_training(tgt.root, workload)
+            if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
+                dg = dataclasses.replace(dg, _index={})
+            return dg, ds
 
-    def open_dataset() -> tuple[Any, Dataset]:
-        if data_folder is not None:
-            assert imp is not None
-            assert imp.dlio_format is not None
-            dg, ds = ds_mod.open_dlio_folder(data_folder, spec, imp.dlio_format)
-        else:
-            dg, ds = ds_mod.open_for_training(tgt.root, spec)
-        if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
-            dg = dataclasses.replace(dg, _index={})
-        return dg, ds
+        # rank 0 checks the manifest and indexes every shard once; the other ranks receive
+        # the sample table instead of reading every shard's index again (and every rank
+        # derives the same per-epoch shuffle from the seed)
+        dg, ds = dist.root_first_value(open_dataset, w)
+        if spec.decode:
+            ds.decode = ds_mod.decoder(dg)
+            ds.stream_decode = ds_mod.stream_decoder(dg)
+        n_acc = spec.accelerators or 1
+        _check_steps(ds, workload, n_acc if not spec.find_max else 1)
+        checkpoint_every = spec.checkpoint_every
+        checkpoint_size = spec.checkpoint_size
+        if spec.dlio_checkpoint_epochs:  # a DLIO checkpoint every N epochs: in steps
+            from iobench.kinds.train.plan import steps_per_epoch
 
-    # rank 0 checks the manifest and indexes every shard once; the other ranks receive the
-    # sample table instead of reading every shard's index again (and every rank derives
-    # the same per-epoch shuffle from the seed)
-    dg, ds = dist.root_first_value(open_dataset, w)
-    if decode:
-        ds.decode = ds_mod.decoder(dg)
-        ds.stream_decode = ds_mod.stream_decoder(dg)
-    n_acc = accelerators or 1
-    _check_steps(ds, spec, n_acc if not find_max else 1)
-    if ckpt_epochs:  # a DLIO config's checkpoint every N epochs: N x this run's epoch steps
-        from iobench.train.plan import steps_per_epoch
+            per_epoch = steps_per_epoch(ds.table.count, n_acc, workload.batch_size)
+            checkpoint_every = spec.dlio_checkpoint_epochs * (
+                min(per_epoch, spec.max_steps) if spec.max_steps else per_epoch)
+        if spec.dlio_checkpoint_sizing and checkpoint_size is not None:
+            # DLIO 2.0.0 sizing: under type all_ranks every accelerator (DLIO rank) writes
+            checkpoint_size = imp.checkpoint_sizing.total_bytes(n_acc)
+        if checkpoint_size is not None:
+            tgt.check_space(2 * checkpoint_size, f"checkpoints of "
+                            f"{format_bytes(checkpoint_size)} during training (two kept)")
+        o = TrainOptions(
+            accelerator=spec.accelerator.lower(), accelerators=n_acc, compute_s=compute_s,
+            compute_source=source, epochs=spec.epochs or workload.epochs, engine=spec.engine,
+            cache=spec.cache, read_threads=spec.read_threads or workload.read_threads,
+            prefetch=spec.prefetch, decode=spec.decode, runs=spec.runs,
+            seed=workload.seed if spec.seed is None else spec.seed,
+            block_size=spec.block_size, max_steps=spec.max_steps, find_max=spec.find_max,
+            probe_steps=spec.probe_steps, checkpoint_every=checkpoint_every or 0,
+            checkpoint_size=checkpoint_size or 0, checkpoint_mode=spec.checkpoint_mode,
+            read_rate_limit=float(spec.read_rate_limit or 0),
+            au_excludes_stalls=imp is not None)
+        spec_d = {**to_dict(workload), "options": dataclasses.asdict(o),
+                  "dataset": {"directory": str(dg.root), "files": len(ds.files),
+                              "samples": ds.table.count, "bytes": dg.total_bytes,
+                              "sample_bytes": ds.table.total_bytes}}
+        if imp is not None:
+            spec_d["dlio"] = imp.record()  # where the workload came from, key by key
+            if imp.checkpoint_sizing is not None and o.checkpoint_every:
+                spec_d["dlio"]["checkpoint_sizing"] = imp.checkpoint_sizing.record(n_acc)
+        rec = Recorder(kind="train", name=workload.name, spec=spec_d, engine=spec.engine)
+        if imp is not None:
+            warning = imp.warning()
+            if warning is not None:
+                rec.warnings.append(warning)
+        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
+                          force=options.force, wait=options.wait, save=options.save)
+        return runner.run(rec, lambda r: run_training(r, workload, o, ds, tgt, dg.total_bytes,
+                                                      ctx), opts, ctx)
 
-        per_epoch = steps_per_epoch(ds.table.count, n_acc, spec.batch_size)
-        checkpoint_every = ckpt_epochs * (min(per_epoch, max_steps) if max_steps else per_epoch)
-    if (imp is not None and imp.checkpoint_sizing is not None and checkpoint_size is not None
-            and not dlio.given("checkpoint_size")):
-        # DLIO 2.0.0 sizing: under type all_ranks every accelerator (DLIO rank) writes
-        checkpoint_size = imp.checkpoint_sizing.total_bytes(n_acc)
-    if checkpoint_size is not None:
-        tgt.check_space(2 * checkpoint_size, f"checkpoints of {format_bytes(checkpoint_size)} "
-                        "during training (two kept)")
-    o = TrainOptions(
-        accelerator=accelerator.lower(), accelerators=n_acc, compute_s=compute_s,
-        compute_source=source, epochs=epochs or spec.epochs, engine=engine, cache=cache,
-        read_threads=read_threads or spec.read_threads, prefetch=prefetch, decode=decode,
-        runs=runs, seed=spec.seed if seed is None else seed, block_size=block_size,
-        max_steps=max_steps, find_max=find_max, probe_steps=probe_steps,
-        checkpoint_every=checkpoint_every or 0, checkpoint_size=checkpoint_size or 0,
-        checkpoint_mode=checkpoint_mode, read_rate_limit=float(read_rate_limit or 0),
-        au_excludes_stalls=imp is not None)
-    spec_d = {**to_dict(spec), "options": dataclasses.asdict(o),
-              "dataset": {"directory": str(dg.root), "files": len(ds.files),
-                          "samples": ds.table.count, "bytes": dg.total_bytes,
-                          "sample_bytes": ds.table.total_bytes}}
-    if imp is not None:
-        spec_d["dlio"] = imp.record()  # where the workload came from, key by key
-        if imp.checkpoint_sizing is not None and o.checkpoint_every:
-            spec_d["dlio"]["checkpoint_sizing"] = imp.checkpoint_sizing.record(n_acc)
-    result = Recorder(kind="train", name=spec.name, spec=spec_d, engine=engine)
-    if imp is not None:
-        imp.announce(result.warnings)
 
-    execute(result, lambda r: run_training(r, spec, o, ds, tgt, dg.total_bytes, json_out),
-            results_dir=results_dir, json_out=json_out, target=tgt.root)
+def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
+    """Run the replay and return its (frozen) Result, whatever its status."""
+    return execute(spec, options, ctx).result

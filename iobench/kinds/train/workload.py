@@ -1,5 +1,9 @@
 """The training workload spec (workloads/training/*.yaml) and the accelerator table
-(workloads/accelerators.yaml): frozen dataclasses, loaded and checked before any I/O."""
+(workloads/accelerators.yaml): frozen dataclasses, loaded and checked before any I/O.
+
+A training workload is one YAML file: what datagen writes, what the replay reads, and the
+emulated compute time of one step on each accelerator type (compute_seconds_per_step).
+accelerators.yaml describes the accelerators only (name, host RAM per accelerator)."""
 
 from __future__ import annotations
 
@@ -48,6 +52,9 @@ class TrainingSpec:
     layout: Literal["iobench", "dlio"] = "iobench"
     description: str = ""
     source: str = ""  # where the numbers come from
+    # emulated compute of one step (one batch per accelerator), s, per accelerator type
+    # (a100, h100, b200: workloads/accelerators.yaml); the replay sleeps this long per step
+    compute_seconds_per_step: dict[str, float] = field(default_factory=dict)
 
     @property
     def mean_record_bytes(self) -> int:
@@ -125,6 +132,13 @@ def validate(spec: TrainingSpec, where: str) -> TrainingSpec:
                         "(0, 100]")
     if spec.seed < 0:
         raise SpecError(f"{where}.seed: {spec.seed} must be >= 0")
+    for accel, secs in spec.compute_seconds_per_step.items():
+        if not accel or accel != accel.lower():
+            raise SpecError(f"{where}.compute_seconds_per_step: accelerator {accel!r}: "
+                            "write its name in lower case (a100, h100, b200)")
+        if not 0 <= secs <= 86400:
+            raise SpecError(f"{where}.compute_seconds_per_step.{accel}: {secs} must be in "
+                            "[0, 86400] seconds")
     return spec
 
 
@@ -146,7 +160,6 @@ def load_workload(name_or_path: str) -> TrainingSpec:
 class Accelerator:
     description: str = ""
     host_ram_per_accelerator: int = size_field(0)  # MLPerf: ~0.5 GB per simulated one
-    compute_seconds_per_step: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,12 +186,19 @@ def accelerator(name: str, table: AcceleratorTable | None = None) -> Accelerator
     return t.accelerators[key]
 
 
-def compute_seconds(workload: str, accel: str, table: AcceleratorTable | None = None) -> float:
-    """Emulated compute time of one step of `workload` on one `accel` (accelerators.yaml)."""
-    a = accelerator(accel, table)
-    if workload not in a.compute_seconds_per_step:
-        have = ", ".join(sorted(a.compute_seconds_per_step)) or "none"
-        raise SpecError(f"accelerators.yaml: no compute time for workload {workload!r} on "
-                        f"{accel}; it has {have}. Add {accel}.compute_seconds_per_step."
-                        f"{workload} to workloads/accelerators.yaml")
-    return a.compute_seconds_per_step[workload]
+def compute_seconds(workload: TrainingSpec | str, accel: str) -> float:
+    """Emulated compute time of one step of `workload` on one `accel`, from the workload's
+    own YAML (compute_seconds_per_step). A workload imported from a DLIO config without
+    train.computation_time takes the figures of the shipped preset of the same name."""
+    spec = load_workload(workload) if isinstance(workload, str) else workload
+    accelerator(accel)  # unknown name: one line with a did-you-mean
+    key = accel.lower()
+    table = spec.compute_seconds_per_step
+    if not table and spec.layout == "dlio" and spec.name in presets.names("training"):
+        table = load_workload(spec.name).compute_seconds_per_step
+    if key not in table:
+        have = ", ".join(sorted(table)) or "none"
+        raise SpecError(f"{spec.name}: no compute time on {key} (it has {have}); add "
+                        f"compute_seconds_per_step: {{{key}: SECONDS}} to the workload's "
+                        "YAML")
+    return table[key]

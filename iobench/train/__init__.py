@@ -1,1 +1,0 @@
-"""Training replay: emulated accelerators fed by reader threads, AU, find-max, checkpoints."""
