@@ -303,13 +303,13 @@ def main() -> None:
 # added to `cli` here, in one table.
 KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
+    "iobench.kinds.datagen.cli",
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
     "iobench.workloads.fiojob",
-    "iobench.workloads.datagen",
     "iobench.workloads.train",
     "iobench.workloads.checkpoint",
     "iobench.workloads.infer",

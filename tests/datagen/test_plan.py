@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from iobench import presets
-from iobench.datagen import plan as plan_mod
 from iobench.datagen.spec import (
     compute_seconds,
     load_accelerators,
     load_workload,
 )
-from iobench.datagen.writer import ShardJob, record_sizes
 from iobench.errors import SpecError
+from iobench.kinds.datagen import plan as plan_mod
+from iobench.kinds.datagen.writer import ShardJob, record_sizes
 
 PRESETS = ["cosmoflow", "llm-pretrain", "resnet50", "tiny", "unet3d"]
 

@@ -24,9 +24,9 @@ from click.testing import CliRunner
 
 from iobench import dlio
 from iobench.cli import cli
-from iobench.datagen.plan import make_plan
 from iobench.datagen.spec import compute_seconds, load_workload
 from iobench.errors import SpecError
+from iobench.kinds.datagen.plan import make_plan
 
 DATA = Path(__file__).parent.parent / "data" / "dlio"
 DLIO = json.loads((DATA / "dlio_2.0.0_workloads.json").read_text())

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import (
+from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen.writer import (
     FileRecord,
     ShardJob,
     content_for,
@@ -29,7 +30,6 @@ from iobench.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.errors import RunFailed
 
 DATA_EXT = ".tfrecord"
 _MASK_DELTA = 0xA282EAD8

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
 from iobench.datagen.spec import TOKEN_BYTES, TrainingSpec
-from iobench.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
 from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
 
 MAGIC = b"MMIDIDX\x00\x00"
 DATA_EXT = ".bin"

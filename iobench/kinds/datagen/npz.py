@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import (
+from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen.writer import (
     FileRecord,
     ShardJob,
     content_for,
@@ -31,7 +32,6 @@ from iobench.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.errors import RunFailed
 
 DATA_EXT = ".npz"
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header, 30 bytes

@@ -10,11 +10,11 @@ from types import ModuleType
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.errors import SpecError
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen import hdf5, indexed, npz, raw, tfrecord
+from iobench.kinds.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 
 FORMAT_MODULES: dict[str, ModuleType] = {
     "raw": raw, "npz": npz, "hdf5": hdf5, "tfrecord": tfrecord, "indexed": indexed,

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from iobench.datagen.plan import module, shard_outputs
 from iobench.datagen.spec import TrainingSpec
-from iobench.datagen.writer import load_manifest
 from iobench.errors import UsageError
+from iobench.kinds.datagen.plan import module, shard_outputs
+from iobench.kinds.datagen.writer import load_manifest
 from iobench.spec import from_mapping
 
 DATAGEN_DIR = "datagen"
