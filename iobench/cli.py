@@ -306,12 +306,12 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.fio.cli",
     "iobench.kinds.checkpoint.cli",
     "iobench.kinds.train.cli",
+    "iobench.kinds.datagen.cli",
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
-    "iobench.workloads.datagen",
     "iobench.workloads.infer",
     "iobench.workloads.suite",
 )

@@ -32,9 +32,9 @@ import yaml
 from click.testing import CliRunner
 
 from iobench.cli import cli
-from iobench.datagen import tfrecord
-from iobench.datagen.indexed import read_idx
-from iobench.datagen.reader import open_dataset
+from iobench.kinds.datagen import tfrecord
+from iobench.kinds.datagen.indexed import read_idx
+from iobench.kinds.datagen.reader import open_dataset
 
 DLIO_FORMAT = {"npz": "npz", "hdf5": "hdf5", "tfrecord": "tfrecord",
                "indexed": "indexed_binary"}
@@ -265,6 +265,6 @@ def test_megatron_uint32_tokens_read_non_negative(tmp_path, spec_file):
     (3, False),
 ])
 def test_manifest_entries_allow_only_the_dlio_train_folder(name, ok):
-    from iobench.datagen import writer
+    from iobench.kinds.datagen import writer
 
     assert writer._entry_name_ok(name) is ok

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from iobench.datagen import open_dataset
-from iobench.datagen.writer import content_for, content_offsets, record_sizes
+from iobench.kinds.datagen import open_dataset
+from iobench.kinds.datagen.writer import content_for, content_offsets, record_sizes
 
 FORMATS = ["raw", "npz", "hdf5", "tfrecord", "indexed"]
 
@@ -156,8 +156,8 @@ def test_raw_index_sidecar(datasets: Path) -> None:
 
 
 def test_crc32c_known_vectors() -> None:
-    from iobench.datagen.tfrecord import masked_crc, unmask_crc
-    from iobench.datagen.writer import crc32c as ours
+    from iobench.kinds.datagen.tfrecord import masked_crc, unmask_crc
+    from iobench.kinds.datagen.writer import crc32c as ours
 
     assert ours(b"123456789") == 0xE3069283  # the standard CRC-32C check value
     assert ours(bytes(32)) == 0x8A9136AA  # RFC 3720 B.4 vectors

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from iobench import presets
-from iobench.datagen import plan as plan_mod
-from iobench.datagen.writer import ShardJob, record_sizes
 from iobench.errors import SpecError
+from iobench.kinds.datagen import plan as plan_mod
+from iobench.kinds.datagen.writer import ShardJob, record_sizes
 from iobench.kinds.train.workload import (
     compute_seconds,
     load_accelerators,

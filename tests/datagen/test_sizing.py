@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from iobench.datagen import plan as plan_mod
-from iobench.datagen.writer import record_sizes
+from iobench.kinds.datagen import plan as plan_mod
+from iobench.kinds.datagen.writer import record_sizes
 from iobench.kinds.train.workload import load_workload
 
 PRESETS = ["cosmoflow", "llm-pretrain", "resnet50", "tiny", "unet3d"]
@@ -80,7 +80,7 @@ def test_written_bytes_never_under_the_request(tmp_path: Path, run, name: str) -
     assert on_disk == res["metrics"]["dataset_data_bytes"]
     assert on_disk >= request
     assert not res["warnings"], res["warnings"]
-    assert res["metrics"]["dataset_size_requested"] == request
+    assert res["metrics"]["dataset_requested_bytes"] == request
     # not wildly over: dropping the last file's samples would fall under the request
     from iobench.kinds.train.workload import load_workload as lw
 

@@ -24,8 +24,8 @@ from click.testing import CliRunner
 
 from iobench import dlio
 from iobench.cli import cli
-from iobench.datagen.plan import make_plan
 from iobench.errors import SpecError
+from iobench.kinds.datagen.plan import make_plan
 from iobench.kinds.train.workload import compute_seconds, load_workload
 
 DATA = Path(__file__).parent.parent / "data" / "dlio"

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from iobench.cli import cli
-from iobench.datagen import npz
-from iobench.datagen.reader import open_dataset
 from iobench.errors import RunFailed, UsageError
+from iobench.kinds.datagen import npz
+from iobench.kinds.datagen.reader import open_dataset
 from iobench.kinds.train import dataset as ds_mod
 from iobench.kinds.train.decode import NpyStream, NpzStreams, npz_members
 from iobench.kinds.train.emulate import ReplayConfig, run_epoch

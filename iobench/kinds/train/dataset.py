@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen import reader as dg_reader
-from iobench.datagen.plan import module
 from iobench.errors import UsageError
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen import reader as dg_reader
+from iobench.kinds.datagen.plan import module
 from iobench.kinds.train.emulate import Dataset, SampleStream
 from iobench.kinds.train.plan import SampleTable
 from iobench.kinds.train.workload import TrainingSpec

@@ -1,6 +1,6 @@
 """Streaming sample decoders for the training replay's `--decode`.
 
-A whole-sample decoder (iobench.datagen.reader.decode) needs the sample contiguous in
+A whole-sample decoder (iobench.kinds.datagen.reader.decode) needs the sample contiguous in
 memory, so each reader thread held a buffer as big as the largest sample (unet3d: up to
 ~350 MB, times 4 threads) and copied every sample twice more (`bytes(...)`, then np.load's
 own read). A stream decoder instead sees the sample piece by piece as the reader's
@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from iobench.datagen.writer import crc32
 from iobench.errors import RunFailed
+from iobench.kinds.datagen.writer import crc32
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # zip local file header, 30 bytes
 _NPY_MAGIC = b"\x93NUMPY"

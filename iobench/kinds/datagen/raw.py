@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from iobench.datagen.writer import (
+from iobench.errors import RunFailed
+from iobench.kinds.datagen.writer import (
     FileRecord,
     ShardJob,
     content_for,
     record_sizes,
     writing,
 )
-from iobench.errors import RunFailed
 from iobench.kinds.train.workload import TrainingSpec
 
 MAGIC = b"IOBRAW1\0"

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from iobench.datagen.plan import module, shard_outputs
-from iobench.datagen.writer import load_manifest
 from iobench.errors import UsageError
+from iobench.kinds.datagen.plan import module, shard_outputs
+from iobench.kinds.datagen.writer import load_manifest
 from iobench.kinds.train.workload import TrainingSpec
 from iobench.spec import from_mapping
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen.writer import (
+from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen.writer import (
     FileRecord,
     ShardJob,
     content_for,
@@ -28,7 +29,6 @@ from iobench.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.errors import RunFailed
 from iobench.kinds.train.workload import TrainingSpec
 
 DATA_EXT = ".tfrecord"

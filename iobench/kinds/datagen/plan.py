@@ -10,10 +10,10 @@ from types import ModuleType
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen import hdf5, indexed, npz, raw, tfrecord
-from iobench.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.errors import SpecError
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen import hdf5, indexed, npz, raw, tfrecord
+from iobench.kinds.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
 from iobench.kinds.train.workload import TrainingSpec
 
 FORMAT_MODULES: dict[str, ModuleType] = {

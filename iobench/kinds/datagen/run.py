@@ -1,5 +1,10 @@
-"""`iobench datagen`: write a training workload's synthetic data set with parallel worker
-processes, resumably (atomic manifest), and verify it against its checksums."""
+"""Write a training workload's synthetic data set with parallel worker processes,
+resumably (atomic manifest), and verify it against its checksums.
+
+`run(spec, options, ctx)` is the whole `iobench datagen` command without the command
+line: the Python API and suites call it; `what_if(spec, options)` is --what-if (the plan,
+no data written). Imports neither click nor rich: progress goes to `ctx.progress`.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,23 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import click
-from rich.console import RenderableType
-from rich.table import Table
-
-from iobench import dist, dlio, interrupt, safepath
+from iobench import dist, interrupt, runner, safepath
 from iobench import target as target_mod
-from iobench.cli import MAX_COUNT, MAX_THREADS, SEED, SIZE, cli, common_run_options
-from iobench.content import CONTENTS, Content
-from iobench.datagen import plan as plan_mod
-from iobench.datagen import writer
-from iobench.datagen.reader import DATAGEN_DIR, list_datasets
+from iobench.content import Content
 from iobench.errors import RunFailed, SpecError, TargetError, UsageError
+from iobench.kinds.base import Ctx, RunOptions, default_ctx
+from iobench.kinds.datagen import plan as plan_mod
+from iobench.kinds.datagen import writer
+from iobench.kinds.datagen.reader import DATAGEN_DIR, list_datasets
+from iobench.kinds.datagen.spec import Spec
 from iobench.kinds.train.workload import TrainingSpec, accelerator, load_workload, validate
-from iobench.report import terminal
-from iobench.report.progress import ByteProgress
 from iobench.results import Recorder, Result, make_phase, utc_now
-from iobench.runner import execute
 from iobench.spec import to_dict
 from iobench.units import format_bytes
 
@@ -107,19 +107,20 @@ def probe_write_speed(directory: Path, nbytes: int = PROBE_BYTES) -> float:
     return nbytes / (time.perf_counter() - t0)
 
 
-def show_plan(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, directory: Path,
-            accelerators: int, accel: str, host_ram: int, json_out: bool) -> None:
+def plan_info(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, directory: Path,
+              accelerators: int, accel: str, host_ram: int) -> dict[str, Any]:
+    """--what-if: the plan, and the time it takes at the measured write speed."""
     speed = last_write_speed(tgt.root)
     if speed is None:
         speed = (probe_write_speed(directory),
                  f"a {format_bytes(PROBE_BYTES)} write + fsync probe just now")
     bps, source = speed
     free = tgt.free_bytes()
-    info: dict[str, Any] = {
+    return {
         "workload": spec.name, "format": spec.format, "directory": str(directory),
         "files": p.files, "samples": p.samples,
         "record_bytes_mean": spec.mean_record_bytes,
-        "record_bytes_stdev": spec.record_size_stdev,
+        "record_bytes_stdev": spec.record_size_stdev, "batch_size": spec.batch_size,
         "payload_bytes": p.payload_bytes, "bytes": p.est_bytes, "bytes_exact": p.exact,
         "steps_per_epoch": p.steps_per_epoch(accelerators), "accelerators": accelerators,
         "accelerator": accel, "host_ram_bytes": host_ram,
@@ -128,30 +129,6 @@ def show_plan(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, dire
         "seconds_estimate": p.est_bytes / bps if bps else None,
         "free_bytes": free, "fits": p.est_bytes <= free, "sizing": list(p.reasons),
     }
-    if json_out:
-        click.echo(json.dumps(info, indent=1))
-        return
-    t = Table(title=f"datagen plan: {spec.name} (nothing written)", title_justify="left")
-    t.add_column("item")
-    t.add_column("value", justify="right")
-    t.add_row("format", spec.format)
-    t.add_row("files", str(p.files))
-    t.add_row("samples", str(p.samples))
-    sd = f" ± {format_bytes(spec.record_size_stdev)}" if spec.record_size_stdev else ""
-    t.add_row("sample size", f"{format_bytes(spec.mean_record_bytes)}{sd}")
-    t.add_row("data set", f"{format_bytes(p.est_bytes)} ({p.est_bytes / 1e9:.3f} GB)"
-              + ("" if p.exact else ", estimated from the mean"))
-    t.add_row("data set / host RAM", f"{p.est_bytes / host_ram:.2f} x" if host_ram else "-")
-    t.add_row(f"steps per epoch ({accelerators} x {accel}, batch {spec.batch_size})",
-              str(p.steps_per_epoch(accelerators)))
-    t.add_row("write speed", f"{bps / 1e9:.3f} GB/s")
-    est_s = p.est_bytes / bps if bps else 0.0
-    hours = f" ({est_s / 3600:.1f} h)" if est_s >= 3600 else ""
-    t.add_row("time estimate", f"{est_s:.1f} s{hours}" if bps else "-")
-    verdict = "enough" if p.est_bytes <= free else "SHORT"
-    t.add_row("free space", f"{format_bytes(free)} ({verdict})")
-    t.caption = f"write speed from {source}; " + "; ".join(p.reasons)
-    terminal.console().print(t)
 
 
 # --- generation ------------------------------------------------------------------------
@@ -265,10 +242,10 @@ def prepare_manifest(spec: TrainingSpec, content: str, directory: Path,
 
 
 def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path,
-             tgt: target_mod.Target, jobs: int, force: bool, json_out: bool) -> None:
+             tgt: target_mod.Target, jobs: int, force: bool, ctx: Ctx) -> None:
     """Write the shards still to do. Under MPI, rank 0 owns the manifest and the plan; each
     rank writes its share of the shards (iobench.dist.split) with its own worker pool."""
-    w = dist.world()
+    w = ctx.world
 
     def plan_on_root() -> tuple[dict[str, Any], list[int], list[str]]:
         m, todo, notes = prepare_manifest(spec, content, directory, force)
@@ -289,14 +266,13 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
     skipped = spec.files - len(all_todo)
     wall0 = time.time_ns()
     failure: str | None = None
-    ctx = mp.get_context("fork")
-    counter = ctx.Value("q", 0)
+    mpc = mp.get_context("fork")
+    counter = mpc.Value("q", 0)
     t0 = time.perf_counter()
     written = 0
     worker_rss = 0
     last_save = time.monotonic()
-    bar = ByteProgress(f"datagen {spec.name}", need, enabled=False if json_out else None)
-    pool = (ctx.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter, os.getpid()))
+    pool = (mpc.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter, os.getpid()))
             if todo else None)
     # fsyncs run here, in threads, so workers keep generating while the device flushes;
     # a file is marked complete only once its fsync (and its directory's) returned
@@ -325,7 +301,7 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
         pending[:] = keep
 
     try:
-        with bar:
+        with ctx.progress(f"datagen {spec.name}", need) as bar:
             if pool is not None:
                 it = pool.imap_unordered(
                     plan_mod.generate_shard,
@@ -420,7 +396,7 @@ def check_size(result: Recorder, dataset_size: int | None, auto_ram: int | None)
     if not result.metrics.get("complete"):
         return
     if dataset_size is not None:
-        result.metrics["dataset_size_requested"] = dataset_size
+        result.metrics["dataset_requested_bytes"] = dataset_size
         if got < dataset_size:
             result.warnings.append(
                 f"--dataset-size: the data files hold {format_bytes(got)}, under the "
@@ -449,7 +425,8 @@ def _check_file(args: tuple[Path, int, int]) -> tuple[str, str | None, int]:
     return path.name, None, got_size
 
 
-def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int) -> None:
+def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int,
+               ctx: Ctx) -> None:
     m = writer.load_manifest(directory)
     if m is None:
         raise UsageError(f"{directory}: no data set manifest to verify; run iobench datagen "
@@ -464,11 +441,11 @@ def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int) -> 
             checks.append((directory / name, int(e["size"]), int(e["crc32c"])))
     t0 = time.perf_counter()
     nbytes = 0
-    ctx = mp.get_context("fork")
+    mpc = mp.get_context("fork")
     # Forked workers would inherit the runner's SIGTERM handler (which raises in the
     # parent to keep a partial result): reset it, or Pool.terminate can hang on a worker
     # that turned SIGTERM into an exception half-way through a queue operation.
-    pool = ctx.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker, (os.getpid(),))
+    pool = mpc.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker, (os.getpid(),))
     try:
         for name, problem, n in pool.imap_unordered(_check_file, checks, chunksize=1):
             nbytes += n
@@ -490,125 +467,19 @@ def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int) -> 
             entries[name]["complete"] = False  # so the next datagen run rewrites them
         writer.save_manifest(directory, m)
         for name, problem in sorted(bad):
-            click.echo(f"bad: {directory / name}: {problem}", err=True)
+            _say(ctx, f"bad: {directory / name}: {problem}")
         shown = ", ".join(f"{n} ({p})" for n, p in sorted(bad)[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise RunFailed(f"verify: {len(bad)} of {len(entries)} files bad: {shown}{more}; "
                         f"re-run `iobench datagen {spec_name}` on this target to rewrite them")
 
 
-# --- report ----------------------------------------------------------------------------
-def _tables(result: Result) -> list[RenderableType]:
-    t = Table(title="Data set", title_justify="left")
-    t.add_column("item")
-    t.add_column("value", justify="right")
-    s = result.spec
-    t.add_row("workload", f"{result.name} ({s.get('format')}, content {s.get('content')})")
-    if "directory" in result.metrics:
-        t.add_row("directory", str(result.metrics["directory"]))
-    for k in ("files", "files_skipped", "files_total", "files_checked", "files_bad"):
-        if k in result.metrics:
-            t.add_row(k.replace("_", " "), str(result.metrics[k]))
-    for k in ("bytes", "dataset_bytes"):
-        if k in result.metrics:
-            v = int(result.metrics[k])
-            t.add_row(k.replace("_", " "), f"{format_bytes(v)} ({v / 1e9:.3f} GB)")
-    if "gb_per_s" in result.metrics:
-        t.add_row("write GB/s", f"{result.metrics['gb_per_s']:.3f}")
-    return [t]
-
-
-terminal.register("datagen", _tables)
-
-
-# --- command ---------------------------------------------------------------------------
-@cli.command()
-@click.argument("workload", required=False)
-@common_run_options
-@click.option("--files", type=click.IntRange(max=MAX_COUNT), default=None,
-              help="Number of shard files (overrides the spec).")
-@click.option("--dataset-size", type=SIZE, default=None,
-              help="Total sample bytes wanted, e.g. 50GiB (files = size / file size).")
-@click.option("--auto-size", is_flag=True,
-              help="MLPerf sizing: >= 5 x host RAM and >= 500 steps per epoch.")
-@click.option("--accelerators", type=click.IntRange(max=2**20), default=1, show_default=True,
-              help="Simulated accelerators, for --auto-size's steps-per-epoch rule.")
-@click.option("--accelerator", default="h100", show_default=True,
-              help="Accelerator type from workloads/accelerators.yaml (a100, h100, b200).")
-@click.option("--host-ram", type=SIZE, default=None,
-              help="RAM of all clients together for --auto-size (default: this host's).")
-@click.option("--jobs", type=click.IntRange(max=MAX_THREADS), default=None,
-              help="Worker processes (default: CPU cores).")
-@click.option("--content", type=click.Choice(CONTENTS), default="random", show_default=True,
-              help="random: incompressible; bf16: compresses like weights; zeros.")
-@click.option("--seed", type=SEED, default=None, help="Override the spec's seed.")
-@click.option("--verify", is_flag=True,
-              help="Check every file's size and CRC32C against the manifest; write nothing.")
-@click.option("--what-if", is_flag=True,
-              help="Print the plan (files, bytes, time at the measured write speed) only.")
-@click.option("--dlio-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Generate the data set of a DLIO / MLPerf Storage YAML (WORKLOAD, if "
-                   "given, names it); train it with iobench train --dlio-config.")
-@click.option("--layout", type=click.Choice(["iobench", "dlio"]), default=None,
-              help="On-disk layout: iobench's, or DLIO's (train/img_I_of_N files DLIO's "
-                   "readers open; point DLIO's dataset.data_folder at "
-                   "TARGET/datagen/WORKLOAD) [default: dlio under --dlio-config, else "
-                   "iobench].")
-def datagen(workload: str | None, target: Path, json_out: bool, results_dir: Path, force: bool,
-            files: int | None, dataset_size: int | None, auto_size: bool, accelerators: int,
-            accelerator: str, host_ram: int | None, jobs: int | None, content: str,
-            seed: int | None, verify: bool, what_if: bool, dlio_config: Path | None,
-            layout: str | None) -> None:
-    """Write the synthetic data set of a training WORKLOAD (preset name or YAML path) under
-    TARGET/datagen/WORKLOAD/, resumably; --verify checks it against its manifest."""
-    workload = dlio.workload_or_config(workload, dlio_config, "WORKLOAD")
-    imp = dlio.load(dlio_config, "datagen", workload or None) if dlio_config else None
-    if imp is not None:
-        imp.announce()
-    spec = imp.spec if imp is not None and imp.spec is not None else load_workload(workload)
-    if seed is not None:
-        spec = validate(dataclasses.replace(spec, seed=seed), "--seed")
-    if layout is not None:
-        spec = validate(dataclasses.replace(spec, layout=layout), "--layout")  # type: ignore[arg-type]
-    if jobs is not None and jobs <= 0:
-        raise UsageError(f"--jobs: {jobs} must be >= 1")
-    if accelerators <= 0:
-        raise UsageError(f"--accelerators: {accelerators} must be >= 1")
-    _accel(accelerator)
-    ram = host_ram or host_ram_bytes()
-    spec, reasons = sized_spec(spec, files, dataset_size, auto_size, ram, accelerators)
-    n_jobs = jobs or os.cpu_count() or 1
-    if auto_size and not (json_out or what_if):
-        click.echo(f"--auto-size: {spec.files} files; " + "; ".join(reasons), err=True)
-    tgt = dist.root_first(lambda: target_mod.prepare(target, force))
-    have = list_datasets(tgt.root)
-    others = [w for w in have if w != spec.name]
-    # a second workload's data beside the first is refused once, when it is added
-    if others and spec.name not in have and not (force or verify):
-        raise TargetError(
-            f"--target {tgt.root}: already holds the {', '.join(others)} data set(s); pass "
-            f"--force to add {spec.name} beside them, or use another --target")
-    directory = tgt.subdir(f"{DATAGEN_DIR}/{spec.name}")
-    if what_if:
-        show_plan(spec, plan_mod.make_plan(spec, reasons), tgt, directory, accelerators,
-                   accelerator, ram, json_out)
-        return
-    spec_d = {**to_dict(spec), "content": content, "jobs": n_jobs, "verify": verify}
-    if imp is not None:
-        spec_d["dlio"] = imp.record()  # where the workload came from, key by key
-    result = Recorder("datagen", spec.name, spec_d)
-    if imp is not None:
-        imp.announce(result.warnings)
-
-    def body(r: Recorder) -> None:
-        if verify:  # reading every file once is enough: rank 0 does it under MPI
-            if dist.world().is_root:
-                run_verify(r, spec.name, directory, n_jobs)
-        else:
-            generate(r, spec, content, directory, tgt, n_jobs, force, json_out)
-            check_size(r, dataset_size, ram if auto_size else None)
-
-    execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
+# --- the run -----------------------------------------------------------------------------
+def _say(ctx: Ctx, text: str) -> None:
+    """A line on stderr for the person at the command line (rank 0); a library call,
+    which has no ctx.on_result, stays quiet: what matters is in the Result."""
+    if ctx.on_result is not None and ctx.world.is_root:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _accel(name: str) -> Any:
@@ -618,3 +489,105 @@ def _accel(name: str) -> Any:
         raise
     except OSError as e:
         raise SpecError(f"accelerators.yaml: cannot read it ({e})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A Spec made concrete: the training workload sized, the worker count, the RAM."""
+
+    training: TrainingSpec
+    reasons: tuple[str, ...]
+    jobs: int
+    host_ram: int
+    dlio: Any = None  # iobench.dlio.Import when the workload came from --dlio-config
+
+
+def resolve(spec: Spec) -> Resolved:
+    """Load the workload (a preset, a YAML file or a DLIO config) and size its data set."""
+    spec.validate()
+    imp = None
+    if spec.dlio_config is not None:
+        from iobench import dlio  # only then: it reads Click's parameter sources
+
+        imp = dlio.load(spec.dlio_config, "datagen", spec.workload or None)
+    ts = imp.spec if imp is not None and imp.spec is not None else load_workload(
+        spec.workload or "")
+    if spec.seed is not None:
+        ts = validate(dataclasses.replace(ts, seed=spec.seed), "--seed")
+    if spec.layout is not None:
+        ts = validate(dataclasses.replace(ts, layout=spec.layout), "--layout")  # type: ignore[arg-type]
+    _accel(spec.accelerator)
+    ram = spec.host_ram or host_ram_bytes()
+    ts, reasons = sized_spec(ts, spec.files, spec.dataset_size, spec.auto_size, ram,
+                             spec.accelerators)
+    return Resolved(ts, reasons, spec.jobs or os.cpu_count() or 1, ram, imp)
+
+
+def _directory(r: Resolved, options: RunOptions, ctx: Ctx,
+               verify: bool) -> tuple[target_mod.Target, Path]:
+    tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
+                                                     wait=options.wait > 0), ctx.world)
+    name = r.training.name
+    have = list_datasets(tgt.root)
+    others = [x for x in have if x != name]
+    # a second workload's data beside the first is refused once, when it is added
+    if others and name not in have and not (options.force or verify):
+        raise TargetError(
+            f"--target {tgt.root}: already holds the {', '.join(others)} data set(s); pass "
+            f"--force to add {name} beside them, or use another --target")
+    return tgt, tgt.subdir(f"{DATAGEN_DIR}/{name}")
+
+
+def what_if(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> dict[str, Any]:
+    """--what-if: files, bytes and the time at the measured write speed; writes no data
+    (the target is prepared and a short write probe runs when no past run's speed is
+    recorded there)."""
+    ctx = ctx or default_ctx()
+    r = resolve(spec)
+    if r.dlio is not None:
+        w = r.dlio.warning()
+        if w is not None:
+            _say(ctx, f"warning: {w}")
+    with target_mod.locked():
+        tgt, directory = _directory(r, options, ctx, spec.verify)
+        return plan_info(r.training, plan_mod.make_plan(r.training, r.reasons), tgt,
+                         directory, spec.accelerators, spec.accelerator, r.host_ram)
+
+
+def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.Outcome:
+    """Write (or --verify) the data set; the Outcome says how it ended."""
+    ctx = ctx or default_ctx()
+    r = resolve(spec)
+    ts = r.training
+    if r.dlio is not None:
+        w = r.dlio.warning()
+        if w is not None:
+            _say(ctx, f"warning: {w}")
+    if spec.auto_size and not ctx.json_out:
+        _say(ctx, f"--auto-size: {ts.files} files; " + "; ".join(r.reasons))
+    with target_mod.locked():
+        tgt, directory = _directory(r, options, ctx, spec.verify)
+        spec_d = {**to_dict(ts), "content": spec.content, "jobs": r.jobs,
+                  "verify": spec.verify}
+        if r.dlio is not None:
+            spec_d["dlio"] = r.dlio.record()  # where the workload came from, key by key
+        rec = Recorder("datagen", ts.name, spec_d)
+        if r.dlio is not None:
+            r.dlio.announce(rec.warnings)
+
+        def body(res: Recorder) -> None:
+            if spec.verify:  # reading every file once is enough: rank 0 does it under MPI
+                if ctx.world.is_root:
+                    run_verify(res, ts.name, directory, r.jobs, ctx)
+            else:
+                generate(res, ts, spec.content, directory, tgt, r.jobs, options.force, ctx)
+                check_size(res, spec.dataset_size, r.host_ram if spec.auto_size else None)
+
+        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
+                          force=options.force, wait=options.wait, save=options.save)
+        return runner.run(rec, body, opts, ctx)
+
+
+def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
+    """Write (or verify) the data set and return its (frozen) Result, whatever its status."""
+    return execute(spec, options, ctx).result

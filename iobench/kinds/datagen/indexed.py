@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
 from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
 from iobench.kinds.train.workload import TOKEN_BYTES, TrainingSpec
 
 MAGIC = b"MMIDIDX\x00\x00"

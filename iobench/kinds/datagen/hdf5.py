@@ -16,16 +16,16 @@ from typing import Any
 import numpy as np
 
 from iobench import safepath
-from iobench.datagen import dlio as dlio_layout
-from iobench.datagen import writer
-from iobench.datagen.writer import (
+from iobench.errors import RunFailed
+from iobench.kinds.datagen import dlio as dlio_layout
+from iobench.kinds.datagen import writer
+from iobench.kinds.datagen.writer import (
     FileRecord,
     ShardJob,
     content_for,
     file_crc32c,
     record_sizes,
 )
-from iobench.errors import RunFailed
 from iobench.kinds.train.workload import TrainingSpec
 
 DATA_EXT = ".h5"
