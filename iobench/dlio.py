@@ -21,9 +21,9 @@ import click
 from click.core import ParameterSource
 
 from iobench.errors import SpecError, UsageError, did_you_mean
-from iobench.kinds.train.workload import TrainingSpec, validate
 from iobench.spec import load_yaml
 from iobench.units import parse_size
+from iobench.workload import TrainingSpec, validate
 
 COMMANDS = ("datagen", "train", "checkpoint")
 

@@ -160,8 +160,8 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 def yaml_page() -> str:
     from iobench.infer.model import ModelSpec as InferenceModel
     from iobench.kinds.checkpoint.model import Preset as CheckpointModel
-    from iobench.kinds.train.workload import AcceleratorTable, TrainingSpec
     from iobench.suite.steps import StepSpec
+    from iobench.workload import AcceleratorTable, TrainingSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),
              ("Accelerator table (workloads/accelerators.yaml)", AcceleratorTable),

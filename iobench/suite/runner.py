@@ -68,6 +68,9 @@ def _run_kind(kind_cli: Any, step: Step, argv: list[str]) -> int:
     rest = argv[len(step.path):]
     ctx = step.command.make_context(step.command_name, rest)
     params = dict(ctx.params)
+    if params.pop("what_if", False):  # a plan, not a run: the command prints it
+        step.command.invoke(ctx)
+        return 0
     options = cli_mod.run_options(params["target"], params["results_dir"], params["force"])
     spec = kind_cli.spec_from_params({k: v for k, v in params.items() if k not in COMMON})
     run_mod = importlib.import_module(kind_cli.__name__.rsplit(".", 1)[0] + ".run")

@@ -16,7 +16,7 @@ from iobench import presets
 from iobench.errors import SpecError
 from iobench.kinds.datagen import plan as plan_mod
 from iobench.kinds.datagen.writer import ShardJob, record_sizes
-from iobench.kinds.train.workload import (
+from iobench.workload import (
     compute_seconds,
     load_accelerators,
     load_workload,
@@ -60,7 +60,7 @@ def test_accelerators_table() -> None:
 def test_accelerators_yaml_describes_accelerators_only() -> None:
     import yaml
 
-    from iobench.kinds.train.workload import accelerators_path
+    from iobench.workload import accelerators_path
 
     raw = yaml.safe_load(accelerators_path().read_text())
     for a in raw["accelerators"].values():

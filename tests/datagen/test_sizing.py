@@ -12,7 +12,7 @@ import pytest
 
 from iobench.kinds.datagen import plan as plan_mod
 from iobench.kinds.datagen.writer import record_sizes
-from iobench.kinds.train.workload import load_workload
+from iobench.workload import load_workload
 
 PRESETS = ["cosmoflow", "llm-pretrain", "resnet50", "tiny", "unet3d"]
 MiB = 1 << 20
@@ -82,7 +82,7 @@ def test_written_bytes_never_under_the_request(tmp_path: Path, run, name: str) -
     assert not res["warnings"], res["warnings"]
     assert res["metrics"]["dataset_requested_bytes"] == request
     # not wildly over: dropping the last file's samples would fall under the request
-    from iobench.kinds.train.workload import load_workload as lw
+    from iobench.workload import load_workload as lw
 
     spec = dataclasses.replace(lw(str(spec_file)), files=len(data))
     payload, _ = plan_mod.payload_bytes(spec, len(data))

@@ -395,7 +395,7 @@ def test_epoch_checkpoint_placement_follows_dlio():
     def period(after: int, between: int, epochs: int) -> tuple[int, list[str]]:
         k = dlio._Keys({"checkpoint": {"checkpoint_after_epoch": after,
                                        "epochs_between_checkpoints": between}}, "x.yaml")
-        from iobench.kinds.train.workload import TrainingSpec
+        from iobench.workload import TrainingSpec
 
         spec = TrainingSpec(name="x", format="npz", record_size=1, epochs=epochs)
         opts: dict = {}

@@ -26,7 +26,7 @@ from iobench import dlio
 from iobench.cli import cli
 from iobench.errors import SpecError
 from iobench.kinds.datagen.plan import make_plan
-from iobench.kinds.train.workload import compute_seconds, load_workload
+from iobench.workload import compute_seconds, load_workload
 
 DATA = Path(__file__).parent.parent / "data" / "dlio"
 DLIO = json.loads((DATA / "dlio_2.0.0_workloads.json").read_text())

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from iobench import results
+from iobench import results, workload
 from iobench.kinds import train
 from iobench.kinds.base import RunOptions
-from iobench.kinds.train import workload
 
 PY = sys.executable
 

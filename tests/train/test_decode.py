@@ -103,7 +103,7 @@ def test_corrupt_payload_and_header_are_caught(tmp_path: Path) -> None:
 
 def test_replay_streams_every_sample_through_one_block(tmp_path: Path) -> None:
     spec, target = _datagen(tmp_path)
-    from iobench.kinds.train.workload import load_workload
+    from iobench.workload import load_workload
 
     dg, ds = ds_mod.open_for_training(target, load_workload(str(spec)))
     seen: list[tuple[int, int, tuple[int, ...]]] = []
@@ -159,7 +159,7 @@ def test_train_decode_names_a_corrupt_npz_shard(tmp_path: Path) -> None:
 
 def test_stream_errors_are_usage_errors_naming_the_shard(tmp_path: Path) -> None:
     spec, target = _datagen(tmp_path)
-    from iobench.kinds.train.workload import load_workload
+    from iobench.workload import load_workload
 
     dg, _ = ds_mod.open_for_training(target, load_workload(str(spec)))
     start = ds_mod.stream_decoder(dg)

@@ -33,7 +33,7 @@ import numpy as np
 
 from iobench import safepath
 from iobench.errors import UsageError
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 LAYOUTS = ("iobench", "dlio")
 TRAIN_DIR = "train"

@@ -26,7 +26,7 @@ from iobench.kinds.datagen.writer import (
     file_crc32c,
     record_sizes,
 )
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 DATA_EXT = ".h5"
 SIGNATURE = b"\x89HDF\r\n\x1a\n"

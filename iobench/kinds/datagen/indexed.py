@@ -29,7 +29,7 @@ import numpy as np
 from iobench.errors import RunFailed
 from iobench.kinds.datagen import dlio as dlio_layout
 from iobench.kinds.datagen.writer import FileRecord, ShardJob, content_for, record_sizes, writing
-from iobench.kinds.train.workload import TOKEN_BYTES, TrainingSpec
+from iobench.workload import TOKEN_BYTES, TrainingSpec
 
 MAGIC = b"MMIDIDX\x00\x00"
 DATA_EXT = ".bin"

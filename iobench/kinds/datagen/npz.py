@@ -31,7 +31,7 @@ from iobench.kinds.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 DATA_EXT = ".npz"
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header, 30 bytes

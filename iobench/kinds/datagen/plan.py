@@ -14,7 +14,7 @@ from iobench.errors import SpecError
 from iobench.kinds.datagen import dlio as dlio_layout
 from iobench.kinds.datagen import hdf5, indexed, npz, raw, tfrecord
 from iobench.kinds.datagen.writer import WORKER_BUFFER_BYTES, FileRecord, ShardJob, record_sizes
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 FORMAT_MODULES: dict[str, ModuleType] = {
     "raw": raw, "npz": npz, "hdf5": hdf5, "tfrecord": tfrecord, "indexed": indexed,

@@ -20,7 +20,7 @@ from iobench.kinds.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 MAGIC = b"IOBRAW1\0"
 DATA_EXT = ".raw"

@@ -18,8 +18,8 @@ import numpy as np
 from iobench.errors import UsageError
 from iobench.kinds.datagen.plan import module, shard_outputs
 from iobench.kinds.datagen.writer import load_manifest
-from iobench.kinds.train.workload import TrainingSpec
 from iobench.spec import from_mapping
+from iobench.workload import TrainingSpec
 
 DATAGEN_DIR = "datagen"
 

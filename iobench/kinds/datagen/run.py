@@ -29,10 +29,10 @@ from iobench.kinds.datagen import plan as plan_mod
 from iobench.kinds.datagen import writer
 from iobench.kinds.datagen.reader import DATAGEN_DIR, list_datasets
 from iobench.kinds.datagen.spec import Spec
-from iobench.kinds.train.workload import TrainingSpec, accelerator, load_workload, validate
 from iobench.results import Recorder, Result, make_phase, utc_now
 from iobench.spec import to_dict
 from iobench.units import format_bytes
+from iobench.workload import TrainingSpec, accelerator, load_workload, validate
 
 PROBE_BYTES = 64 << 20
 MIN_SPEED_BYTES = 256 << 20  # smallest past run whose speed --what-if will reuse

@@ -2,7 +2,7 @@
 content, and whether to write it or verify it.
 
 The training workload itself (record sizes, format, samples per file) is a
-TrainingSpec (iobench.kinds.train.workload); this Spec names it and says how to size and write
+TrainingSpec (iobench.workload); this Spec names it and says how to size and write
 its data set.
 """
 

@@ -29,7 +29,7 @@ from iobench.kinds.datagen.writer import (
     record_sizes,
     writing,
 )
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 DATA_EXT = ".tfrecord"
 _MASK_DELTA = 0xA282EAD8

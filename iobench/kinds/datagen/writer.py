@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
 
 from iobench.content import BLOCK, Content
 from iobench.errors import TargetError
-from iobench.kinds.train.workload import TrainingSpec
 from iobench.results import utc_now
+from iobench.workload import TrainingSpec
 
 CHUNK_BYTES = 8 << 20  # generation/write chunk: big enough for storage speed, small in RAM
 WORKER_BUFFER_BYTES = 2 * CHUNK_BYTES  # one worker's buffer: two chunks, double-buffered

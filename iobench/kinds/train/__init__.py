@@ -9,7 +9,7 @@ A workload is one YAML file (workloads/training/<name>.yaml, or any path): the d
 shape and the compute time per step on each accelerator type.
 """
 
-from iobench.kinds.train.workload import TrainingSpec, load_workload  # noqa: I001 - first
+from iobench.workload import TrainingSpec, load_workload  # noqa: I001 - first
 
 from iobench.kinds.base import RunOptions
 from iobench.kinds.train.metrics import METRICS

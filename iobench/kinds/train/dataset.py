@@ -17,7 +17,7 @@ from iobench.kinds.datagen import reader as dg_reader
 from iobench.kinds.datagen.plan import module
 from iobench.kinds.train.emulate import Dataset, SampleStream
 from iobench.kinds.train.plan import SampleTable
-from iobench.kinds.train.workload import TrainingSpec
+from iobench.workload import TrainingSpec
 
 INDEX_THREADS = 8  # indexing reads a header per shard: latency-bound, so overlap it
 

@@ -25,10 +25,10 @@ from iobench.kinds.train import figures as m
 from iobench.kinds.train import findmax, replay
 from iobench.kinds.train.emulate import Dataset, ReplayConfig
 from iobench.kinds.train.spec import Spec
-from iobench.kinds.train.workload import TrainingSpec, accelerator, compute_seconds
 from iobench.results import Recorder, Result
 from iobench.spec import to_dict
 from iobench.units import format_bytes
+from iobench.workload import TrainingSpec, accelerator, compute_seconds
 
 FIND_MAX_LIMIT = 256  # accelerators emulated in one process at most (threads: A x (T + 1))
 RAM_MULTIPLE = 5  # MLPerf Storage: data set >= 5 x client RAM

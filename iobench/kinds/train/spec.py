@@ -2,7 +2,7 @@
 emulated accelerators, and how it is run (accelerators, cache policy, runs, checkpoints).
 
 The workload itself (record sizes, batch, compute per step on each accelerator) is the
-workload's YAML (iobench.kinds.train.workload); a DLIO / MLPerf Storage config is
+workload's YAML (iobench.workload); a DLIO / MLPerf Storage config is
 resolved into the same Spec by `resolve_dlio` before the run.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from iobench import spec as spec_mod
 from iobench.errors import UsageError
-from iobench.kinds.train.workload import TrainingSpec, load_workload
 from iobench.limits import MAX_COUNT, MAX_SEED
+from iobench.workload import TrainingSpec, load_workload
 
 CACHE_POLICIES = ("drop", "drop-global", "direct", "allow")
 ENGINES = ("native", "fio")
