@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from iobench import cache
+from iobench import cache, model
 from iobench.engines import fio, native
-from iobench.infer import files, load, model
-from iobench.infer import randread as rr
+from iobench.kinds.infer_load import files, load, preset
+from iobench.kinds.infer_randread import randread as rr
 
 
 def _line(label: str, value: float, want: str, ok: bool) -> str:
@@ -46,26 +46,29 @@ def bench_randread(root: Path, runtime: float) -> list[str]:
             uring.append(rr.fio_cell(paths, 4096, qd, runtime, True, "io_uring", size, root))
 
         def med(cells: list[dict]) -> dict:
-            return sorted(cells, key=lambda c: c["iops"])[len(cells) // 2]
+            return sorted(cells, key=lambda c: c["ops_per_s"])[len(cells) // 2]
 
         n, f, u = med(nat), med(lib), med(uring)
-        ratio = n["iops"] / f["iops"]
-        out.append(f"randread 4KiB QD{qd} (medians of {rounds}): native {n['iops']:.0f} IOPS "
+        ratio = n["ops_per_s"] / f["ops_per_s"]
+        out.append(f"randread 4KiB QD{qd} (medians of {rounds}): native {n['ops_per_s']:.0f} IOPS "
                    f"({n['metrics']['queue']}, p99 {n['latency_ns']['p99'] / 1e3:.0f} us), "
-                   f"fio libaio {f['iops']:.0f} (p99 {f['latency_ns']['p99'] / 1e3:.0f} us), "
-                   f"fio io_uring {u['iops']:.0f}")
+                   f"fio libaio {f['ops_per_s']:.0f} (p99 {f['latency_ns']['p99'] / 1e3:.0f} us), "
+                   f"fio io_uring {u['ops_per_s']:.0f}")
         out.append(_line(f"  native / fio libaio IOPS at QD{qd}", ratio, f">= {want}",
                          ratio >= want))
-        out.append(_line(f"  native / fio io_uring IOPS at QD{qd}", n["iops"] / u["iops"],
+        out.append(_line(f"  native / fio io_uring IOPS at QD{qd}", n["ops_per_s"] / u["ops_per_s"],
                          "info", True))
     return out
 
 
 def bench_load(root: Path) -> list[str]:
     # a ~310 MB bf16 Llama-shaped model in 4 shards: big enough to time, small to write
-    m = dataclasses.replace(model.load("tiny"), name="bench", vocab_size=16000,
-                            hidden_size=2048, intermediate_size=5632, num_layers=2,
-                            num_heads=16, num_kv_heads=4, shard_size=100_000_000)
+    tiny = preset.load("tiny")
+    arch = dataclasses.replace(model.load("tiny"), name="bench", vocab_size=16000,
+                               hidden_size=2048, intermediate_size=5632,
+                               num_hidden_layers=2, num_attention_heads=16,
+                               num_key_value_heads=4, head_dim=128)
+    m = dataclasses.replace(tiny, name="bench", arch=arch, shard_size=100_000_000)
     plan = files.plan(m, "bf16", "safetensors")
     paths = files.write(plan, root / "models")
     opts = load.LoadOptions(threads=8, chunk=16 << 20)
@@ -128,16 +131,19 @@ t1 = time.monotonic_ns()
 print(sum(Path(p).stat().st_size for p in paths) / ((t1 - t0) / 1e9))
 """
 
-MODEL_YAML = """name: libbench
-description: a ~200 MB Llama-shaped model for the library-baseline benchmark
+ARCH_YAML = """name: libbench
+description: a ~300 MB Llama-shaped model for the library-baseline benchmark
 vocab_size: 16000
 hidden_size: 2048
 intermediate_size: 5632
-num_layers: 2
-num_heads: 16
-num_kv_heads: 4
-context_length: 2048
-tie_embeddings: false
+num_hidden_layers: 2
+num_attention_heads: 16
+num_key_value_heads: 4
+max_position_embeddings: 2048
+tie_word_embeddings: false
+"""
+MODEL_YAML = """name: libbench
+model: {arch}
 shard_size: 100MB
 """
 
@@ -153,8 +159,10 @@ def bench_library_baseline(root: Path, rounds: int) -> list[str]:
 
     import numpy as np
 
+    arch = root / "libbench-arch.yaml"
+    arch.write_text(ARCH_YAML)
     yml = root / "libbench.yaml"
-    yml.write_text(MODEL_YAML)
+    yml.write_text(MODEL_YAML.format(arch=arch))
     tgt = root / "lib"
     cmd = [sys.executable, "-m", "iobench", "infer", "load", str(yml), "--target", str(tgt),
            "-m", "safetensors", "-p", "bf16", "--warm", "--json",
@@ -180,7 +188,8 @@ def bench_library_baseline(root: Path, rounds: int) -> list[str]:
                              capture_output=True, text=True).stdout
         return float(out.strip())
 
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for i in range(rounds):
         fns = [(a, cli), (b, plain)] if i % 2 == 0 else [(b, plain), (a, cli)]
         for lst, fn in fns:

@@ -305,6 +305,15 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
 )
 
+# Command groups of kinds: the group's module (a Click group named `group`) -> the kinds'
+# cli modules whose `command` it holds (`iobench infer randread`).
+KIND_GROUPS: dict[str, tuple[str, ...]] = {
+    "iobench.kinds.infer_group": (
+        "iobench.kinds.infer_randread.cli",
+        "iobench.kinds.infer_load.cli",
+    ),
+}
+
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
@@ -324,6 +333,11 @@ def _register() -> None:
         importlib.import_module(name)
     for name in KIND_COMMANDS:
         cli.add_command(importlib.import_module(name).command)
+    for group_name, members in KIND_GROUPS.items():
+        group = importlib.import_module(group_name).group
+        for name in members:
+            group.add_command(importlib.import_module(name).command)
+        cli.add_command(group)
 
 
 _register()

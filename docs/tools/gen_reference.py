@@ -87,13 +87,14 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 def yaml_page() -> str:
     from iobench.checkpoint.model import ModelSpec as CheckpointModel
     from iobench.datagen.spec import AcceleratorTable, TrainingSpec
-    from iobench.infer.model import ModelSpec as InferenceModel
+    from iobench.kinds.infer_load.preset import Preset as InferenceModel
     from iobench.suite.steps import StepSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),
              ("Accelerator table (workloads/accelerators.yaml)", AcceleratorTable),
              ("Checkpoint model (workloads/checkpoint/*.yaml)", CheckpointModel),
-             ("Inference model (workloads/inference/*.yaml)", InferenceModel),
+             ("Inference preset (workloads/inference/*.yaml; `model:` names workloads/models/)",
+              InferenceModel),
              ("Suite step (workloads/suites/*.yaml, under steps:)", StepSpec)]
     lines = ["# Workload YAML reference", "",
              "Generated from the dataclasses the YAML loader checks files against: an "

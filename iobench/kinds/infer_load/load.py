@@ -23,8 +23,8 @@ import numpy as np
 
 from iobench.engines.native import ALIGN, aligned_buffer, open_file, run_threads
 from iobench.errors import ToolMissing, UsageError, did_you_mean
-from iobench.infer import gguf_fmt, safetensors_fmt
-from iobench.infer.safetensors_fmt import Entry
+from iobench.kinds.infer_load import gguf_fmt, safetensors_fmt
+from iobench.kinds.infer_load.safetensors_fmt import Entry
 from iobench.stats import Histogram, LatencyRecorder
 
 METHODS = ("read", "pread", "direct", "mmap", "safetensors", "gguf")
