@@ -422,9 +422,7 @@ def _root_then_others(fn: Callable[[], T], w: World, share: bool) -> T:
     Bad input on rank 0 is raised there and reported once; the other ranks exit with the
     same code silently. Without `share` the other ranks then run fn themselves.
     """
-    import click
-
-    from iobench.errors import IobenchError
+    from iobench.errors import IobenchError, SilentExit
 
     if w.is_root:
         try:
@@ -436,7 +434,7 @@ def _root_then_others(fn: Callable[[], T], w: World, share: bool) -> T:
         return value
     msg: tuple[str, Any] = w.bcast(("ok", None))
     if msg[0] == "error":
-        raise click.exceptions.Exit(int(msg[1]))
+        raise SilentExit(int(msg[1]))
     return msg[1] if share else fn()
 
 
