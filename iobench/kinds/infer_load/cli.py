@@ -11,7 +11,7 @@ import click
 from iobench import cli as cli_mod
 from iobench.cli import SIZE, common_run_options
 from iobench.kinds.infer_load.run import execute, plans
-from iobench.kinds.infer_load.spec import build
+from iobench.kinds.infer_load.spec import Spec, build
 
 
 @click.command("load")
@@ -38,17 +38,23 @@ from iobench.kinds.infer_load.spec import build
               help="Read into bounded per-thread buffers (measures storage, not RAM).")
 @click.option("--what-if", is_flag=True,
               help="Print the files, tensor counts and bytes per precision; write nothing.")
-def command(model_name: str, target: Path, json_out: bool, results_dir: Path, force: bool,
-            precision: str | None, fmt: str, method: str | None, what_if: bool,
+def command(target: Path, json_out: bool, results_dir: Path, force: bool, what_if: bool,
             **params: Any) -> None:
     """Load MODEL's weights (a preset in workloads/inference/ or a YAML path)."""
-    spec = build(model=model_name, format=fmt, precisions=precision, methods=method,
-                 **params)
+    spec = spec_from_params(params)
     if what_if:
         _what_if(spec, target, json_out)
         return
     ctx = cli_mod.run_context(json_out)
     cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx))
+
+
+def spec_from_params(params: dict[str, Any]) -> Spec:
+    """Click's parsed params (the common run options removed) -> a validated Spec."""
+    p = dict(params)
+    p.pop("what_if", None)
+    return build(model=p.pop("model_name"), format=p.pop("fmt"),
+                 precisions=p.pop("precision"), methods=p.pop("method"), **p)
 
 
 def _what_if(spec: Any, target: Path, json_out: bool) -> None:

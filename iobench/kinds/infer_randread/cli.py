@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ from iobench.cli import (
     engine_option,
 )
 from iobench.kinds.infer_randread.run import execute
-from iobench.kinds.infer_randread.spec import build
+from iobench.kinds.infer_randread.spec import Spec, build
 
 
 @click.command("randread")
@@ -37,12 +38,16 @@ from iobench.kinds.infer_randread.spec import build
               help="Time per cell.")
 @click.option("--ioengine", type=click.Choice(["io_uring", "libaio"]), default="libaio",
               show_default=True, help="fio's engine (--engine fio).")
-def command(target: Path, json_out: bool, results_dir: Path, force: bool, engine: str,
-            cache: str, file_size: int, nfiles: int, block_size: list[int],
-            queue_depth: list[int], runtime: float, ioengine: str) -> None:
+def command(target: Path, json_out: bool, results_dir: Path, force: bool,
+            **params: Any) -> None:
     """Random reads: one cell per block size x queue depth (IOPS, GB/s, latency)."""
-    spec = build(file_size=file_size, files=nfiles, block_sizes=block_size,
-                 queue_depths=queue_depth, runtime=runtime, cache=cache, engine=engine,
-                 ioengine=ioengine)
+    spec = spec_from_params(params)
     ctx = cli_mod.run_context(json_out)
     cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx))
+
+
+def spec_from_params(params: dict[str, Any]) -> Spec:
+    """Click's parsed params (the common run options removed) -> a validated Spec."""
+    p = dict(params)
+    return build(files=p.pop("nfiles"), block_sizes=p.pop("block_size"),
+                 queue_depths=p.pop("queue_depth"), **p)
