@@ -122,6 +122,7 @@ def measure(spec: Spec, m: preset.InferenceModel, plans: list[files_mod.ModelPla
                                     "buffer_bytes": st.peak_buffer_bytes,
                                     "size_ratio": p.total_bytes / base,
                                     "resident_start_pct": resident["resident_pct"],
+                                    "cpu_s": st.cpu_s,
                                     "latency_unit": ("per read" if meth in
                                                      ("read", "pread", "direct")
                                                      else "per tensor"),
