@@ -307,7 +307,16 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.checkpoint.cli",
     "iobench.kinds.train.cli",
     "iobench.kinds.datagen.cli",
+    "iobench.kinds.infer_randread.cli",
+    "iobench.kinds.infer_load.cli",
 )
+
+# Kinds whose command sits in a command group (`iobench infer randread`): the kind's cli
+# module -> the group's module (a Click group named `group`, added to `cli`).
+KIND_GROUP_OF: dict[str, str] = {
+    "iobench.kinds.infer_randread.cli": "iobench.kinds.infer_group",
+    "iobench.kinds.infer_load.cli": "iobench.kinds.infer_group",
+}
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -323,7 +332,13 @@ def _register() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name)
     for name in KIND_COMMANDS:
-        cli.add_command(importlib.import_module(name).command)
+        command = importlib.import_module(name).command
+        if name in KIND_GROUP_OF:
+            importlib.import_module(KIND_GROUP_OF[name]).group.add_command(command)
+        else:
+            cli.add_command(command)
+    for group_name in dict.fromkeys(KIND_GROUP_OF.values()):
+        cli.add_command(importlib.import_module(group_name).group)
 
 
 _register()

@@ -223,6 +223,12 @@ class LatencyRecorder:
         if len(self._buf) >= self._batch:
             self.flush()
 
+    def add_many(self, ns: list[int]) -> None:
+        """Record a batch of latencies (a completion batch of the AIO lane)."""
+        self._buf.extend(ns)
+        if len(self._buf) >= self._batch:
+            self.flush()
+
     def flush(self) -> Histogram:
         if self._buf:
             self.hist.record_many(np.fromiter(self._buf, dtype=np.int64, count=len(self._buf)))

@@ -158,15 +158,16 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 
 
 def yaml_page() -> str:
-    from iobench.infer.model import ModelSpec as InferenceModel
     from iobench.kinds.checkpoint.model import Preset as CheckpointModel
+    from iobench.kinds.infer_load.preset import Preset as InferenceModel
     from iobench.suite.steps import StepSpec
     from iobench.workload import AcceleratorTable, TrainingSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),
              ("Accelerator table (workloads/accelerators.yaml)", AcceleratorTable),
              ("Checkpoint model (workloads/checkpoint/*.yaml)", CheckpointModel),
-             ("Inference model (workloads/inference/*.yaml)", InferenceModel),
+             ("Inference preset (workloads/inference/*.yaml; `model:` names workloads/models/)",
+              InferenceModel),
              ("Suite step (workloads/suites/*.yaml, under steps:)", StepSpec)]
     lines = ["# Workload YAML reference", "",
              "Generated from the dataclasses the YAML loader checks files against: an "

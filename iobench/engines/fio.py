@@ -207,6 +207,22 @@ def jobfile_per_file(entries: Sequence[tuple[str, Path, int]], *, rw: str, direc
     return "\n".join(lines) + "\n"
 
 
+def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int,
+                         runtime_s: float, direct: bool, ioengine: str, file_size: int,
+                         name: str) -> str:
+    """One fio job, `iodepth` random reads in flight over all `files` for `runtime_s` (as
+    iobench.engines.randfiles: a random block of a random file each, no random map)."""
+    return "\n".join([
+        f"; iobench {__version__}: {name}, fio engine",
+        "[global]", "rw=randread", f"bs={block_size}", f"ioengine={ioengine}",
+        f"iodepth={iodepth}", f"direct={int(direct)}", "randrepeat=0", "norandommap=1",
+        "invalidate=0", "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
+        "file_service_type=random", f"nrfiles={len(files)}", f"filesize={file_size}",
+        "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}",
+        "", "[randread]", "filename=" + ":".join(_escape(p) for p in files), "",
+    ])
+
+
 # --- output ------------------------------------------------------------------------------
 def documents(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Split fio's output file into its JSON documents and the other (warning) lines.

@@ -1,12 +1,22 @@
-"""Model architectures (workloads/inference/*.yaml) and the tensors a real checkpoint holds."""
+"""The model shape `infer kvcache` reads (ModelSpec: layers, KV heads, head width).
+
+Kept only for iobench.infer.kvcache until it reads iobench.model itself: an inference
+preset (workloads/inference/*.yaml, `model: llama3-8b`) is resolved through
+iobench.kinds.infer_load.preset; a YAML path with the architecture written inline (the
+old schema) still loads here. The tensor list and parameter count are iobench.model's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iobench import presets, safepath, spec
 from iobench.errors import SpecError
+
+if TYPE_CHECKING:
+    from iobench.kinds.infer_load.preset import InferenceModel
 
 KIND = "inference"
 
@@ -62,66 +72,27 @@ class ModelSpec:
                             "must be a multiple of 256 (quantization blocks)")
 
 
-@dataclass(frozen=True)
-class BaseTensor:
-    """One tensor of the unquantized model, in Hugging Face naming and shape ([out, in])."""
-
-    name: str
-    shape: tuple[int, ...]
-    role: str  # embed | lm_head | linear | norm
-    layer: int = -1
-    gguf_name: str = ""
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-
 def load(name_or_path: str) -> ModelSpec:
     path: Path = presets.find(KIND, name_or_path)
-    m = spec.load(ModelSpec, path)
+    data = spec.load_yaml(path)
+    if isinstance(data, dict) and "model" in data:
+        from iobench.kinds.infer_load import preset
+
+        m = from_inference(preset.load(str(path)))
+    else:
+        m = spec.from_mapping(ModelSpec, data, path.stem)
     m.check(path.stem)
     return m
 
 
+def from_inference(im: InferenceModel) -> ModelSpec:
+    a = im.arch
+    return ModelSpec(im.name, a.vocab_size, a.hidden_size, a.intermediate_size,
+                     a.num_hidden_layers, a.num_attention_heads, a.num_key_value_heads,
+                     im.description, im.context_length, a.tie_word_embeddings,
+                     a.rms_norm_eps, a.rope_theta, im.shard_size, dict(im.reference_gb),
+                     a.head_dim)
+
+
 def names() -> list[str]:
     return presets.names(KIND)
-
-
-def tensors(m: ModelSpec) -> list[BaseTensor]:
-    """The state dict in the order transformers' LlamaForCausalLM produces it."""
-    h, i, hd = m.hidden_size, m.intermediate_size, m.head_dim
-    q_out, kv_out = m.num_heads * hd, m.num_kv_heads * hd
-    out = [BaseTensor("model.embed_tokens.weight", (m.vocab_size, h), "embed",
-                      gguf_name="token_embd.weight")]
-    for n in range(m.num_layers):
-        p = f"model.layers.{n}."
-        g = f"blk.{n}."
-        out += [
-            BaseTensor(p + "self_attn.q_proj.weight", (q_out, h), "linear", n,
-                       g + "attn_q.weight"),
-            BaseTensor(p + "self_attn.k_proj.weight", (kv_out, h), "linear", n,
-                       g + "attn_k.weight"),
-            BaseTensor(p + "self_attn.v_proj.weight", (kv_out, h), "linear", n,
-                       g + "attn_v.weight"),
-            BaseTensor(p + "self_attn.o_proj.weight", (h, q_out), "linear", n,
-                       g + "attn_output.weight"),
-            BaseTensor(p + "mlp.gate_proj.weight", (i, h), "linear", n, g + "ffn_gate.weight"),
-            BaseTensor(p + "mlp.up_proj.weight", (i, h), "linear", n, g + "ffn_up.weight"),
-            BaseTensor(p + "mlp.down_proj.weight", (h, i), "linear", n, g + "ffn_down.weight"),
-            BaseTensor(p + "input_layernorm.weight", (h,), "norm", n, g + "attn_norm.weight"),
-            BaseTensor(p + "post_attention_layernorm.weight", (h,), "norm", n,
-                       g + "ffn_norm.weight"),
-        ]
-    out.append(BaseTensor("model.norm.weight", (h,), "norm", gguf_name="output_norm.weight"))
-    if not m.tie_embeddings:
-        out.append(BaseTensor("lm_head.weight", (m.vocab_size, h), "lm_head",
-                              gguf_name="output.weight"))
-    return out
-
-
-def parameters(m: ModelSpec) -> int:
-    return sum(t.numel for t in tensors(m))

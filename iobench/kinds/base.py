@@ -89,9 +89,26 @@ class Metric:
 
 
 def _template(name: str) -> re.Pattern[str]:
+    """A template's key pattern; each {placeholder} is a named group."""
     parts = re.split(r"(\{[a-z]+\})", name)
-    return re.compile("^" + "".join(r"[A-Za-z0-9_.:=+-]+" if p.startswith("{") else
-                                    re.escape(p) for p in parts) + "$")
+    return re.compile("^" + "".join(rf"(?P<{p[1:-1]}>[A-Za-z0-9_.:=+-]+)" if p.startswith("{")
+                                    else re.escape(p) for p in parts) + "$")
+
+
+class Renames(dict[str, str]):
+    """v1 name -> v2 name. An exact name wins; a template (`was="{cell}.iops"` of
+    `{cell}.ops_per_s`) renames every key it matches, keeping what its placeholders
+    matched: randread.bs4096.qd4.iops -> randread.bs4096.qd4.ops_per_s."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        for old, new in self.items():
+            if "{" in old:
+                m = _template(old).match(key)
+                if m is not None:
+                    return new.format(**m.groupdict())
+        return default
 
 
 def metric(name: str, better: Better, description: str, *, unit: str | None = None,
@@ -168,9 +185,10 @@ class Metrics:
         return problems
 
     def renames(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(result, phase) v1 name -> v2 name."""
-        res = {old: m.name for m in self.declared if m.scope == "result" for old in m.was}
-        ph = {old: m.name for m in ENGINE_PHASE_METRICS.values() for old in m.was}
+        """(result, phase) v1 name -> v2 name (templates rename every key they match)."""
+        res = Renames({old: m.name for m in self.declared if m.scope == "result"
+                       for old in m.was})
+        ph = Renames({old: m.name for m in ENGINE_PHASE_METRICS.values() for old in m.was})
         ph.update({old: m.name for m in self.declared if m.scope == "phase" for old in m.was})
         return res, ph
 

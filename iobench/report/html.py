@@ -341,15 +341,15 @@ def cdf_chart(r: Result) -> str:
 
 def randread_heatmap(r: Result) -> str:
     cells = [p for p in r.phases
-             if "block_size" in (p.get("metrics") or {}) and "queue_depth" in p["metrics"]]
+             if "block_bytes" in (p.get("metrics") or {}) and "queue_depth" in p["metrics"]]
     if not cells:
         return ""
-    bss = sorted({p["metrics"]["block_size"] for p in cells})
+    bss = sorted({p["metrics"]["block_bytes"] for p in cells})
     qds = sorted({p["metrics"]["queue_depth"] for p in cells})
     values: dict[tuple[int, int], float] = {}
     labels: dict[tuple[int, int], str] = {}
     for p in cells:
-        k = (bss.index(p["metrics"]["block_size"]), qds.index(p["metrics"]["queue_depth"]))
+        k = (bss.index(p["metrics"]["block_bytes"]), qds.index(p["metrics"]["queue_depth"]))
         values[k] = float(p.get("ops_per_s") or 0.0)
         labels[k] = (f"{format_count(p.get('ops_per_s') or 0)} / "
                      f"{format_ns((p.get('latency_ns') or {}).get('p99'))}")

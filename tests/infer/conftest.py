@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from iobench.infer import files, model
-from iobench.infer.layouts import GGUF_PRECISIONS, PRECISIONS
+from iobench.kinds.infer_load import files, preset
+from iobench.kinds.infer_load.layouts import GGUF_PRECISIONS, PRECISIONS
 
 ALL = [("safetensors", p) for p in PRECISIONS] + [("gguf", p) for p in GGUF_PRECISIONS]
 
 
 @pytest.fixture(scope="session")
-def tiny() -> model.ModelSpec:
-    return model.load("tiny")
+def tiny() -> preset.InferenceModel:
+    return preset.load("tiny")
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory, tiny: model.ModelSpec) -> Path:
+def tiny_root(tmp_path_factory: pytest.TempPathFactory, tiny: preset.InferenceModel) -> Path:
     root = tmp_path_factory.mktemp("models")
     for fmt, pr in ALL:
         files.write(files.plan(tiny, pr, fmt), root)

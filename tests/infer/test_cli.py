@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from iobench.cli import cli
-from iobench.infer import files, model
+from iobench.kinds.infer_load import files, preset
 
 try:
     import ml_dtypes  # noqa: F401
@@ -37,8 +37,8 @@ def test_load_tiny_all_methods_json(runner, tmp_path: Path) -> None:
     assert "load int4 mmap x2 replicas cold" in names
     assert len([n for n in names if "replicas" not in n]) == 2 * 5 * 2
     m = doc["metrics"]
-    assert m["load.seconds"] > 0
-    assert m["load.gb_per_s"] > 0
+    assert m["load_s"] > 0
+    assert m["load_gb_per_s"] > 0
     assert m["load.int4.pread.cold.gb_per_s"] > 0
     assert m["load.bf16.direct.warm.first_tensor_s"] > 0
     ph = next(p for p in doc["phases"] if p["name"] == "load int4 read cold")
@@ -100,7 +100,7 @@ def test_corrupt_safetensors_header_names_the_file(runner, tmp_path: Path) -> No
     args = ["infer", "load", "tiny", "--target", str(tmp_path / "t"), "--results-dir",
             str(tmp_path / "r"), "-p", "int4", "-m", "pread", "--cold"]
     assert _run(runner, args).exit_code == 0
-    p = files.plan(model.load("tiny"), "int4", "safetensors")
+    p = files.plan(preset.load("tiny"), "int4", "safetensors")
     victim = files.paths(p, tmp_path / "t" / "infer" / "models" / "tiny")[0]
     with open(victim, "r+b") as f:  # same size, so the set is not regenerated
         f.seek(8)
@@ -128,9 +128,9 @@ def test_randread_native_sweep(runner, tmp_path: Path) -> None:
         "randread bs=16KiB qd=4"]
     for p in doc["phases"]:
         assert p["ops_per_s"] > 0
-        assert p["bytes"] == p["ops"] * p["metrics"]["block_size"]
+        assert p["bytes"] == p["ops"] * p["metrics"]["block_bytes"]
         assert all(p["latency_ns"][k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max"))
-    assert doc["metrics"]["randread.bs4096.qd4.iops"] > 0
+    assert doc["metrics"]["randread.bs4096.qd4.ops_per_s"] > 0
     assert doc["metrics"]["randread.bs16384.qd1.p99_us"] > 0
     worst = max(p["latency_ns"]["p99"] for p in doc["phases"]) / 1e3
     assert doc["metrics"]["p99_us"] == worst  # the grid's worst tail, for suite criteria

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iobench.infer import files, load
-from iobench.infer.layouts import GGUF_PRECISIONS, GROUP
+from iobench.kinds.infer_load import files, load
+from iobench.kinds.infer_load.layouts import GGUF_PRECISIONS, GROUP
 
 gguf = pytest.importorskip("gguf")
 KEYS = json.loads((Path(__file__).parent.parent / "data" / "formats" /
@@ -46,13 +46,13 @@ def test_gguf_has_every_key_llama_cpp_requires(tiny, tiny_root: Path, precision:
     eps = _field(r, "llama.attention.layer_norm_rms_epsilon")
     assert r.fields["llama.attention.layer_norm_rms_epsilon"].types == [
         gguf.GGUFValueType.FLOAT32]
-    assert eps == pytest.approx(tiny.rms_norm_eps)
-    assert _field(r, "llama.rope.dimension_count") == tiny.head_dim  # llama.cpp checks n_rot
+    assert eps == pytest.approx(tiny.arch.rms_norm_eps)
+    assert _field(r, "llama.rope.dimension_count") == tiny.arch.head_dim  # llama.cpp checks n_rot
     tokens = _field(r, "tokenizer.ggml.tokens")
     types = _field(r, "tokenizer.ggml.token_type")
     scores = _field(r, "tokenizer.ggml.scores")
     embd = next(t for t in r.tensors if t.name == "token_embd.weight")
-    assert len(tokens) == len(types) == len(scores) == tiny.vocab_size == embd.shape[1]
+    assert len(tokens) == len(types) == len(scores) == tiny.arch.vocab_size == embd.shape[1]
     assert len(set(tokens)) == len(tokens)
     for t in KEYS["spm_needs_tokens"]:
         assert types[tokens.index(t)] == KEYS["token_type_values"]["byte"]
@@ -75,9 +75,10 @@ def test_hf_directory_has_config_and_generation_config(tiny, tiny_root: Path) ->
         assert cfg["model_type"] == "llama"
         assert (cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"],
                 cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["vocab_size"]) \
-            == (tiny.hidden_size, tiny.intermediate_size, tiny.num_layers, tiny.num_heads,
-                tiny.num_kv_heads, tiny.vocab_size)
-        assert cfg["tie_word_embeddings"] is tiny.tie_embeddings
+            == (tiny.arch.hidden_size, tiny.arch.intermediate_size,
+                tiny.arch.num_hidden_layers, tiny.arch.num_attention_heads,
+                tiny.arch.num_key_value_heads, tiny.arch.vocab_size)
+        assert cfg["tie_word_embeddings"] is tiny.arch.tie_word_embeddings
         assert gen["bos_token_id"] == cfg["bos_token_id"]
         if precision == "int4":
             assert cfg["quantization_config"]["quant_method"] == "gptq"
@@ -123,7 +124,7 @@ def test_gptq_has_g_idx_and_positive_scales(tiny, tiny_root: Path) -> None:
     q = "model.layers.1.mlp.down_proj"  # in = intermediate_size
     g = t[q + ".g_idx"]
     assert g.dtype == np.int32
-    assert g.tolist() == (np.arange(tiny.intermediate_size) // GROUP).tolist()
+    assert g.tolist() == (np.arange(tiny.arch.intermediate_size) // GROUP).tolist()
     s = t[q + ".scales"]
     assert s.dtype == np.float16
     assert np.isfinite(s).all()

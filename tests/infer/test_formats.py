@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from iobench.errors import RunFailed
-from iobench.infer import files, gguf_fmt, safetensors_fmt
-from iobench.infer.layouts import GGUF_PRECISIONS, PRECISIONS
+from iobench.kinds.infer_load import files, gguf_fmt, safetensors_fmt
+from iobench.kinds.infer_load.layouts import GGUF_PRECISIONS, PRECISIONS
 
 safetensors = pytest.importorskip("safetensors")
 gguf = pytest.importorskip("gguf")
@@ -84,7 +84,8 @@ def test_write_is_streamed_with_bounded_memory(tiny, tmp_path: Path) -> None:
         tracemalloc.stop()
         return peak
 
-    big = dataclasses.replace(tiny, num_layers=12)  # ~20 MB of weights vs ~4 MB
+    # ~20 MB of weights vs ~4 MB
+    big = dataclasses.replace(tiny, arch=dataclasses.replace(tiny.arch, num_hidden_layers=12))
     assert files.plan(big, "bf16", "safetensors").total_bytes > 4 * files.plan(
         tiny, "bf16", "safetensors").total_bytes
     small_peak = peak_writing(tiny, tmp_path / "small")

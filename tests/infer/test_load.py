@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from iobench.errors import UsageError
-from iobench.infer import files, load
+from iobench.kinds.infer_load import files, load
 from tests.infer.conftest import ALL
 
 try:

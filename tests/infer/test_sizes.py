@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iobench.infer import files, model
-from iobench.infer.layouts import stored_tensors
+from iobench import model
+from iobench.kinds.infer_load import files, preset
+from iobench.kinds.infer_load.layouts import stored_tensors
 
 # REFERENCE.md section 6, Llama 3.x table (GB = 10^9 B). fp16 is bf16's size; int8 has
 # fp8's bytes per weight; GGUF int8 is Q8_0 and GGUF int4 is Q4_K_M.
@@ -19,24 +20,24 @@ REF_70B = {("safetensors", "bf16"): 141, ("safetensors", "fp8"): 72.7,
 
 @pytest.mark.parametrize(("fmt", "precision"), sorted(REF_8B))
 def test_llama3_8b_sizes_within_3_percent(fmt: str, precision: str) -> None:
-    p = files.plan(model.load("llama3-8b"), precision, fmt)
+    p = files.plan(preset.load("llama3-8b"), precision, fmt)
     ref = REF_8B[(fmt, precision)] * 1e9
     assert abs(p.total_bytes - ref) / ref <= 0.03, (p.total_bytes, ref)
 
 
 @pytest.mark.parametrize(("fmt", "precision"), sorted(REF_70B))
 def test_llama3_70b_sizes_within_3_percent(fmt: str, precision: str) -> None:
-    p = files.plan(model.load("llama3-70b"), precision, fmt)
+    p = files.plan(preset.load("llama3-70b"), precision, fmt)
     ref = REF_70B[(fmt, precision)] * 1e9
     assert abs(p.total_bytes - ref) / ref <= 0.03, (p.total_bytes, ref)
 
 
 def test_parameter_count_matches_llama3_8b() -> None:
-    assert model.parameters(model.load("llama3-8b")) == 8_030_261_248
+    assert model.parameters(preset.load("llama3-8b").arch) == 8_030_261_248
 
 
 def test_preset_reference_figures_match_reference_md() -> None:
-    m = model.load("llama3-8b")
+    m = preset.load("llama3-8b")
     assert m.reference_gb["bf16"] == 16.1
     assert m.reference_gb["int4"] == 5.7
     assert m.reference_gb["gguf-int4"] == 4.9
@@ -44,7 +45,7 @@ def test_preset_reference_figures_match_reference_md() -> None:
 
 
 def test_bf16_shards_like_hugging_face() -> None:
-    p = files.plan(model.load("llama3-8b"), "bf16", "safetensors")
+    p = files.plan(preset.load("llama3-8b"), "bf16", "safetensors")
     # meta-llama/Meta-Llama-3-8B ships 4 shards of 4.98, 5.00, 4.92 and 1.17 GB
     assert [f.name for f in p.files] == [f"model-0000{i}-of-00004.safetensors"
                                          for i in range(1, 5)]
@@ -56,7 +57,7 @@ def test_bf16_shards_like_hugging_face() -> None:
 
 
 def test_quantized_tensor_counts_and_layouts() -> None:
-    m = model.load("llama3-8b")
+    m = preset.load("llama3-8b")
     counts = {pr: files.plan(m, pr, "safetensors").tensor_count
               for pr in ("bf16", "fp8", "int4")}
     assert counts == {"bf16": 291, "fp8": 515, "int4": 963}
@@ -78,7 +79,7 @@ def test_quantized_tensor_counts_and_layouts() -> None:
 
 
 def test_gguf_q4_k_m_mix() -> None:
-    m = model.load("llama3-8b")
+    m = preset.load("llama3-8b")
     g = {t.name: t.dtype for t in stored_tensors(m, "int4", "gguf")}
     assert g["output.weight"] == "Q6_K"
     assert g["token_embd.weight"] == "Q4_K"

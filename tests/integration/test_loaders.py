@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from iobench.infer import files, model
-from iobench.infer.layouts import GGUF_PRECISIONS
+from iobench import model
+from iobench.kinds.infer_load import files, preset
+from iobench.kinds.infer_load.layouts import GGUF_PRECISIONS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tiny() -> model.ModelSpec:
-    return model.load("tiny")
+def tiny() -> preset.InferenceModel:
+    return preset.load("tiny")
 
 
 @pytest.mark.parametrize("precision", GGUF_PRECISIONS)
@@ -28,7 +29,7 @@ def test_llama_cpp_loads_and_evaluates_the_gguf(tmp_path: Path, tiny, precision:
     llama_cpp = pytest.importorskip("llama_cpp")
     (path,) = files.write(files.plan(tiny, precision, "gguf"), tmp_path)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, verbose=False)
-    assert llm.n_vocab() == tiny.vocab_size
+    assert llm.n_vocab() == tiny.arch.vocab_size
     tokens = llm.tokenize(b"hello\n")
     assert tokens[0] == 1  # <s>, add_bos_token
     llm.eval(tokens)  # the weights are garbage, but a forward pass runs
@@ -43,7 +44,7 @@ def test_transformers_reads_the_config_from_the_directory(tmp_path: Path, tiny,
     cfg = transformers.AutoConfig.from_pretrained(str(d))
     assert cfg.model_type == "llama"
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_key_value_heads) == (
-        tiny.hidden_size, tiny.num_layers, tiny.num_kv_heads)
+        tiny.arch.hidden_size, tiny.arch.num_hidden_layers, tiny.arch.num_key_value_heads)
     gen = transformers.GenerationConfig.from_pretrained(str(d))
     assert gen.eos_token_id == 2
 
@@ -56,7 +57,7 @@ def test_transformers_builds_the_model_from_the_directory(tmp_path: Path, tiny,
     d = files.write(files.plan(tiny, precision, "safetensors"), tmp_path)[0].parent
     m = transformers.AutoModelForCausalLM.from_pretrained(str(d))
     n = sum(p.numel() for p in m.parameters())
-    assert n == model.parameters(tiny)
+    assert n == model.parameters(tiny.arch)
     want = torch.bfloat16 if precision == "bf16" else torch.float16
     assert next(m.parameters()).dtype == want
     index = json.loads((d / files.INDEX).read_text())

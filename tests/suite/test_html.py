@@ -41,7 +41,7 @@ def sample_suite() -> Result:
                        metrics={"checkpoint_windows_s": [[0.9, 1.4]]})
     cells = [make_phase(f"randread bs={bs} qd={qd}", nbytes=bs * qd * 1000, seconds=1.0,
                         ops=qd * 1000, latency=hist([50_000 * qd] * 100),
-                        metrics={"block_size": bs, "queue_depth": qd})
+                        metrics={"block_bytes": bs, "queue_depth": qd})
              for bs in (4096, 65536) for qd in (1, 16)]
     loads = [make_phase(f"load {p} pread cold", nbytes=n, seconds=n / 1e9, ops=10,
                         latency=hist([10**6] * 10),
@@ -52,7 +52,7 @@ def sample_suite() -> Result:
                  "target": {"fs_type": "ext4", "device": "/dev/vda"}}
     s.children = [step("train", "unet3d", "train", [train], {"au_pct": 93.5}),
                   step("infer-randread", "randread", "randread", cells),
-                  step("infer-load", "llama3-8b", "load", loads, {"load.seconds": 16.0})]
+                  step("infer-load", "llama3-8b", "load", loads, {"load_s": 16.0})]
     s.metrics.update({
         "verdict": "FAIL", "criteria_total": 2, "criteria_passed": 1, "criteria_failed": 1,
         "steps_total": 3, "steps_run": 3, "steps_failed": 0,
@@ -60,8 +60,8 @@ def sample_suite() -> Result:
             {"criterion": "train.au_pct >= 90", "step": "train", "phase": None,
              "metric": "au_pct", "op": ">=", "required": 90.0, "measured": 93.5,
              "state": "PASS", "note": ""},
-            {"criterion": "load.seconds <= 10", "step": "load", "phase": None,
-             "metric": "seconds", "op": "<=", "required": 10.0, "measured": 16.0,
+            {"criterion": "load.load_s <= 10", "step": "load", "phase": None,
+             "metric": "load_s", "op": "<=", "required": 10.0, "measured": 16.0,
              "state": "FAIL", "note": ""}],
         "steps": [{"id": i, "command_line": f"iobench {i}", "state": "ok", "seconds": 1.0}
                   for i in ("train", "randread", "load")]})
@@ -76,7 +76,7 @@ def test_report_is_self_contained_with_every_chart():
     assert set(re.findall(r"https?://[^'\" ]+", page)) == {"http://www.w3.org/2000/svg"}
     for text in ("Throughput over time", "checkpoint write", "Latency CDF per phase",
                  "Random reads: IOPS / p99 latency", "Model load time by precision",
-                 "load.seconds", "step randread: infer-randread randread", "MAY BE FROM RAM",
+                 "load.load_s", "step randread: infer-randread randread", "MAY BE FROM RAM",
                  "box · 2 CPUs · 16 GiB RAM"):
         assert text in page, text
     assert page.count("<svg") == 1 + 1 + 1 + 1 + 1 + 1  # tl + cdf, heatmap + cdf, bars + cdf

@@ -9,10 +9,8 @@ GGUFReader + touch). With `discard`, data lands in bounded per-thread buffers in
 
 from __future__ import annotations
 
-import itertools
 import mmap
 import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from iobench.engines.native import ALIGN, aligned_buffer, open_file, run_threads
+from iobench.engines import wholefiles
+from iobench.engines.native import ALIGN, aligned_buffer
 from iobench.errors import ToolMissing, UsageError, did_you_mean
-from iobench.infer import gguf_fmt, safetensors_fmt
-from iobench.infer.safetensors_fmt import Entry
+from iobench.kinds.infer_load import gguf_fmt, safetensors_fmt
+from iobench.kinds.infer_load.safetensors_fmt import Entry
 from iobench.stats import Histogram, LatencyRecorder
 
 METHODS = ("read", "pread", "direct", "mmap", "safetensors", "gguf")
@@ -55,6 +54,7 @@ class LoadStats:
     start_ns: int = 0
     end_ns: int = 0
     peak_buffer_bytes: int = 0
+    cpu_s: float = 0.0  # CPU time of the process (every thread) during the load
 
     @property
     def bytes_per_s(self) -> float:
@@ -98,55 +98,18 @@ def _first_ready(entries: list[Entry], done: list[tuple[int, int, int]]) -> int:
 
 
 def _chunked(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
-    """pread / direct: chunks of every file, in order, pulled by `threads` workers."""
+    """pread / direct: chunks of every file, in order, pulled by `threads` workers
+    (iobench.engines.wholefiles.read_chunked)."""
     direct = method == "direct"
     t0 = time.monotonic_ns()
     entries = [parse(p, fmt) for p in files]
     sizes = [Path(p).stat().st_size for p in files]
     chunk = max(ALIGN, (opts.chunk + ALIGN - 1) // ALIGN * ALIGN) if direct else opts.chunk
-    work = [(fi, off, min(chunk, sizes[fi] - off))
-            for fi in range(len(files)) for off in range(0, sizes[fi], chunk)]
-    fds = [open_file(p, direct=direct) for p in files]
     bufs: list[mmap.mmap] = []
     if not opts.discard:  # the model in memory: one preallocated (aligned) buffer per file
         bufs = [aligned_buffer(s + ALIGN) for s in sizes]
-    done: list[list[tuple[int, int, int, int]]] = [[] for _ in range(opts.threads)]
-    counter = itertools.count()
-    nwork = len(work)
-    stop = threading.Event()
-
-    def worker(i: int, st: Any) -> None:
-        own = aligned_buffer(chunk) if opts.discard else None
-        rec: LatencyRecorder = st.recorder
-        mine = done[i]
-        mono = time.monotonic_ns
-        while not stop.is_set():
-            k = next(counter)
-            if k >= nwork:
-                return
-            fi, off, n = work[k]
-            length = (n + ALIGN - 1) // ALIGN * ALIGN if direct else n
-            target = own if own is not None else bufs[fi]
-            mv = memoryview(target)[: length] if own is not None else \
-                memoryview(target)[off: off + length]
-            a = mono()
-            got = 0
-            while got < n:  # short reads: loop (O_DIRECT returns less only at EOF)
-                r = os.preadv(fds[fi], [mv[got:]], off + got)
-                if r == 0:
-                    break
-                got += r
-            b = mono()
-            rec.add(b - a)
-            st.bytes += got
-            st.ops += 1
-            mine.append((fi, off, off + n, b))
-
-    try:
-        stats, _, t_end = run_threads(min(opts.threads, max(1, nwork)), worker, stop)
-    finally:
-        for fd in fds:
-            os.close(fd)
+    r = wholefiles.read_chunked(files, sizes, chunk, opts.threads, direct=direct,
+                                bufs=bufs or None)
     # the tensors, sliced out of the buffers (zero-copy views), as a loader hands them on
     views: list[memoryview] = []
     for fi, ents in enumerate(entries):
@@ -156,22 +119,21 @@ def _chunked(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) ->
             views.append(whole)
     ntensors = sum(len(ents) for ents in entries)
     t_views = time.monotonic_ns()
-    first_file = [(b, e, t) for w in done for (fi, b, e, t) in w if fi == 0]
+    first_file = [(b, e, t) for (fi, b, e, t) in r.done if fi == 0]
     first = _first_ready(entries[0], first_file) if entries else t_views
-    hist = Histogram.merged(s.recorder.flush() for s in stats)
     peak = sum(len(b) for b in bufs) if bufs else chunk * opts.threads
     for v in views:
         v.release()
     views.clear()
     for b in bufs:
         b.close()
-    return LoadStats(method, sum(sizes), sum(s.bytes for s in stats), (t_views - t0) / 1e9,
-                     (first - t0) / 1e9, ntensors, sum(s.ops for s in stats), hist, t0,
-                     max(t_end, t_views), peak)
+    return LoadStats(method, sum(sizes), r.bytes, (t_views - t0) / 1e9, (first - t0) / 1e9,
+                     ntensors, r.ops, r.latency, t0, max(r.end_ns, t_views), peak)
 
 
 def _read(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
-    """Whole-file read(2): the naive loader; the first tensor is ready when its file is."""
+    """Whole-file read(2): the naive loader; the first tensor is ready when its file is
+    (iobench.engines.wholefiles.read_sequential)."""
     t0 = time.monotonic_ns()
     rec = LatencyRecorder()
     first = 0
@@ -185,59 +147,34 @@ def _read(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
         step = min(opts.chunk, size) if opts.discard else READ_CHUNK
         buf = aligned_buffer(max(1, step if opts.discard else size))
         peak = max(peak, len(buf))
-        mv = memoryview(buf)
-        with open(p, "rb", buffering=0) as f:
-            off = 0
-            while off < size:
-                n = min(size - off, step)
-                a = time.monotonic_ns()
-                got = f.readinto(mv[: n] if opts.discard else mv[off: off + n])
-                b = time.monotonic_ns()
-                rec.add(b - a)
-                ops += 1
-                if not got:
-                    break
-                off += got
-                nread += got
-                if fi == 0 and not first and ents and off >= ents[0].end:
-                    first = b
-        del mv
-        buf.close()
+        mark = ents[0].end if fi == 0 and ents else 0
+        try:
+            got, n, ready = wholefiles.read_sequential(p, size, step, buf,
+                                                       into_place=not opts.discard, rec=rec,
+                                                       mark=mark)
+        finally:
+            buf.close()
+        nread += got
+        ops += n
+        first = first or ready
     end = time.monotonic_ns()
     return LoadStats("read", total, nread, (end - t0) / 1e9, ((first or end) - t0) / 1e9,
                      ntensors, ops, rec.flush(), t0, end, peak)
 
 
-def _touch(arr: np.ndarray) -> int:
-    """Read one byte of every 4 KiB page (and the last byte): each page is faulted in."""
-    if arr.size == 0:
-        return 0
-    return int(arr[::ALIGN].sum(dtype=np.uint64)) + int(arr[-1])
-
-
 def _mmap(files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
+    """Map every file and fault in every page of every tensor
+    (iobench.engines.wholefiles.touch_mapped)."""
     t0 = time.monotonic_ns()
     rec = LatencyRecorder()
     first = 0
     total = ntensors = 0
     for p in files:
         ents = parse(p, fmt)
-        size = Path(p).stat().st_size
-        total += size
-        with open(p, "rb") as f:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            whole = np.frombuffer(mm, dtype=np.uint8)
-            for e in ents:
-                a = time.monotonic_ns()
-                _touch(whole[e.begin:e.end])
-                b = time.monotonic_ns()
-                rec.add(b - a)
-                ntensors += 1
-                first = first or b
-            del whole
-        finally:
-            mm.close()
+        total += Path(p).stat().st_size
+        ready = wholefiles.touch_mapped(p, [(e.begin, e.end) for e in ents], rec)
+        ntensors += len(ents)
+        first = first or ready
     end = time.monotonic_ns()
     return LoadStats("mmap", total, total, (end - t0) / 1e9, ((first or end) - t0) / 1e9,
                      ntensors, ntensors, rec.flush(), t0, end, 0)
@@ -290,7 +227,7 @@ def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) ->
             reader = lib(str(p))
             for t in reader.tensors:
                 a = time.monotonic_ns()
-                _touch(np.asarray(t.data).reshape(-1).view(np.uint8))
+                wholefiles.touch_array(np.asarray(t.data).reshape(-1).view(np.uint8))
                 b = time.monotonic_ns()
                 rec.add(b - a)
                 ntensors += 1
@@ -303,7 +240,15 @@ def _library(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) ->
 
 
 def load(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
-    """Load a model's files with one method; everything from open to last tensor is timed."""
+    """Load a model's files with one method; everything from open to last tensor is timed.
+    The process's CPU time during it is kept too (a figure contention does not move)."""
+    c0 = time.process_time()
+    st = _load(method, files, fmt, opts)
+    st.cpu_s = time.process_time() - c0
+    return st
+
+
+def _load(method: str, files: Sequence[Path], fmt: str, opts: LoadOptions) -> LoadStats:
     if method in ("pread", "direct"):
         return _chunked(method, files, fmt, opts)
     if method == "read":

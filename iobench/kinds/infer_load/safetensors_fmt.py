@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from iobench.errors import RunFailed
-from iobench.infer.layouts import ST_ITEMSIZE, StoredTensor
+from iobench.kinds.infer_load.layouts import ST_ITEMSIZE, StoredTensor
 
 MAX_HEADER = 100_000_000  # the library refuses larger headers
 KNOWN_DTYPES = {**ST_ITEMSIZE, "F64": 8, "I64": 8, "U64": 8, "U32": 4, "I16": 2, "U16": 2,

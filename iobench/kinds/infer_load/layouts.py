@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iobench.errors import UsageError, did_you_mean
-from iobench.infer.model import BaseTensor, ModelSpec, tensors
+from iobench.kinds.infer_load.preset import InferenceModel
+from iobench.model import Tensor, tensors
 
 PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4")
 FORMATS = ("safetensors", "gguf")
@@ -67,10 +68,10 @@ def _st(name: str, dtype: str, shape: tuple[int, ...], kind: str = "") -> Stored
     return StoredTensor(name, dtype, shape, _numel(shape) * ST_ITEMSIZE[dtype], kind)
 
 
-def safetensors_tensors(m: ModelSpec, precision: str) -> list[StoredTensor]:
+def safetensors_tensors(m: InferenceModel, precision: str) -> list[StoredTensor]:
     """Quantized checkpoints keep embeddings, lm_head and norms in bf16, as real ones do."""
     out: list[StoredTensor] = []
-    for t in tensors(m):
+    for t in tensors(m.arch):
         if precision == "fp16":
             out.append(_st(t.name, "F16", t.shape))
         elif precision == "bf16" or t.role != "linear":
@@ -95,7 +96,7 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def _gguf_type(t: BaseTensor, precision: str, n_layers: int) -> str:
+def _gguf_type(t: Tensor, precision: str, n_layers: int) -> str:
     if t.role == "norm":
         return "F32"
     if precision == "bf16":
@@ -113,10 +114,10 @@ def _gguf_type(t: BaseTensor, precision: str, n_layers: int) -> str:
     return "Q4_K"
 
 
-def gguf_tensors(m: ModelSpec, precision: str) -> list[StoredTensor]:
+def gguf_tensors(m: InferenceModel, precision: str) -> list[StoredTensor]:
     out: list[StoredTensor] = []
-    for t in tensors(m):
-        ggml = _gguf_type(t, precision, m.num_layers)
+    for t in tensors(m.arch):
+        ggml = _gguf_type(t, precision, m.arch.num_hidden_layers)
         _, blk, size = GGML_TYPES[ggml]
         shape = tuple(reversed(t.shape))  # GGUF: ne0 (row length) first
         if shape[0] % blk:
@@ -128,7 +129,7 @@ def gguf_tensors(m: ModelSpec, precision: str) -> list[StoredTensor]:
     return out
 
 
-def stored_tensors(m: ModelSpec, precision: str, fmt: str) -> list[StoredTensor]:
+def stored_tensors(m: InferenceModel, precision: str, fmt: str) -> list[StoredTensor]:
     check_precision(precision, fmt)
     if fmt == "gguf":
         return gguf_tensors(m, precision)

@@ -15,15 +15,15 @@ from iobench import safepath
 from iobench.content import Content
 from iobench.engines.native import aligned_buffer, pwrite_full
 from iobench.errors import RunFailed
-from iobench.infer import gguf_fmt, safetensors_fmt
-from iobench.infer.layouts import (
+from iobench.kinds.infer_load import gguf_fmt, safetensors_fmt
+from iobench.kinds.infer_load.layouts import (
     GGUF_FILE_TYPE,
     GGUF_TYPE_NAME,
     GROUP,
     StoredTensor,
     stored_tensors,
 )
-from iobench.infer.model import ModelSpec
+from iobench.kinds.infer_load.preset import InferenceModel
 
 MANIFEST = ".iobench-model.json"
 INDEX = "model.safetensors.index.json"
@@ -87,19 +87,21 @@ HF_DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp8": "bfloat16", "int8": "b
             "int4": "float16"}
 
 
-def hf_config(m: ModelSpec, precision: str) -> dict[str, Any]:
+def hf_config(im: InferenceModel, precision: str) -> dict[str, Any]:
     """config.json of transformers' LlamaForCausalLM for the preset (as Llama 3's own).
     int4 says how the GPTQ tensors are packed (quantization_config, as GPTQ checkpoints
     do); fp8/int8 weights + weight_scale are described in iobench_quantization only,
     since loading them needs a quantization backend transformers does not ship."""
+    m = im.arch
     cfg: dict[str, Any] = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "vocab_size": m.vocab_size, "hidden_size": m.hidden_size,
-        "intermediate_size": m.intermediate_size, "num_hidden_layers": m.num_layers,
-        "num_attention_heads": m.num_heads, "num_key_value_heads": m.num_kv_heads,
+        "intermediate_size": m.intermediate_size, "num_hidden_layers": m.num_hidden_layers,
+        "num_attention_heads": m.num_attention_heads,
+        "num_key_value_heads": m.num_key_value_heads,
         "head_dim": m.head_dim, "hidden_act": "silu",
-        "max_position_embeddings": m.context_length, "rms_norm_eps": m.rms_norm_eps,
-        "rope_theta": m.rope_theta, "tie_word_embeddings": m.tie_embeddings,
+        "max_position_embeddings": im.context_length, "rms_norm_eps": m.rms_norm_eps,
+        "rope_theta": m.rope_theta, "tie_word_embeddings": m.tie_word_embeddings,
         "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02,
         "bos_token_id": 1, "eos_token_id": 2, "use_cache": True,
         "torch_dtype": HF_DTYPE[precision],
@@ -115,17 +117,20 @@ def hf_config(m: ModelSpec, precision: str) -> dict[str, Any]:
     return cfg
 
 
-def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
-    items = stored_tensors(m, precision, fmt)
+def plan(im: InferenceModel, precision: str, fmt: str) -> ModelPlan:
+    items = stored_tensors(im, precision, fmt)
+    m = im.arch
     if fmt == "gguf":
         kv: dict[str, Any] = {
-            "general.architecture": "llama", "general.name": m.name,
+            "general.architecture": "llama", "general.name": im.name,
             "general.file_type": GGUF_FILE_TYPE[precision],
             "general.quantization_version": 2,
-            "llama.context_length": m.context_length, "llama.embedding_length": m.hidden_size,
-            "llama.block_count": m.num_layers, "llama.feed_forward_length": m.intermediate_size,
-            "llama.attention.head_count": m.num_heads,
-            "llama.attention.head_count_kv": m.num_kv_heads, "llama.vocab_size": m.vocab_size,
+            "llama.context_length": im.context_length, "llama.embedding_length": m.hidden_size,
+            "llama.block_count": m.num_hidden_layers,
+            "llama.feed_forward_length": m.intermediate_size,
+            "llama.attention.head_count": m.num_attention_heads,
+            "llama.attention.head_count_kv": m.num_key_value_heads,
+            "llama.vocab_size": m.vocab_size,
             "llama.attention.layer_norm_rms_epsilon": float(m.rms_norm_eps),
             "llama.rope.dimension_count": m.head_dim, "llama.rope.freq_base": float(m.rope_theta),
             **gguf_fmt.tokenizer_kv(m.vocab_size),
@@ -133,11 +138,11 @@ def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
                             "tokenizer)",
         }
         head, _ = gguf_fmt.build_header(items, kv)
-        name = f"{m.name}-{GGUF_TYPE_NAME[precision]}.gguf"
+        name = f"{im.name}-{GGUF_TYPE_NAME[precision]}.gguf"
         fp = FilePlan(name, head, tuple(items), len(head) + gguf_fmt.data_size(items))
-        return ModelPlan(m.name, precision, fmt, (fp,))
-    meta = {"format": "pt", "iobench": f"synthetic {precision} weights of {m.name}"}
-    shards = _shards(items, m.shard_size)
+        return ModelPlan(im.name, precision, fmt, (fp,))
+    meta = {"format": "pt", "iobench": f"synthetic {precision} weights of {im.name}"}
+    shards = _shards(items, im.shard_size)
     n = len(shards)
     files = []
     for i, sh in enumerate(shards):
@@ -148,10 +153,10 @@ def plan(m: ModelSpec, precision: str, fmt: str) -> ModelPlan:
     if n > 1:
         index = {"metadata": {"total_size": sum(t.nbytes for t in items)},
                  "weight_map": {t.name: f.name for f in files for t in f.tensors}}
-    hf = {"config.json": hf_config(m, precision),
+    hf = {"config.json": hf_config(im, precision),
           "generation_config.json": {"bos_token_id": 1, "eos_token_id": 2,
                                      "do_sample": False, "_from_model_config": True}}
-    return ModelPlan(m.name, precision, fmt, tuple(files), index, hf)
+    return ModelPlan(im.name, precision, fmt, tuple(files), index, hf)
 
 
 def paths(p: ModelPlan, root: Path) -> list[Path]:

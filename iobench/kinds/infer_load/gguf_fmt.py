@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from iobench.errors import RunFailed
-from iobench.infer.layouts import GGML_TYPES, StoredTensor
-from iobench.infer.safetensors_fmt import Entry
+from iobench.kinds.infer_load.layouts import GGML_TYPES, StoredTensor
+from iobench.kinds.infer_load.safetensors_fmt import Entry
 
 MAGIC = b"GGUF"
 VERSION = 3
