@@ -22,13 +22,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from iobench import model
 from iobench.engines import fio
-from iobench.infer import model
-from iobench.infer.kvcache import geometry
-from iobench.infer.kvcache import run as kvrun
-from iobench.infer.kvcache import store as store_mod
-from iobench.infer.kvcache.engine import COMPARE_UID, Engine, Options
-from iobench.infer.kvcache.tiers import Tiers
+from iobench.kinds.kvcache import geometry
+from iobench.kinds.kvcache import run as kvrun
+from iobench.kinds.kvcache import store as store_mod
+from iobench.kinds.kvcache.engine import COMPARE_UID, Engine, Options
+from iobench.kinds.kvcache.tiers import Tiers
 from iobench.units import parse_size
 
 CONFIGS = [  # (model, chunk tokens, queue depth): 32 MiB chunks (LMCache), 2 MiB (vLLM-ish)

@@ -75,6 +75,9 @@ class Metric:
     was: tuple[str, ...] = ()  # its names in results schema 1 (upgraded on load)
     # a metric that appears only when an option asks for it (e.g. --runs, --verify)
     optional: bool = False
+    # what a schema-1 value (under a `was` name) is multiplied by on upgrade, when the
+    # rename changed the unit (`restore_p99_ms` -> `restore_p99_us`: 1000)
+    was_scale: float = 1.0
 
     @property
     def is_template(self) -> bool:
@@ -94,7 +97,7 @@ def _template(name: str) -> re.Pattern[str]:
 
 def metric(name: str, better: Better, description: str, *, unit: str | None = None,
            phase: bool = False, was: str | Iterable[str] = (),
-           optional: bool = False) -> Metric:
+           optional: bool = False, was_scale: float = 1.0) -> Metric:
     """Declare a metric. Its unit comes from its suffix; a name without one must say
     which unitless thing it is (`unit="count"`, "ratio", "flag", "text")."""
     if not _NAME.match(name):
@@ -115,7 +118,7 @@ def metric(name: str, better: Better, description: str, *, unit: str | None = No
         final = suffix_unit
     olds = (was,) if isinstance(was, str) else tuple(was)
     return Metric(name, final, better, description, "phase" if phase else "result", olds,
-                  optional)
+                  optional, was_scale)
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,11 @@ class Metrics:
         ph = {old: m.name for m in ENGINE_PHASE_METRICS.values() for old in m.was}
         ph.update({old: m.name for m in self.declared if m.scope == "phase" for old in m.was})
         return res, ph
+
+    def scales(self) -> dict[tuple[str, str], float]:
+        """(scope, v1 name) -> factor for renames that changed the unit (ms -> us)."""
+        return {(m.scope, old): m.was_scale for m in self.declared for old in m.was
+                if m.was_scale != 1.0}
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self.declared)

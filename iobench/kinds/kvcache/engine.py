@@ -25,11 +25,11 @@ import numpy as np
 
 from iobench.engines.native import aligned_buffer
 from iobench.errors import RunFailed
-from iobench.infer.kvcache.geometry import Geometry
-from iobench.infer.kvcache.profiles import Profile
-from iobench.infer.kvcache.store import ChunkCodec, Slab, Store
-from iobench.infer.kvcache.tiers import Step, Tiers
-from iobench.infer.kvcache.trace import Request
+from iobench.kinds.kvcache.geometry import Geometry
+from iobench.kinds.kvcache.profiles import Profile
+from iobench.kinds.kvcache.store import ChunkCodec, Slab, Store
+from iobench.kinds.kvcache.tiers import Step, Tiers
+from iobench.kinds.kvcache.trace import Request
 from iobench.results import make_phase
 from iobench.stats import Histogram, LatencyRecorder
 
@@ -733,7 +733,7 @@ class Engine:
                           ops=reads, latency=Histogram.merged(w.rec["compare"].flush()
                                                               for w in every),
                           direction="read",
-                          metrics={"block_size": cb, "queue_depth": self.o.queue_depth,
+                          metrics={"block_size_bytes": cb, "queue_depth": self.o.queue_depth,
                                    "chunks": len(chunks), "queue": self.queue})
 
     def verify_errors(self) -> int:
