@@ -360,7 +360,7 @@ def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
-    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "10",
+    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "30", "--users", "1",
             "--no-search", "--capacity", "8MiB", "--fio-runtime", "1s", "-q", "4")
     ph = {p["name"]: p for p in d["phases"]}
     nat, fio = ph["kv chunk reads native (vs fio)"], ph["kv chunk reads fio"]
@@ -371,7 +371,31 @@ def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
     assert f"bs={256 * TINY_BPT}" in job
     assert "iodepth=4" in job
     assert "direct=1" in job
-    assert d["metrics"]["native_to_fio"] > 0
+    m = d["metrics"]
+    assert m["native_to_fio"] > 0
+    assert m["chunk_reads"] > 0  # one user, 30 turns: its later turns restore (seed 0)
+    assert nat["metrics"]["queue"] in ("io_uring", "libaio", "linux-aio", "threads")
+    # the replay's chunk pattern as one fio job: its read/write mix, chunk size, depth
+    rd, wr = ph["kv chunk pattern fio-read"], ph["kv chunk pattern fio-write"]
+    mix = round(100 * m["chunk_reads"] / (m["chunk_reads"] + m["chunk_writes"]))
+    pjob = rd["fio"]["jobfile"]
+    assert "rw=randrw" in pjob
+    assert f"rwmixread={mix}" in pjob
+    assert f"bs={256 * TINY_BPT}" in pjob
+    assert "iodepth=4" in pjob
+    assert "fsync=" in pjob  # the replay fsyncs chunks (file-per-chunk) or turns (slab)
+    assert rd["ops"] > 0
+    assert wr["ops"] > 0
+    assert rd["bytes"] == rd["ops"] * 256 * TINY_BPT
+    assert wr["bytes"] == wr["ops"] * 256 * TINY_BPT
+    assert m["fio_pattern_read_gb_per_s"] == rd["gb_per_s"]
+    assert m["fio_pattern_write_gb_per_s"] == wr["gb_per_s"]
+    assert m["fio_pattern_read_share_pct"] == mix
+    assert m["fio_pattern_read_p99_us"] == rd["latency_ns"]["p99"] / 1e3
+    from iobench.kinds.kvcache import METRICS
+    from iobench.results import Result
+
+    assert METRICS.check(Result.from_dict(d)) == []
 
 
 def test_ctrl_c_keeps_a_partial_result(tmp_path):

@@ -215,7 +215,9 @@ def body(res: Recorder, c: Config, tgt: target_mod.Target, g: geo.Geometry, prof
             _search(res, c, eng, g, w)
         if c.engine == "fio" and not eng.stop.is_set():
             eng.clear_storage()
-            _compare(res, c, eng, store, g, w)
+            chunks = _compare(res, c, eng, store, g, w)
+            if not eng.stop.is_set():
+                _fio_pattern(res, c, eng, store, g, w, chunks)
         _late_verify_errors(res, eng, w)
     finally:
         if eng is not None:
@@ -411,42 +413,39 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
                                "restore(s)")
 
 
-def fio_jobfile(root: Path, files: list[Path], file_bytes: int, chunk_bytes: int,
-                queue_depth: int, runtime_s: float, layout: str) -> str:
-    """fio's job: the same files, whole-chunk random reads, the same queue depth (file
-    names relative to `directory=`: fio caps the length of one option value)."""
-    from iobench import __version__
-    from iobench.engines.fio import PERCENTILE_LIST, _escape
-
-    lines = [f"; iobench {__version__}: infer kvcache chunk reads ({layout}), fio engine",
-             "[global]", "rw=randread", f"bs={chunk_bytes}", "ioengine=libaio",
-             f"iodepth={queue_depth}", "direct=1", "randrepeat=0", "norandommap=1",
-             "invalidate=0", "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
-             "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
-    if len(files) > 1:
-        lines += ["file_service_type=random", f"nrfiles={len(files)}",
-                  f"filesize={file_bytes}"]
-    else:
-        lines.append(f"size={file_bytes}")
-    lines += ["", "[kvchunks]", f"directory={_escape(root)}",
-              "filename=" + ":".join(_escape(p.relative_to(root)) for p in files), ""]
-    return "\n".join(lines)
-
-
-def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
-             w: dist.World) -> None:
-    """The same chunk pattern through native and fio: random whole-chunk reads of one set
-    of chunk files (or slab slots), bs = chunk bytes, iodepth = --queue-depth."""
-    from iobench.engines import fio
-
+def compare_set(store: store_mod.Store) -> list[tuple[int, int, int]]:
+    """The (uid, gen, slot) chunks of the fio comparison: up to COMPARE_CHUNKS chunk files,
+    or the first slots of slab 0."""
     n = min(store.slots, COMPARE_CHUNKS)
     if isinstance(store, store_mod.Slab):
         n = min(n, store.per_file)
-    chunks = [(COMPARE_UID + j, 1, j) for j in range(n)]
-    eng.write_set(chunks)
+    return [(COMPARE_UID + j, 1, j) for j in range(n)]
+
+
+def fio_chunk_reads(store: store_mod.Store, chunks: list[tuple[int, int, int]],
+                    g: geo.Geometry, queue_depth: int, runtime_s: float, layout: str
+                    ) -> dict[str, Any]:
+    """fio's side of the comparison: random whole-chunk reads of the same chunk set,
+    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT (engines.fio's job file)."""
+    from iobench.engines import fio
+
     files, file_bytes = store.fio_files(chunks)
-    text = fio_jobfile(store.root, files, file_bytes, g.chunk_bytes, c.opts.queue_depth,
-                       c.fio_runtime_s, c.layout)
+    phases, _text = fio.run_chunks(store.root, files, name="kv chunk reads fio",
+                                   file_bytes=file_bytes, chunk_sizes={g.chunk_bytes: 1},
+                                   iodepth=queue_depth, runtime_s=runtime_s,
+                                   comment=f"infer kvcache chunk reads ({layout})")
+    ph = phases[0]
+    ph["metrics"].update({"block_size_bytes": g.chunk_bytes, "queue_depth": queue_depth,
+                          "chunks": len(chunks), "ioengine": "libaio"})
+    return ph
+
+
+def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
+             w: dist.World) -> list[tuple[int, int, int]]:
+    """Random whole-chunk reads of one set of chunk files (or slab slots) natively and
+    through fio, bs = chunk bytes, iodepth = --queue-depth; returns the set."""
+    chunks = compare_set(store)
+    eng.write_set(chunks)
 
     def native() -> list[dict[str, Any]]:
         t0 = time.monotonic_ns()
@@ -456,11 +455,7 @@ def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: g
 
     def with_fio() -> list[dict[str, Any]]:
         t0 = time.monotonic_ns()
-        doc = fio.run_fio(text, store.root)
-        ph = fio.parse(doc, name="kv chunk reads fio")[0]
-        ph["metrics"].update({"block_size_bytes": g.chunk_bytes, "queue_depth": c.opts.queue_depth,
-                              "chunks": n, "ioengine": "libaio"})
-        ph["fio"] = {"jobfile": text, "command": (doc.get("iobench") or {}).get("command")}
+        ph = fio_chunk_reads(store, chunks, g, c.opts.queue_depth, c.fio_runtime_s, c.layout)
         _stamp([ph], t0, time.monotonic_ns())
         return [ph]
 
@@ -482,6 +477,63 @@ def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: g
               "native_to_fio": nat["gb_per_s"] / fp["gb_per_s"] if fp["gb_per_s"] else None,
               "native_chunk_read_p99_us": _us(nat, "p99"),
               "fio_chunk_read_p99_us": _us(fp, "p99")})
+    return chunks
+
+
+def _fio_pattern(res: Recorder, c: Config, eng: Engine, store: store_mod.Store,
+                 g: geo.Geometry, w: dist.World, chunks: list[tuple[int, int, int]]) -> None:
+    """The replay's chunk pattern as one fio job on the comparison's chunk set: its mix of
+    chunk reads and writes (rwmixread from the replay's counts), its chunk sizes (bs, or
+    bssplit where they differ), --queue-depth as iodepth, its fsync policy (fsync=N), for
+    --fio-runtime. Reported in the replay's metrics with a fio_pattern_ prefix."""
+    from iobench.engines import fio
+
+    m = res.metrics
+    reads, writes = int(m.get("chunk_reads") or 0), int(m.get("chunk_writes") or 0)
+    if reads + writes == 0:
+        res.warnings.append("the replay moved no chunk to or from storage: no fio pattern "
+                            "to run")
+        return
+    mix = round(100 * reads / (reads + writes))
+    # every stored chunk is chunk_bytes (a context's partial tail chunk is not stored)
+    sizes = {g.chunk_bytes: reads + writes}
+    syncs = int(m.get("turn_syncs") or 0)
+    every = 1 if eng.sync_chunk else (max(1, round(writes / syncs)) if eng.sync_turn and
+                                      syncs else 0)
+    files, file_bytes = store.fio_files(chunks)
+
+    def part() -> list[dict[str, Any]]:
+        t0 = time.monotonic_ns()
+        phases, _text = fio.run_chunks(
+            store.root, files, name="kv chunk pattern fio", file_bytes=file_bytes,
+            chunk_sizes=sizes, iodepth=c.opts.queue_depth, runtime_s=c.fio_runtime_s,
+            rwmixread=mix, fsync_every=every,
+            comment=f"infer kvcache chunk pattern ({c.layout}): {mix}% reads")
+        for p in phases:
+            p["metrics"].update({"block_size_bytes": g.chunk_bytes,
+                                 "queue_depth": c.opts.queue_depth, "chunks": len(chunks),
+                                 "ioengine": "libaio", "rwmixread": mix,
+                                 "bssplit": "/".join(f"{b}:{n}" for b, n in sizes.items())})
+        _stamp(phases, t0, time.monotonic_ns())
+        return phases
+
+    phases = dist.combine(part, w, "kv fio chunk pattern") if w.size > 1 else part()
+    for p in phases:
+        res.add_phase(p)
+    rd = next((p for p in phases if p["direction"] == "read"), None)
+    wr = next((p for p in phases if p["direction"] == "write"), None)
+    io = [p for p in (rd, wr) if p is not None]
+    secs = max((p["seconds"] for p in io), default=0.0)
+    m.update({
+        "fio_pattern_read_gb_per_s": rd["gb_per_s"] if rd else 0.0,
+        "fio_pattern_write_gb_per_s": wr["gb_per_s"] if wr else 0.0,
+        "fio_pattern_chunk_ops_per_s": sum(p["ops"] for p in io) / secs if secs else 0.0,
+        "fio_pattern_read_p50_us": _us(rd, "p50") if rd else None,
+        "fio_pattern_read_p99_us": _us(rd, "p99") if rd else None,
+        "fio_pattern_write_p50_us": _us(wr, "p50") if wr else None,
+        "fio_pattern_write_p99_us": _us(wr, "p99") if wr else None,
+        "fio_pattern_read_share_pct": float(mix),
+    })
 
 
 def spec_dict(c: Config, m: Any, g: geo.Geometry, ranks: int) -> dict[str, Any]:
