@@ -322,6 +322,18 @@ def ring_kind() -> str | None:
     return found
 
 
+def ring_can(kind: str) -> bool:
+    """Whether the compiled helper can run a `kind` ring (io_uring or libaio) here."""
+    mod = fastio()
+    if mod is None or os.environ.get("IOBENCH_RING", "") not in ("", kind):
+        return False
+    try:
+        mod.Ring(kind, 1, 4096).close()
+    except OSError:
+        return False
+    return True
+
+
 STEP_NS = 100_000_000  # the helper hands back control at least every 0.1 s
 STEP_OPS = 8192
 

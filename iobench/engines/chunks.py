@@ -302,13 +302,15 @@ class ChunkReads:
 
 
 def read_random(fds: Sequence[int], offsets: Sequence[int], block_size: int, depth: int,
-                runtime_s: float, *, seed: int = 0,
+                runtime_s: float, *, seed: int = 0, prefer: str | None = "libaio",
                 should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Random whole-chunk reads of the set (chunk j: fds[j] at offsets[j]) for
     `runtime_s`, `depth` in flight (fio: randread, bs = chunk, iodepth = depth).
 
-    Returns bytes, ops, seconds, latency (a Histogram), queue (io_uring, libaio,
-    linux-aio or threads), loop (compiled or python) and in_flight_mean (measured)."""
+    `prefer`: the compiled ring's kind when it works here (libaio: the queue fio's libaio
+    job and the replay's reads use), else aio.ring_kind(). Returns bytes, ops, seconds,
+    latency (a Histogram), queue (io_uring, libaio, linux-aio or threads), loop (compiled
+    or python) and in_flight_mean (measured)."""
     rng = np.random.default_rng([seed, 0xC0])
     idx = rng.integers(0, len(offsets), size=max(4096, 64 * depth))
     offs = np.asarray(offsets, dtype=np.int64)[idx]
@@ -324,7 +326,7 @@ def read_random(fds: Sequence[int], offsets: Sequence[int], block_size: int, dep
 
     t0 = time.monotonic_ns()
     deadline = t0 + int(runtime_s * 1e9)
-    ring = aio.ring_kind()
+    ring = prefer if prefer is not None and aio.ring_can(prefer) else aio.ring_kind()
     got: dict[str, float] = {}
     if ring is not None:
         got = aio.run_ring(ring, depth, block_size, int(fds[0]) if one_fd else fd_arr, offs,
