@@ -360,8 +360,8 @@ def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
-    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "30", "--users", "1",
-            "--no-search", "--capacity", "8MiB", "--fio-runtime", "1s", "-q", "4")
+    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "30",
+            "--users", "1", "--no-search", "--capacity", "8MiB", "--fio-runtime", "1s", "-q", "4")
     ph = {p["name"]: p for p in d["phases"]}
     nat, fio = ph["kv chunk reads native (vs fio)"], ph["kv chunk reads fio"]
     assert nat["ops"] > 0
