@@ -4,14 +4,22 @@
     .venv/bin/python benchmarks/kvcache.py --target /mnt/nvme/ib-bench [--rounds 8]
 
 For each configuration one set of chunks is written once (as `infer kvcache --engine fio`
-does after its replay: up to 64 chunk files, or the slots of one slab file), then random
-whole-chunk reads run for --runtime seconds natively (the replay's pool: queue-depth
-workers, one O_DIRECT pread of a chunk each) and with fio (randread, bs = chunk,
-iodepth = queue depth, libaio, direct=1), alternating which goes first, --rounds pairs.
-Short alternating pairs, because a shared machine's disk moves by more than the
-difference being measured; the ratio is taken per pair and its median reported with the
-min-max. Goals (issue 15): native / fio GB/s >= 0.9 and native chunk p99 <= 1.1 x fio's.
-Writes at most --capacity (256 MiB) at a time under TARGET/kvcache-bench/, removed after.
+does after its replay: up to 64 chunk files, or the slots of one slab file), then for
+--runtime seconds each, in one round:
+  reads    random whole-chunk reads natively (what `--engine fio` puts beside fio:
+           iobench.engines.chunks.read_random, the compiled io_uring/AIO ring);
+  restores the replay's restore path: the whole set restored again and again as one
+           request each (iobench.engines.chunks.ChunkReads, queue-depth reads in flight,
+           every chunk's header checked), in a random order per restore;
+  fio      randread, bs = chunk, iodepth = queue depth, libaio, direct=1 (the job file
+           iobench.engines.fio.jobfile_for_chunks writes).
+The order rotates from round to round (each goes first, middle and last as often).
+Short alternating rounds, because a shared machine's disk moves by more than the
+difference being measured; the ratio to fio is taken per round and its median reported
+with the min-max. Goals (issue 15): native / fio GB/s >= 0.9 and native chunk p99 <= 1.1 x
+fio's. Cache state: O_DIRECT for all three (the host page cache is bypassed; a
+hypervisor's or array's cache is not). Writes at most --capacity (256 MiB) at a time
+under TARGET/kvcache-bench/, removed after.
 """
 
 from __future__ import annotations
@@ -20,15 +28,19 @@ import argparse
 import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from iobench.engines import fio
-from iobench.infer import model
-from iobench.infer.kvcache import geometry
-from iobench.infer.kvcache import run as kvrun
-from iobench.infer.kvcache import store as store_mod
-from iobench.infer.kvcache.engine import COMPARE_UID, Engine, Options
-from iobench.infer.kvcache.tiers import Tiers
+import numpy as np
+
+from iobench import model
+from iobench.kinds.kvcache import geometry
+from iobench.kinds.kvcache import store as store_mod
+from iobench.kinds.kvcache.engine import Engine, Options
+from iobench.kinds.kvcache.run import compare_set, fio_chunk_reads
+from iobench.kinds.kvcache.tiers import Tiers
+from iobench.stats import Histogram, LatencyRecorder
 from iobench.units import parse_size
 
 CONFIGS = [  # (model, chunk tokens, queue depth): 32 MiB chunks (LMCache), 2 MiB (vLLM-ish)
@@ -41,51 +53,70 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"
 
 
+def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb: int
+             ) -> dict[str, Any]:
+    """Restore the whole set, one request after another, for `runtime` seconds."""
+    every = [*eng.pool.workers, *([eng.aio.w] if eng.aio is not None else [])]
+    for w in every:  # this round's chunk latencies only
+        w.rec["compare"] = LatencyRecorder()
+    rng = np.random.default_rng(0)
+    t0 = time.monotonic_ns()
+    end = t0 + int(runtime * 1e9)
+    while time.monotonic_ns() < end:
+        eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
+    s = (time.monotonic_ns() - t0) / 1e9
+    h = Histogram.merged(w.rec["compare"].flush() for w in every)
+    return {"gb_per_s": h.count * cb / s / 1e9, "latency_ns": {"p99": h.percentile(99)}}
+
+
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,
           rounds: int, runtime: float) -> tuple[bool, list[str]]:
     g = geometry.geometry(model.load(name), tokens)
     slots = capacity // g.chunk_bytes
     st = store_mod.make(layout, root / layout, g, slots)
     eng = None
+    runs: dict[str, list[dict[str, Any]]] = {"reads": [], "restores": [], "fio": []}
     try:
-        n = min(slots, kvrun.COMPARE_CHUNKS)
         if isinstance(st, store_mod.Slab):
             st.open()
-            n = min(n, st.per_file)
         eng = Engine(st, g, Tiers(0, slots, 1, False), Options(users=1, queue_depth=qd), 0)
-        chunks = [(COMPARE_UID + j, 1, j) for j in range(n)]
+        chunks = compare_set(st)
         eng.write_set(chunks)
-        files, file_bytes = st.fio_files(chunks)
-        job = kvrun.fio_jobfile(st.root, files, file_bytes, g.chunk_bytes, qd, runtime, layout)
-        nat: list[dict] = []
-        fp: list[dict] = []
+        steps = {
+            "reads": lambda: eng.compare_native(chunks, runtime),
+            "restores": lambda: restores(eng, chunks, runtime, g.chunk_bytes),
+            "fio": lambda: fio_chunk_reads(st, chunks, g, qd, runtime, layout),
+        }
+        order = list(steps)
         for i in range(rounds):
-            def native() -> None:
-                nat.append(eng.compare_native(chunks, runtime))
-
-            def with_fio() -> None:
-                fp.append(fio.parse(fio.run_fio(job, st.root), name="fio")[0])
-
-            for step in ((with_fio, native) if i % 2 else (native, with_fio)):
-                step()
+            k = i % 3
+            for key in (order[k:] + order[:k])[::(-1 if i % 2 else 1)]:
+                runs[key].append(steps[key]())
+        queue = runs["reads"][0]["metrics"]["queue"]
     finally:
         if eng is not None:
             eng.close()
         st.close(keep=False)
-    ratio = [a["gb_per_s"] / b["gb_per_s"] for a, b in zip(nat, fp, strict=True)]
-    p99 = [a["latency_ns"]["p99"] / b["latency_ns"]["p99"] for a, b in zip(nat, fp, strict=True)]
-    good = statistics.median(ratio) >= 0.9 and statistics.median(p99) <= 1.1
+    fp = runs["fio"]
     mib = g.chunk_bytes / 2**20
-    return good, [
-        f"{name} {tokens} tokens = {mib:g} MiB chunks, {layout} ({n} chunks), QD {qd}, "
-        f"{rounds} alternating pairs of {runtime:g} s (median, min-max):",
-        f"  GB/s native {spread([a['gb_per_s'] for a in nat])}  fio "
-        f"{spread([b['gb_per_s'] for b in fp])}",
-        f"  chunk p99 ms native {spread([a['latency_ns']['p99'] / 1e6 for a in nat])}  fio "
-        f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}",
-        f"  per pair: native/fio GB/s {spread(ratio)} (>= 0.9), p99 native/fio {spread(p99)} "
-        f"(<= 1.1)  {'ok' if good else 'MISSED'}",
-    ]
+    good = True
+    lines = [f"{name} {tokens} tokens = {mib:g} MiB chunks, {layout} ({len(chunks)} chunks), "
+             f"QD {qd}, {rounds} rotating rounds of {runtime:g} s (median, min-max); "
+             f"native reads via {queue}:",
+             f"  fio       GB/s {spread([b['gb_per_s'] for b in fp])}  chunk p99 ms "
+             f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}"]
+    for key in ("reads", "restores"):
+        nat = runs[key]
+        ratio = [a["gb_per_s"] / b["gb_per_s"] for a, b in zip(nat, fp, strict=True)]
+        p99 = [a["latency_ns"]["p99"] / b["latency_ns"]["p99"]
+               for a, b in zip(nat, fp, strict=True)]
+        ok = statistics.median(ratio) >= 0.9 and statistics.median(p99) <= 1.1
+        good = good and ok
+        lines.append(f"  {key:9} GB/s {spread([a['gb_per_s'] for a in nat])}  chunk p99 ms "
+                     f"{spread([a['latency_ns']['p99'] / 1e6 for a in nat])}")
+        lines.append(f"    per round / fio: GB/s {spread(ratio)} (>= 0.9), p99 {spread(p99)} "
+                     f"(<= 1.1)  {'ok' if ok else 'MISSED'}")
+    return good, lines
 
 
 def main() -> int:
@@ -94,6 +125,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--runtime", type=float, default=2.0)
     ap.add_argument("--capacity", default="256MiB")
+    ap.add_argument("--only", choices=("file-per-chunk", "slab"), default=None)
     a = ap.parse_args()
     root = a.target / "kvcache-bench"
     if root.exists():
@@ -102,6 +134,8 @@ def main() -> int:
     try:
         for name, tokens, qd in CONFIGS:
             for layout in ("file-per-chunk", "slab"):
+                if a.only and layout != a.only:
+                    continue
                 good, lines = bench(root, name, tokens, qd, layout, parse_size(a.capacity),
                                     a.rounds, a.runtime)
                 ok = ok and good

@@ -56,6 +56,10 @@ class IOEvent(ctypes.Structure):
     ]
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
 _libc: Any = None
 
 
@@ -68,6 +72,11 @@ def _sys() -> tuple[Any, tuple[int, int, int, int]]:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
     return _libc, nums
+
+
+def buffer_address(buf: Any) -> int:
+    """The address of a writable buffer (an mmap from native.aligned_buffer) for an iocb."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
 
 
 def available() -> bool:
@@ -133,11 +142,26 @@ class AioContext:
                 raise OSError(err, f"io_submit: {os.strerror(err)}")
             done += r
 
-    def getevents(self, min_nr: int) -> int:
-        """Wait for at least `min_nr` completions; their io_events fill `events[:n]`."""
+    def submit_slot(self, i: int) -> None:
+        """Submit iocb i alone (thread-safe: its own pointer array, not `ptrs`)."""
+        ptr = (ctypes.c_uint64 * 1)(self.cb_base + 64 * i)
+        while True:
+            r = self.libc.syscall(self._submit, self.ctx, ctypes.c_long(1), ptr)
+            if r == 1:
+                return
+            err = ctypes.get_errno()
+            if r < 0 and err == 4:  # EINTR
+                continue
+            raise OSError(err, f"io_submit: {os.strerror(err)}")
+
+    def getevents(self, min_nr: int, timeout_ns: int | None = None) -> int:
+        """Wait for at least `min_nr` completions (at most `timeout_ns` when given: then
+        possibly fewer); their io_events fill `events[:n]`."""
+        ts = None if timeout_ns is None else ctypes.byref(
+            _Timespec(timeout_ns // 1_000_000_000, timeout_ns % 1_000_000_000))
         while True:
             n = self.libc.syscall(self._getevents, self.ctx, ctypes.c_long(min_nr),
-                                  ctypes.c_long(self.depth), self._ev_ptr, None)
+                                  ctypes.c_long(self.depth), self._ev_ptr, ts)
             if n >= 0:
                 return int(n)
             err = ctypes.get_errno()
@@ -296,6 +320,18 @@ def ring_kind() -> str | None:
             break
     _ring_kind.append(found)
     return found
+
+
+def ring_can(kind: str) -> bool:
+    """Whether the compiled helper can run a `kind` ring (io_uring or libaio) here."""
+    mod = fastio()
+    if mod is None or os.environ.get("IOBENCH_RING", "") not in ("", kind):
+        return False
+    try:
+        mod.Ring(kind, 1, 4096).close()
+    except OSError:
+        return False
+    return True
 
 
 STEP_NS = 100_000_000  # the helper hands back control at least every 0.1 s

@@ -223,6 +223,70 @@ def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int
     ])
 
 
+def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
+                       chunk_sizes: Mapping[int, int], iodepth: int, runtime_s: float,
+                       rwmixread: int = 100, fsync_every: int = 0,
+                       name: str = "kvchunks", comment: str = "KV chunks") -> str:
+    """fio's job for whole-chunk I/O on a chunk set (one file per chunk, or slab files):
+    random chunk-sized requests with `iodepth` in flight, libaio, O_DIRECT, time-based.
+
+    `chunk_sizes` {bytes: I/Os}: one size gives bs=, several give bssplit= with each
+    size's share; rwmixread < 100 mixes reads and writes (randrw) as the pattern did;
+    fsync_every = N issues an fsync after every N writes (0: none). File names are
+    relative to `directory=` (fio caps the length of one option value).
+    """
+    if not files:
+        raise UsageError("no chunk files to run fio on")
+    if not chunk_sizes or any(b <= 0 or b % 4096 for b in chunk_sizes):
+        raise UsageError(f"chunk sizes {sorted(chunk_sizes)}: O_DIRECT needs multiples of "
+                         "4096 bytes")
+    if not 0 <= rwmixread <= 100:
+        raise UsageError(f"rwmixread {rwmixread}: give 0 to 100")
+    total = sum(chunk_sizes.values()) or 1
+    sizes = sorted(chunk_sizes)
+    if len(sizes) == 1:
+        bs = [f"bs={sizes[0]}"]
+    else:  # fio wants whole percentages summing to 100: the largest share takes the rest
+        pct = {b: max(1, round(100 * chunk_sizes[b] / total)) for b in sizes}
+        top = max(sizes, key=lambda b: chunk_sizes[b])
+        pct[top] += 100 - sum(pct.values())
+        bs = ["bssplit=" + ":".join(f"{b}/{pct[b]}" for b in sizes),
+              f"blockalign={min(sizes)}"]
+    rw = "randread" if rwmixread == 100 else ("randwrite" if rwmixread == 0 else "randrw")
+    lines = [f"; iobench {__version__}: {comment}, fio engine",
+             "[global]", f"rw={rw}", *bs, "ioengine=libaio", f"iodepth={iodepth}",
+             "direct=1", "randrepeat=0", "norandommap=1", "invalidate=0", "fallocate=none",
+             "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
+             "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
+    if rw == "randrw":
+        lines.append(f"rwmixread={rwmixread}")
+    if rwmixread < 100:
+        lines += ["refill_buffers=1", "buffer_compress_percentage=0"]
+        if fsync_every:
+            lines.append(f"fsync={fsync_every}")
+    if len(files) > 1:
+        lines += ["file_service_type=random", f"nrfiles={len(files)}",
+                  f"filesize={file_bytes}"]
+    else:
+        lines.append(f"size={file_bytes}")
+    lines += ["", f"[{name}]", f"directory={_escape(root)}",
+              "filename=" + ":".join(_escape(Path(p).relative_to(root)) for p in files), ""]
+    return "\n".join(lines)
+
+
+def run_chunks(root: Path, files: Sequence[Path], *, name: str,
+               timeout: float | None = None, **job: Any) -> tuple[list[dict[str, Any]], str]:
+    """Run jobfile_for_chunks(root, files, **job) in `root`; (phases, job file). Files
+    fio may write are checked first (iobench's own, never a link)."""
+    from iobench import safepath
+
+    if job.get("rwmixread", 100) < 100:
+        for f in files:
+            safepath.check_writable(Path(f))
+    text = jobfile_for_chunks(root, files, **job)
+    return _run_text(text, root, name, timeout, []), text
+
+
 # --- output ------------------------------------------------------------------------------
 def documents(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Split fio's output file into its JSON documents and the other (warning) lines.

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from iobench import model
 from iobench.cli import cli
 from iobench.engines.native import aligned_buffer
-from iobench.infer import model
-from iobench.infer.kvcache import geometry, profiles, store, trace
-from iobench.infer.kvcache.engine import THROTTLE_ENV, Engine, Options
-from iobench.infer.kvcache.tiers import Tiers
+from iobench.kinds.kvcache import geometry, profiles, store, trace
+from iobench.kinds.kvcache.engine import THROTTLE_ENV, Engine, Options
+from iobench.kinds.kvcache.tiers import Tiers
 
 TINY_BPT = 2 * 2 * 2 * 64 * 2  # layers x kv heads x head_dim x bf16, K and V: 1 KiB
 CB512 = 512 * TINY_BPT  # one 512-token chunk of tiny: 512 KiB
@@ -55,7 +55,8 @@ def test_chunk_geometry_8b():
 def test_head_dim_may_differ_from_hidden_over_heads(tmp_path):
     y = tmp_path / "m.yaml"
     y.write_text("name: m\nvocab_size: 1024\nhidden_size: 512\nintermediate_size: 768\n"
-                 "num_layers: 4\nnum_heads: 8\nnum_kv_heads: 2\nhead_dim: 128\n")
+                 "num_hidden_layers: 4\nnum_attention_heads: 8\nnum_key_value_heads: 2\n"
+                 "head_dim: 128\n")
     assert geometry.bytes_per_token(model.load(str(y))) == 2 * 4 * 2 * 128 * 2
 
 
@@ -119,7 +120,7 @@ def test_bad_input_one_line_exit_2_nothing_written(runner, tmp_path, args, messa
 def test_unknown_model(runner, tmp_path):
     res = runner.invoke(cli, ["infer", "kvcache", "tiney", "--target", str(tmp_path / "t")])
     assert res.exit_code == 2
-    assert "unknown inference preset 'tiney'" in res.output
+    assert "unknown models preset 'tiney'" in res.output
 
 
 # --- the replay, for real -----------------------------------------------------------------
@@ -193,10 +194,10 @@ def test_trace_at_its_own_pace(runner, tmp_path, hand_trace):
             "--users", "2", "--trace-speed", "0.5", "--no-search", "--capacity", "8MiB")
     m = d["metrics"]
     assert m["requests"] == 5
-    assert m["replay_seconds"] >= 0.08
+    assert m["replay_s"] >= 0.08
     lag = next(p for p in d["phases"] if p["name"] == "kv trace lateness")
     assert lag["ops"] == 5
-    assert m["trace_lag_p99_ms"] >= 0
+    assert m["trace_lag_p99_us"] >= 0
 
 
 def _engine(tmp_path, layout, slots=16, ram_slots=0, **opts):
@@ -318,18 +319,18 @@ def test_sessions_both_layouts_with_tiers(runner, tmp_path, layout):
     m = d["metrics"]
     assert d["status"]["state"] == "ok"
     assert m["requests"] == 30
-    assert m["bytes_per_token"] == TINY_BPT
+    assert m["kv_token_bytes"] == TINY_BPT
     assert m["storage_hits"] > 0
     assert m["ram_hits"] > 0
     assert m["evictions_storage"] > 0
     assert m["ram_hit_ratio"] + m["storage_hit_ratio"] + m["miss_ratio"] == pytest.approx(1)
     assert m["storage_tokens_per_s"] == pytest.approx(
-        m["cached_tokens_storage"] / m["replay_seconds"])
-    assert m["dwpd"] == pytest.approx(m["write_bytes"] / m["replay_seconds"] * 86400 / 1e9)
-    assert m["restore_p50_ms"] <= m["restore_p99_ms"] <= m["restore_p99_9_ms"]
+        m["cached_tokens_storage"] / m["replay_s"])
+    assert m["dwpd"] == pytest.approx(m["write_bytes"] / m["replay_s"] * 86400 / 1e9)
+    assert m["restore_p50_us"] <= m["restore_p99_us"] <= m["restore_p99_9_us"]
     assert m["max_context_tokens"] >= 256
     assert m["speedup_vs_recompute"] > 0
-    assert m["bytes_read_per_cached_token"] == pytest.approx(
+    assert m["read_per_cached_token_bytes"] == pytest.approx(
         m["read_bytes"] / m["cached_tokens"])
     from iobench.engines import aio
 
@@ -350,8 +351,8 @@ def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
     probes = {p["context_tokens"]: p["passed"] for p in m["ttft_probes"]}
     assert probes == {256: True, 512: True, 1024: True, 2048: False, 1536: False,
                       1280: True}
-    assert m["restore_p99_ms_at_max"] >= 500
-    assert m["recompute_ms_at_max"] == pytest.approx(128.0)  # 1280 / 10000 tokens/s
+    assert m["restore_p99_at_max_us"] >= 500_000
+    assert m["recompute_at_max_us"] == pytest.approx(128_000.0)  # 1280 / 10000 tokens/s
     assert any(THROTTLE_ENV in w for w in d["warnings"])
     reads = next(p for p in d["phases"] if p["name"] == "kv chunk reads (storage)")
     assert reads["metrics"]["queue"] == "threads"  # the hook sleeps in the reading thread
@@ -359,8 +360,8 @@ def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
-    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "10",
-            "--no-search", "--capacity", "8MiB", "--fio-runtime", "1s", "-q", "4")
+    d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "30",
+            "--users", "1", "--no-search", "--capacity", "8MiB", "--fio-runtime", "1s", "-q", "4")
     ph = {p["name"]: p for p in d["phases"]}
     nat, fio = ph["kv chunk reads native (vs fio)"], ph["kv chunk reads fio"]
     assert nat["ops"] > 0
@@ -370,7 +371,31 @@ def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
     assert f"bs={256 * TINY_BPT}" in job
     assert "iodepth=4" in job
     assert "direct=1" in job
-    assert d["metrics"]["native_to_fio"] > 0
+    m = d["metrics"]
+    assert m["native_to_fio"] > 0
+    assert m["chunk_reads"] > 0  # one user, 30 turns: its later turns restore (seed 0)
+    assert nat["metrics"]["queue"] in ("io_uring", "libaio", "linux-aio", "threads")
+    # the replay's chunk pattern as one fio job: its read/write mix, chunk size, depth
+    rd, wr = ph["kv chunk pattern fio-read"], ph["kv chunk pattern fio-write"]
+    mix = round(100 * m["chunk_reads"] / (m["chunk_reads"] + m["chunk_writes"]))
+    pjob = rd["fio"]["jobfile"]
+    assert "rw=randrw" in pjob
+    assert f"rwmixread={mix}" in pjob
+    assert f"bs={256 * TINY_BPT}" in pjob
+    assert "iodepth=4" in pjob
+    assert "fsync=" in pjob  # the replay fsyncs chunks (file-per-chunk) or turns (slab)
+    assert rd["ops"] > 0
+    assert wr["ops"] > 0
+    assert rd["bytes"] == rd["ops"] * 256 * TINY_BPT
+    assert wr["bytes"] == wr["ops"] * 256 * TINY_BPT
+    assert m["fio_pattern_read_gb_per_s"] == rd["gb_per_s"]
+    assert m["fio_pattern_write_gb_per_s"] == wr["gb_per_s"]
+    assert m["fio_pattern_read_share_pct"] == mix
+    assert m["fio_pattern_read_p99_us"] == rd["latency_ns"]["p99"] / 1e3
+    from iobench.kinds.kvcache import METRICS
+    from iobench.results import Result
+
+    assert METRICS.check(Result.from_dict(d)) == []
 
 
 def test_ctrl_c_keeps_a_partial_result(tmp_path):
@@ -401,7 +426,7 @@ def test_ctrl_c_keeps_a_partial_result(tmp_path):
 
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 def test_a_corrupted_chunk_is_caught_on_restore(tmp_path, layout):
-    from iobench.infer.kvcache.engine import UserStats
+    from iobench.kinds.kvcache.engine import UserStats
 
     eng, st, g = _engine(tmp_path, layout, slots=8, verify=True)
     try:

@@ -3,7 +3,7 @@ first request), `input_length` and `output_length` (tokens) and `hash_ids` (one 
 512-token block of the input; a shared id is a shared prefix, since a block's hash covers
 every token before it). Public traces: github.com/kvcache-ai/Mooncake, FAST25-release/traces.
 
-`python -m iobench.infer.kvcache.trace OUT.jsonl` writes a synthetic trace in that format
+`python -m iobench.kinds.kvcache.trace OUT.jsonl` writes a synthetic trace in that format
 (shared system prompts and multi-turn conversations that extend earlier requests); the
 one shipped under workloads/inference/kvcache/traces/ was made that way.
 """

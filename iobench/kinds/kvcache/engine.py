@@ -1,5 +1,6 @@
-"""The KV-cache replay: an I/O pool of --queue-depth workers, user sessions (or a trace)
-that restore stored prefixes and write new chunks, the TTFT search and the fio comparison.
+"""The KV-cache replay: user sessions (or a trace) that restore stored prefixes and write
+new chunks, the TTFT search and the fio comparison, over iobench.engines.chunks (the pool
+of --queue-depth workers, the AIO read lane, the timed random chunk reads).
 
 Memory: the RAM tier's buffer (--cpu-cache) plus queue-depth chunk buffers shared by the
 pool threads and the reads in flight, whatever the capacity or the run length. Every chunk
@@ -10,11 +11,7 @@ serialized or copied on the way.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
-import queue
-import struct
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -23,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from iobench.engines import chunks as chunk_io
+from iobench.engines.chunks import Batch, ChunkReads, Pool, Worker
 from iobench.engines.native import aligned_buffer
 from iobench.errors import RunFailed
-from iobench.infer.kvcache.geometry import Geometry
-from iobench.infer.kvcache.profiles import Profile
-from iobench.infer.kvcache.store import ChunkCodec, Slab, Store
-from iobench.infer.kvcache.tiers import Step, Tiers
-from iobench.infer.kvcache.trace import Request
+from iobench.kinds.kvcache.geometry import Geometry
+from iobench.kinds.kvcache.profiles import Profile
+from iobench.kinds.kvcache.store import ChunkCodec, Slab, Store
+from iobench.kinds.kvcache.tiers import Step, Tiers
+from iobench.kinds.kvcache.trace import Request
 from iobench.results import make_phase
 from iobench.stats import Histogram, LatencyRecorder
 
@@ -43,6 +42,9 @@ COUNTERS = ("requests", "requests_restored", "chunks", "ram_hits", "storage_hits
             "tokens_total", "tokens_ram", "tokens_storage", "chunks_written",
             "chunks_computed", "skipped_full", "skipped_dup", "verify_errors",
             "turn_syncs")
+RECORDERS = ("read", "write", "ram", "compare")
+WORKER_COUNTERS = ("read_bytes", "reads", "write_bytes", "writes", "ram_bytes", "ram_copies",
+                   "compare_bytes", "compare_reads", "verify_errors")
 
 
 @dataclass
@@ -58,227 +60,6 @@ class Options:
     trace_speed: float = 0.0  # 0: as fast as possible; 1: the trace's own timestamps
     verify: bool = False
     seed: int = 0
-
-
-class Batch:
-    """A group of pool tasks the submitter waits for; the first error is kept."""
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-        self.cv = threading.Condition()
-        self.error: BaseException | None = None
-
-    def add(self) -> None:
-        with self.cv:
-            self.left += 1
-
-    def done(self, error: BaseException | None = None) -> None:
-        with self.cv:
-            if error is not None and self.error is None:
-                self.error = error
-            self.left -= 1
-            if self.left <= 0:
-                self.cv.notify_all()
-
-    def wait(self) -> None:
-        with self.cv:
-            while self.left > 0:
-                self.cv.wait()
-        if self.error is not None:
-            raise self.error
-
-
-class Buffers:
-    """The queue-depth chunk buffers, shared by the pool threads and the AIO reads: a task
-    or an I/O in flight holds one, so memory is queue depth x chunk bytes whatever runs."""
-
-    def __init__(self, n: int, chunk_bytes: int) -> None:
-        self.bufs = [aligned_buffer(chunk_bytes) for _ in range(n)]
-        self.mvs = [memoryview(b)[:chunk_bytes] for b in self.bufs]
-        self.arrs = [np.frombuffer(b, dtype=np.uint8)[:chunk_bytes] for b in self.bufs]
-        for a in self.arrs:
-            a[:] = 0  # touch every page once, outside any timed path
-        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for i in range(n):
-            self.free.put(i)
-
-
-
-class Worker:
-    """Latency recorders and byte counters of one pool thread (or of the AIO reaper), and
-    the buffer it holds for the task at hand."""
-
-    def __init__(self, bufs: Buffers) -> None:
-        self.bufs = bufs
-        self.mv = bufs.mvs[0]
-        self.arr = bufs.arrs[0]
-        self.rec = {k: LatencyRecorder() for k in ("read", "write", "ram", "compare")}
-        self.n = {k: 0 for k in ("read_bytes", "reads", "write_bytes", "writes", "ram_bytes",
-                                 "ram_copies", "compare_bytes", "compare_reads",
-                                 "verify_errors")}
-        self.first_error: str | None = None
-
-    def hold(self, i: int) -> None:
-        self.mv, self.arr = self.bufs.mvs[i], self.bufs.arrs[i]
-
-
-class Pool:
-    def __init__(self, n: int, chunk_bytes: int) -> None:
-        self.q: queue.SimpleQueue[tuple[Callable[[Worker], None], Batch] | None] = \
-            queue.SimpleQueue()
-        self.buffers = Buffers(n, chunk_bytes)
-        self.workers = [Worker(self.buffers) for _ in range(n)]
-        self.threads = [threading.Thread(target=self._loop, args=(w,), daemon=True)
-                        for w in self.workers]
-        for t in self.threads:
-            t.start()
-
-    def _loop(self, w: Worker) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            fn, batch = item
-            i = self.buffers.free.get()
-            w.hold(i)
-            try:
-                fn(w)
-            except BaseException as e:  # noqa: BLE001 - handed to the submitter
-                batch.done(e)
-            else:
-                batch.done()
-            finally:
-                self.buffers.free.put(i)
-
-    def submit(self, fns: Sequence[Callable[[Worker], None]], b: Batch) -> None:
-        for fn in fns:
-            self.q.put((fn, b))
-
-    def run(self, fns: Sequence[Callable[[Worker], None]]) -> None:
-        """Run the tasks (up to queue-depth at once, FIFO with everybody else's) and wait."""
-        if not fns:
-            return
-        b = Batch(len(fns))
-        self.submit(fns, b)
-        b.wait()
-
-    def close(self) -> None:
-        for _ in self.threads:
-            self.q.put(None)
-        for t in self.threads:
-            t.join(30)
-
-    def stats(self) -> list[Worker]:
-        return self.workers
-
-    def hist(self, kind: str, extra: Sequence[Worker] = ()) -> Histogram:
-        return Histogram.merged(w.rec[kind].flush() for w in [*self.workers, *extra])
-
-    def total(self, key: str, extra: Sequence[Worker] = ()) -> int:
-        return sum(w.n[key] for w in [*self.workers, *extra])
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-class AioReads:
-    """Storage chunk reads through Linux native AIO, as fio's libaio: the thread that needs
-    a chunk takes a buffer, points that buffer's iocb at the chunk and submits it; one
-    reaper thread collects completions and runs each read's completion (checks, promotion,
-    accounting). At most queue-depth reads are in flight (one per buffer). Measured on the
-    development VM: ~1.8x the throughput of as many threads in pread for 32 MiB chunks,
-    the same gap as fio's libaio vs psync jobs."""
-
-    def __init__(self, pool: Pool, store: Store) -> None:
-        from iobench.engines import aio
-
-        self.pool = pool
-        self.store = store
-        bufs = pool.buffers
-        self.ctx = aio.AioContext(len(bufs.bufs))
-        self._sys = self.ctx.libc.syscall
-        for i, b in enumerate(bufs.bufs):
-            cb = self.ctx.iocbs[i]
-            cb.aio_lio_opcode = aio.IOCB_CMD_PREAD
-            cb.aio_nbytes = len(bufs.mvs[i])
-            cb.aio_buf = ctypes.addressof(ctypes.c_char.from_buffer(b))
-        self.w = Worker(bufs)  # the reaper's recorders and counters
-        self.inflight: dict[int, tuple[int, int, bool, Callable[[Worker, int, int], None],
-                                       Batch]] = {}
-        self.lock = threading.Lock()
-        self.closing = False
-        self.reaper = threading.Thread(target=self._reap, daemon=True)
-        self.reaper.start()
-
-    def submit(self, uid: int, gen: int, slot: int,
-               done: Callable[[Worker | None, int, int], None], batch: Batch) -> None:
-        """Start one chunk read; `done(worker, result, latency ns)` runs when it completes,
-        with the worker holding the chunk's buffer (result < 0: -errno, worker None when
-        it never started), then `batch` hears of it (with what `done` raised)."""
-        i = self.pool.buffers.free.get()
-        try:
-            fd, off, own = self.store.open_read(uid, gen, slot)
-        except BaseException as e:  # noqa: BLE001 - handed to the submitter
-            self.pool.buffers.free.put(i)
-            self._failed(done, batch, e)
-            return
-        cb = self.ctx.iocbs[i]
-        cb.aio_fildes = fd
-        cb.aio_offset = off
-        ptr = (ctypes.c_uint64 * 1)(ctypes.addressof(cb))
-        with self.lock:
-            self.inflight[i] = (time.monotonic_ns(), fd, own, done, batch)
-        r = self._sys(self.ctx._submit, self.ctx.ctx, ctypes.c_long(1), ptr)
-        if r != 1:
-            err = ctypes.get_errno()
-            with self.lock:
-                self.inflight.pop(i, None)
-            if own:
-                os.close(fd)
-            self.pool.buffers.free.put(i)
-            self._failed(done, batch, OSError(err, f"io_submit: {os.strerror(err)}"))
-
-    @staticmethod
-    def _failed(done: Callable[[Worker | None, int, int], None], batch: Batch,
-                e: BaseException) -> None:
-        try:
-            done(None, -(getattr(e, "errno", None) or errno.EIO), 0)
-        except BaseException:  # noqa: BLE001, S110 - the first error is the one to report
-            pass
-        batch.done(e)
-
-    def _reap(self) -> None:
-        ev = self.ctx.ev_view
-        ts = _Timespec(0, 200_000_000)
-        while True:
-            with self.lock:
-                if self.closing and not self.inflight:
-                    return
-            n = self._sys(self.ctx._getevents, self.ctx.ctx, ctypes.c_long(1),
-                          ctypes.c_long(self.ctx.depth), self.ctx._ev_ptr, ctypes.byref(ts))
-            now = time.monotonic_ns()
-            for k in range(max(0, n)):
-                i, _obj, res, _res2 = struct.unpack_from("<QQqq", ev, 32 * k)
-                with self.lock:
-                    t0, fd, own, done, batch = self.inflight.pop(i)
-                if own:
-                    os.close(fd)
-                self.w.hold(i)
-                err: BaseException | None = None
-                try:
-                    done(self.w, res, now - t0)
-                except BaseException as e:  # noqa: BLE001 - handed to the submitter
-                    err = e
-                finally:
-                    self.pool.buffers.free.put(i)
-                batch.done(err)
-
-    def close(self) -> None:
-        with self.lock:
-            self.closing = True
-        self.reaper.join(60)
-        self.ctx.close()
 
 
 def _run_all(threads: Sequence[threading.Thread], stop: threading.Event) -> None:
@@ -320,14 +101,13 @@ class Engine:
         self.ram = aligned_buffer(ram_bytes) if ram_bytes else None
         self.ram_arr = np.frombuffer(self.ram, dtype=np.uint8) if self.ram is not None \
             else np.zeros(0, dtype=np.uint8)
-        self.pool = Pool(opts.queue_depth, cb)
+        self.pool = Pool(opts.queue_depth, cb, RECORDERS, WORKER_COUNTERS)
         self.throttle = float(os.environ.get(THROTTLE_ENV, "0") or 0)
         from iobench.engines import aio
 
         # storage reads: Linux AIO as fio's libaio; threads with pread where AIO is missing
         # or the test hook throttles reads (it sleeps in the reading thread)
-        self.aio = AioReads(self.pool, store) if aio.available() and not self.throttle \
-            else None
+        self.aio = ChunkReads(self.pool) if aio.available() and not self.throttle else None
         self.queue = "linux-aio" if self.aio is not None else "threads"
         slab = isinstance(store, Slab)
         self.sync_chunk = opts.fsync == "chunk" or (opts.fsync == "turn" and not slab)
@@ -357,6 +137,10 @@ class Engine:
             raise RunFailed(f"chunk {uid}: short read ({n} of {self.geom.chunk_bytes} bytes): "
                             "a chunk file was truncated or removed by someone else")
         return b - a
+
+    def _opener(self, uid: int, gen: int, slot: int
+                ) -> Callable[[], tuple[int, int, bool]]:
+        return lambda: self.store.open_read(uid, gen, slot)
 
     def _landed(self, w: Worker | None, res: int, lat: int, uid: int, kind: str) -> Worker:
         """An AIO read finished: raise on failure, record its latency."""
@@ -397,7 +181,7 @@ class Engine:
             self.pool.submit([self._restore_task(s) for s in steps if s.tier == "ram"], b)
             for s in steps:
                 if s.tier != "ram":
-                    self.aio.submit(s.uid, s.gen, s.slot, self._restore_aio(s), b)
+                    self.aio.submit(self._opener(s.uid, s.gen, s.slot), self._restore_aio(s), b)
         b.wait()
 
     def _check(self, w: Worker, uid: int, gen: int | None) -> bool:
@@ -655,7 +439,7 @@ class Engine:
         else:
             b = Batch(len(chunks))
             for c in chunks:
-                self.aio.submit(c[0], c[1], c[2], done(c), b)
+                self.aio.submit(self._opener(*c), done(c), b)
             b.wait()
         return time.monotonic_ns() - t0
 
@@ -689,52 +473,28 @@ class Engine:
 
     def compare_native(self, chunks: Sequence[tuple[int, int, int]], runtime_s: float
                        ) -> dict[str, Any]:
-        """Queue-depth workers reading random chunks of the set for runtime_s: the native
-        side of the fio comparison (fio: randread, bs = chunk, iodepth = queue depth)."""
-        end = time.monotonic_ns() + int(runtime_s * 1e9)
+        """Random whole-chunk reads of the set for runtime_s with --queue-depth in flight
+        (iobench.engines.chunks.read_random): the native side of the fio comparison (fio:
+        randread, bs = chunk, iodepth = queue depth, the same files opened once)."""
         cb = self.geom.chunk_bytes
-
-        def task(seed: int) -> Callable[[Worker], None]:
-            def fn(w: Worker) -> None:
-                rng = np.random.default_rng([self.o.seed, seed])
-                while time.monotonic_ns() < end and not self.stop.is_set():
-                    c = chunks[int(rng.integers(0, len(chunks)))]
-                    self._read(w, c[0], c[1], c[2], "compare")
-                    w.n["compare_reads"] += 1
-                    w.n["compare_bytes"] += cb
-            return fn
-
-        every = [*self.pool.workers, *([self.aio.w] if self.aio is not None else [])]
-        for w in every:
-            w.rec["compare"].flush()
-            w.rec["compare"].hist = Histogram()
-            w.n["compare_reads"] = 0
-        t0 = time.monotonic_ns()
-        if self.aio is None:
-            self.pool.run([task(i) for i in range(self.o.queue_depth)])
-        else:  # keep queue-depth reads in flight (a buffer frees when its read lands)
-            rng = np.random.default_rng([self.o.seed, 0xC0])
-            b = Batch(1)
-
-            def landed(c: tuple[int, int, int]) -> Callable[[Worker | None, int, int], None]:
-                def fn(w: Worker | None, res: int, lat: int) -> None:
-                    self._landed(w, res, lat, c[0], "compare").n["compare_reads"] += 1
-                return fn
-
-            while time.monotonic_ns() < end and not self.stop.is_set():
-                c = chunks[int(rng.integers(0, len(chunks)))]
-                b.add()
-                self.aio.submit(c[0], c[1], c[2], landed(c), b)
-            b.done()
-            b.wait()
-        s = (time.monotonic_ns() - t0) / 1e9
-        reads = sum(w.n["compare_reads"] for w in every)
-        return make_phase("kv chunk reads native (vs fio)", nbytes=reads * cb, seconds=s,
-                          ops=reads, latency=Histogram.merged(w.rec["compare"].flush()
-                                                              for w in every),
+        opened = [self.store.open_read(*c) for c in chunks]
+        try:
+            got = chunk_io.read_random([fd for fd, _, _ in opened],
+                                       [off for _, off, _ in opened], cb,
+                                       self.o.queue_depth, runtime_s, seed=self.o.seed,
+                                       should_stop=self.stop.is_set)
+        finally:
+            for fd, _, own in opened:
+                if own:
+                    os.close(fd)
+        return make_phase("kv chunk reads native (vs fio)", nbytes=got["bytes"],
+                          seconds=got["seconds"], ops=got["ops"], latency=got["latency"],
                           direction="read",
-                          metrics={"block_size": cb, "queue_depth": self.o.queue_depth,
-                                   "chunks": len(chunks), "queue": self.queue})
+                          metrics={"block_size_bytes": cb, "queue_depth": self.o.queue_depth,
+                                   "chunks": len(chunks), "queue": got["queue"],
+                                   "loop": got["loop"],
+                                   **({"in_flight_mean": got["in_flight_mean"]}
+                                      if "in_flight_mean" in got else {})})
 
     def verify_errors(self) -> int:
         return self.pool.total("verify_errors", [self.aio.w] if self.aio is not None else [])

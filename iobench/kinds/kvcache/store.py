@@ -28,7 +28,7 @@ import numpy as np
 from iobench.content import Content
 from iobench.engines.native import O_DIRECT, pread_full, pwrite_full
 from iobench.errors import RunFailed, UsageError
-from iobench.infer.kvcache.geometry import Geometry
+from iobench.kinds.kvcache.geometry import Geometry
 
 MAGIC = b"IOBKVC01"
 HEADER = struct.Struct("<8sQQQI")

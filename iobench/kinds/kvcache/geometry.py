@@ -1,4 +1,4 @@
-"""KV bytes per token and chunk geometry.
+"""KV bytes per token (iobench.model: Hugging Face config keys) and chunk geometry.
 
 bytes per token = 2 (K and V) x layers x kv_heads x head_dim x bytes per element, with
 kv_heads divided by the tensor-parallel degree per rank (vLLM replicates a KV head when
@@ -11,25 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iobench.errors import UsageError
-from iobench.infer.model import ModelSpec
+from iobench.model import Model, kv_bytes_per_token
 
 KV_DTYPES = {"bf16": 2, "fp16": 2, "fp8": 1}
 ALIGN = 4096  # O_DIRECT: a chunk occupies a whole number of 4 KiB blocks on storage
 
 
-def kv_heads_per_rank(m: ModelSpec, tp: int) -> int:
+def kv_heads_per_rank(m: Model, tp: int) -> int:
     if tp < 1:
         raise UsageError(f"--tp {tp}: must be >= 1")
-    if m.num_kv_heads % tp and tp % m.num_kv_heads:
-        raise UsageError(f"--tp {tp}: {m.name} has {m.num_kv_heads} KV heads; give a TP "
+    if m.num_key_value_heads % tp and tp % m.num_key_value_heads:
+        raise UsageError(f"--tp {tp}: {m.name} has {m.num_key_value_heads} KV heads; give a TP "
                          "degree that divides it or that it divides (e.g. 1, 2, 8)")
-    return max(1, m.num_kv_heads // tp)
+    return max(1, m.num_key_value_heads // tp)
 
 
-def bytes_per_token(m: ModelSpec, dtype: str = "bf16", tp: int = 1) -> int:
+def bytes_per_token(m: Model, dtype: str = "bf16", tp: int = 1) -> int:
     if dtype not in KV_DTYPES:
         raise UsageError(f"--kv-dtype {dtype!r}: use one of {', '.join(KV_DTYPES)}")
-    return 2 * m.num_layers * kv_heads_per_rank(m, tp) * m.head_dim * KV_DTYPES[dtype]
+    # iobench.model.kv_bytes_per_token over the heads this rank holds
+    heads = kv_heads_per_rank(m, tp)
+    return kv_bytes_per_token(m, KV_DTYPES[dtype]) * heads // m.num_key_value_heads
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Geometry:
         return tokens // self.chunk_tokens
 
 
-def geometry(m: ModelSpec, chunk_tokens: int, dtype: str = "bf16", tp: int = 1) -> Geometry:
+def geometry(m: Model, chunk_tokens: int, dtype: str = "bf16", tp: int = 1) -> Geometry:
     if chunk_tokens < 1:
         raise UsageError(f"--chunk-tokens {chunk_tokens}: must be >= 1 (256 as LMCache, "
                          "16 as vLLM blocks, 512 as Mooncake)")

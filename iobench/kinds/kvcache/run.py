@@ -1,5 +1,9 @@
-"""The body of `iobench infer kvcache`: checks, the replay, the TTFT search, the fio
-comparison and the metrics (merged over pool threads, users and MPI ranks)."""
+"""Run `infer kvcache`: checks, the replay, the TTFT search, the fio comparison and the
+chunk pattern through fio, and the metrics (merged over pool threads, users and MPI ranks).
+
+`run(spec, options, ctx)` is the whole command without the command line: the Python API
+and suites call it; `iobench infer kvcache` is options -> Spec -> run -> render.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from iobench import cache as cache_mod
-from iobench import dist
+from iobench import dist, runner
 from iobench import target as target_mod
 from iobench.errors import UsageError
-from iobench.infer.kvcache import geometry as geo
-from iobench.infer.kvcache import profiles as prof_mod
-from iobench.infer.kvcache import store as store_mod
-from iobench.infer.kvcache import trace as trace_mod
-from iobench.infer.kvcache.engine import (
+from iobench.kinds.base import Ctx, RunOptions, default_ctx
+from iobench.kinds.kvcache import geometry as geo
+from iobench.kinds.kvcache import profiles as prof_mod
+from iobench.kinds.kvcache import store as store_mod
+from iobench.kinds.kvcache import trace as trace_mod
+from iobench.kinds.kvcache.engine import (
     COMPARE_UID,
     PROBE_UID,
     THROTTLE_ENV,
     Engine,
     Options,
 )
-from iobench.infer.kvcache.tiers import Tiers
-from iobench.results import Recorder, make_phase
+from iobench.kinds.kvcache.spec import Spec
+from iobench.kinds.kvcache.tiers import Tiers
+from iobench.results import Recorder, Result, make_phase
 from iobench.units import format_bytes
 
 COMPARE_CHUNKS = 64  # chunks in the fio comparison's set (fewer if capacity is smaller)
@@ -53,6 +59,45 @@ class Config:
     fio_runtime_s: float
     opts: Options
     fio_first: bool = False  # the comparison's order (benchmarks alternate it)
+
+
+def config(spec: Spec) -> Config:
+    """The run's internal configuration from a (validated) Spec."""
+    o = Options(users=spec.users, queue_depth=spec.queue_depth, promote=spec.promote,
+                admit_after=spec.admit_after, fsync=spec.fsync, decode_s=spec.decode_time,
+                duration_s=spec.duration, requests=spec.requests,
+                trace_speed=spec.trace_speed, verify=spec.verify, seed=spec.seed)
+    return Config(model=spec.model, layout=spec.layout, chunk_tokens=spec.chunk_tokens,
+                  kv_dtype=spec.kv_dtype, tp=spec.tp, profile=spec.profile,
+                  trace=spec.trace, capacity=spec.capacity, cpu_cache=spec.cpu_cache,
+                  ttft_s=spec.ttft, prefill_rate=spec.prefill_rate, search=spec.search,
+                  search_requests=spec.search_requests, search_users=spec.search_users,
+                  max_context=spec.max_context, drive_size=spec.drive_size,
+                  engine=spec.engine, fio_runtime_s=spec.fio_runtime, opts=o,
+                  fio_first=spec.fio_first)
+
+
+def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.Outcome:
+    """Run the KV-cache offload; the Outcome says how it ended (the exit code a command
+    gives). Bad input raises a one-line UsageError before anything is written."""
+    ctx = ctx or default_ctx()
+    spec.validate()
+    w = ctx.world
+    c = config(spec)
+    with target_mod.locked():
+        m, g, profile, trace = dist.root_first(lambda: check(c, options.target, w.size), w)
+        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
+                                                         wait=options.wait > 0), w)
+        rec = Recorder(kind="infer-kvcache", name=m.name, spec=spec_dict(c, m, g, w.size),
+                       engine=spec.engine)
+        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
+                          force=options.force, wait=options.wait, save=options.save)
+        return runner.run(rec, lambda r: body(r, c, tgt, g, profile, trace, w), opts, ctx)
+
+
+def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
+    """Run the KV-cache offload and return its (frozen) Result, whatever its status."""
+    return execute(spec, options, ctx).result
 
 
 def _free_bytes(path: Path) -> int:
@@ -91,25 +136,9 @@ def _slab_bytes_present(target: Path) -> int:
 
 def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, Any]:
     """Every bad input, before anything is written: (model, geometry, profile, trace)."""
-    from iobench.infer import model as model_mod
+    from iobench import model as model_mod
 
     o = c.opts
-    if o.users < 1:
-        raise UsageError(f"--users {o.users}: must be >= 1 (concurrent sessions)")
-    if o.queue_depth < 1:
-        raise UsageError(f"--queue-depth {o.queue_depth}: must be >= 1")
-    if o.admit_after < 1:
-        raise UsageError(f"--admit-after {o.admit_after}: must be >= 1 (1 admits every "
-                         "chunk to storage; 2 as Dynamo)")
-    if c.ttft_s <= 0:
-        raise UsageError("--ttft must be > 0, e.g. 200ms")
-    if c.search_users < 1:
-        raise UsageError(f"--search-users {c.search_users}: must be >= 1")
-    if c.prefill_rate <= 0:
-        raise UsageError(f"--prefill-rate {c.prefill_rate:g}: must be > 0 tokens/s")
-    if o.trace_speed < 0:
-        raise UsageError(f"--trace-speed {o.trace_speed:g}: must be >= 0 (0: as fast as "
-                         "possible, 1: the trace's timestamps)")
     m = model_mod.load(c.model)
     g = geo.geometry(m, c.chunk_tokens, c.kv_dtype, c.tp)
     cb = g.chunk_bytes
@@ -149,9 +178,9 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
     return m, g, profile, trace
 
 
-def _ms(h: dict[str, Any], key: str) -> float | None:
+def _us(h: Any, key: str) -> float | None:
     v = (h.get("latency_ns") or {}).get(key)
-    return v / 1e6 if isinstance(v, int | float) else None
+    return v / 1e3 if isinstance(v, int | float) else None
 
 
 def _stamp(phases: list[dict[str, Any]], start_mono: int, end_mono: int) -> None:
@@ -161,8 +190,7 @@ def _stamp(phases: list[dict[str, Any]], start_mono: int, end_mono: int) -> None
 
 
 def body(res: Recorder, c: Config, tgt: target_mod.Target, g: geo.Geometry, profile: Any,
-         trace: Any) -> None:
-    w = dist.world()
+         trace: Any, w: dist.World) -> None:
     o = c.opts
     cb = g.chunk_bytes
     slots = c.capacity // cb
@@ -187,7 +215,9 @@ def body(res: Recorder, c: Config, tgt: target_mod.Target, g: geo.Geometry, prof
             _search(res, c, eng, g, w)
         if c.engine == "fio" and not eng.stop.is_set():
             eng.clear_storage()
-            _compare(res, c, eng, store, g, w)
+            chunks = _compare(res, c, eng, store, g, w)
+            if not eng.stop.is_set():
+                _fio_pattern(res, c, eng, store, g, w, chunks)
         _late_verify_errors(res, eng, w)
     finally:
         if eng is not None:
@@ -247,14 +277,14 @@ def _metrics(res: Recorder, c: Config, g: geo.Geometry, phases: list[dict[str, A
     s = req["seconds"] or 1e-9
     m = res.metrics
     m.update({
-        "bytes_per_token": g.bytes_per_token, "chunk_tokens": g.chunk_tokens,
+        "kv_token_bytes": g.bytes_per_token, "chunk_tokens": g.chunk_tokens,
         "chunk_bytes": g.chunk_bytes, "chunk_payload_bytes": g.payload_bytes,
-        "replay_seconds": req["seconds"], "requests": k["requests"],
+        "replay_s": req["seconds"], "requests": k["requests"],
         "requests_restored": k["requests_restored"],
     })
     for name, ph in (("restore", req), ("chunk_read", rd), ("chunk_write", wr)):
         for pk in ("p50", "p90", "p99", "p99_9"):
-            m[f"{name}_{pk}_ms"] = _ms(ph, pk)
+            m[f"{name}_{pk}_us"] = _us(ph, pk)
     tokens_cached = k["tokens_ram"] + k["tokens_storage"]
     chunks = k["chunks"] or 1
     hours = s / 3600
@@ -265,8 +295,9 @@ def _metrics(res: Recorder, c: Config, g: geo.Geometry, phases: list[dict[str, A
         "chunk_reads": rd["ops"], "chunk_writes": wr["ops"],
         "cached_tokens": tokens_cached, "cached_tokens_storage": k["tokens_storage"],
         "cached_tokens_ram": k["tokens_ram"],
-        "bytes_read_per_cached_token": rd["bytes"] / tokens_cached if tokens_cached else None,
-        "bytes_written_per_cached_token": (wr["bytes"] / tokens_cached if tokens_cached
+        "read_per_cached_token_bytes": rd["bytes"] / tokens_cached if tokens_cached
+        else None,
+        "written_per_cached_token_bytes": (wr["bytes"] / tokens_cached if tokens_cached
                                            else None),
         "storage_hit_ratio": k["storage_hits"] / chunks,
         "ram_hit_ratio": k["ram_hits"] / chunks,
@@ -275,7 +306,7 @@ def _metrics(res: Recorder, c: Config, g: geo.Geometry, phases: list[dict[str, A
         "ram_hits": k["ram_hits"], "misses": k["misses"],
         "evictions_storage": k["evictions_storage"], "evictions_ram": k["evictions_ram"],
         "skipped_full": k["skipped_full"], "skipped_dup": k["skipped_dup"],
-        "write_gb_per_hour": wr["bytes"] / 1e9 / hours if hours else 0.0,
+        "written_per_hour_bytes": wr["bytes"] / hours if hours else 0.0,
         "storage_tokens_per_s": k["tokens_storage"] / s,
         "ram_tokens_per_s": k["tokens_ram"] / s,
         "verify_errors": k["verify_errors"],
@@ -283,7 +314,7 @@ def _metrics(res: Recorder, c: Config, g: geo.Geometry, phases: list[dict[str, A
     })
     lag = next((p for p in phases if p["name"] == "kv trace lateness"), None)
     if lag is not None:
-        m["trace_lag_p99_ms"] = _ms(lag, "p99")
+        m["trace_lag_p99_us"] = _us(lag, "p99")
     if c.drive_size:
         m["dwpd"] = wr["bytes"] / s * 86400 / c.drive_size
     if k["verify_errors"]:
@@ -299,7 +330,7 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
     per_user = eng.store.slots // users
     limit = min(per_user, c.max_context // ct)
     m = res.metrics
-    m["ttft_ms"] = c.ttft_s * 1e3
+    m["ttft_us"] = c.ttft_s * 1e6
     m["prefill_rate_tokens_per_s"] = c.prefill_rate
     if limit < 1:
         res.warnings.append(f"TTFT search skipped: --capacity holds {eng.store.slots} chunks, "
@@ -330,7 +361,7 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
         p99 = ph["latency_ns"].get("p99")
         ok = p99 is not None and p99 <= budget_ns
         ph["metrics"].update({"context_tokens": n * ct, "chunks": n, "passed": ok,
-                              "p99_ms": p99 / 1e6 if p99 is not None else None,
+                              "restore_p99_us": p99 / 1e3 if p99 is not None else None,
                               "restores": ph["ops"]})
         res.add_phase(ph)
         seen[n] = ph
@@ -355,17 +386,18 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
         else:
             hi = mid
     m["ttft_probes"] = [{"context_tokens": p["metrics"]["context_tokens"],
-                         "p99_ms": p["metrics"]["p99_ms"], "passed": p["metrics"]["passed"],
+                         "p99_us": p["metrics"]["restore_p99_us"], "passed": p["metrics"]["passed"],
                          "restores": p["ops"]} for p in seen.values()]
     m["ttft_search_limit_tokens"] = limit * ct
     m["max_context_tokens"] = lo * ct
     if lo:
         best = seen[lo]
-        p99_ms = best["metrics"]["p99_ms"]
+        p99_ms = best["metrics"]["restore_p99_us"] / 1e3
         recompute_ms = lo * ct / c.prefill_rate * 1e3
-        m.update({"restore_p99_ms_at_max": p99_ms, "recompute_ms_at_max": recompute_ms,
+        m.update({"restore_p99_at_max_us": p99_ms * 1e3,
+                  "recompute_at_max_us": recompute_ms * 1e3,
                   "speedup_vs_recompute": recompute_ms / p99_ms if p99_ms else None,
-                  "restore_gb_per_s_at_max": best["gb_per_s"]})
+                  "restore_at_max_gb_per_s": best["gb_per_s"]})
         m["ttft_statement"] = (
             f"{lo * ct} tokens ({format_bytes(lo * g.chunk_bytes)} of KV) restore within "
             f"{c.ttft_s * 1e3:g} ms at p99 with {users} concurrent restore(s) "
@@ -381,42 +413,39 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
                                "restore(s)")
 
 
-def fio_jobfile(root: Path, files: list[Path], file_bytes: int, chunk_bytes: int,
-                queue_depth: int, runtime_s: float, layout: str) -> str:
-    """fio's job: the same files, whole-chunk random reads, the same queue depth (file
-    names relative to `directory=`: fio caps the length of one option value)."""
-    from iobench import __version__
-    from iobench.engines.fio import PERCENTILE_LIST, _escape
-
-    lines = [f"; iobench {__version__}: infer kvcache chunk reads ({layout}), fio engine",
-             "[global]", "rw=randread", f"bs={chunk_bytes}", "ioengine=libaio",
-             f"iodepth={queue_depth}", "direct=1", "randrepeat=0", "norandommap=1",
-             "invalidate=0", "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
-             "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
-    if len(files) > 1:
-        lines += ["file_service_type=random", f"nrfiles={len(files)}",
-                  f"filesize={file_bytes}"]
-    else:
-        lines.append(f"size={file_bytes}")
-    lines += ["", "[kvchunks]", f"directory={_escape(root)}",
-              "filename=" + ":".join(_escape(p.relative_to(root)) for p in files), ""]
-    return "\n".join(lines)
-
-
-def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
-             w: dist.World) -> None:
-    """The same chunk pattern through native and fio: random whole-chunk reads of one set
-    of chunk files (or slab slots), bs = chunk bytes, iodepth = --queue-depth."""
-    from iobench.engines import fio
-
+def compare_set(store: store_mod.Store) -> list[tuple[int, int, int]]:
+    """The (uid, gen, slot) chunks of the fio comparison: up to COMPARE_CHUNKS chunk files,
+    or the first slots of slab 0."""
     n = min(store.slots, COMPARE_CHUNKS)
     if isinstance(store, store_mod.Slab):
         n = min(n, store.per_file)
-    chunks = [(COMPARE_UID + j, 1, j) for j in range(n)]
-    eng.write_set(chunks)
+    return [(COMPARE_UID + j, 1, j) for j in range(n)]
+
+
+def fio_chunk_reads(store: store_mod.Store, chunks: list[tuple[int, int, int]],
+                    g: geo.Geometry, queue_depth: int, runtime_s: float, layout: str
+                    ) -> dict[str, Any]:
+    """fio's side of the comparison: random whole-chunk reads of the same chunk set,
+    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT (engines.fio's job file)."""
+    from iobench.engines import fio
+
     files, file_bytes = store.fio_files(chunks)
-    text = fio_jobfile(store.root, files, file_bytes, g.chunk_bytes, c.opts.queue_depth,
-                       c.fio_runtime_s, c.layout)
+    phases, _text = fio.run_chunks(store.root, files, name="kv chunk reads fio",
+                                   file_bytes=file_bytes, chunk_sizes={g.chunk_bytes: 1},
+                                   iodepth=queue_depth, runtime_s=runtime_s,
+                                   comment=f"infer kvcache chunk reads ({layout})")
+    ph = phases[0]
+    ph["metrics"].update({"block_size_bytes": g.chunk_bytes, "queue_depth": queue_depth,
+                          "chunks": len(chunks), "ioengine": "libaio"})
+    return ph
+
+
+def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: geo.Geometry,
+             w: dist.World) -> list[tuple[int, int, int]]:
+    """Random whole-chunk reads of one set of chunk files (or slab slots) natively and
+    through fio, bs = chunk bytes, iodepth = --queue-depth; returns the set."""
+    chunks = compare_set(store)
+    eng.write_set(chunks)
 
     def native() -> list[dict[str, Any]]:
         t0 = time.monotonic_ns()
@@ -426,11 +455,7 @@ def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: g
 
     def with_fio() -> list[dict[str, Any]]:
         t0 = time.monotonic_ns()
-        doc = fio.run_fio(text, store.root)
-        ph = fio.parse(doc, name="kv chunk reads fio")[0]
-        ph["metrics"].update({"block_size": g.chunk_bytes, "queue_depth": c.opts.queue_depth,
-                              "chunks": n, "ioengine": "libaio"})
-        ph["fio"] = {"jobfile": text, "command": (doc.get("iobench") or {}).get("command")}
+        ph = fio_chunk_reads(store, chunks, g, c.opts.queue_depth, c.fio_runtime_s, c.layout)
         _stamp([ph], t0, time.monotonic_ns())
         return [ph]
 
@@ -450,8 +475,65 @@ def _compare(res: Recorder, c: Config, eng: Engine, store: store_mod.Store, g: g
     m.update({"native_chunk_read_gb_per_s": nat["gb_per_s"],
               "fio_chunk_read_gb_per_s": fp["gb_per_s"],
               "native_to_fio": nat["gb_per_s"] / fp["gb_per_s"] if fp["gb_per_s"] else None,
-              "native_chunk_read_p99_ms": _ms(nat, "p99"),
-              "fio_chunk_read_p99_ms": _ms(fp, "p99")})
+              "native_chunk_read_p99_us": _us(nat, "p99"),
+              "fio_chunk_read_p99_us": _us(fp, "p99")})
+    return chunks
+
+
+def _fio_pattern(res: Recorder, c: Config, eng: Engine, store: store_mod.Store,
+                 g: geo.Geometry, w: dist.World, chunks: list[tuple[int, int, int]]) -> None:
+    """The replay's chunk pattern as one fio job on the comparison's chunk set: its mix of
+    chunk reads and writes (rwmixread from the replay's counts), its chunk sizes (bs, or
+    bssplit where they differ), --queue-depth as iodepth, its fsync policy (fsync=N), for
+    --fio-runtime. Reported in the replay's metrics with a fio_pattern_ prefix."""
+    from iobench.engines import fio
+
+    m = res.metrics
+    reads, writes = int(m.get("chunk_reads") or 0), int(m.get("chunk_writes") or 0)
+    if reads + writes == 0:
+        res.warnings.append("the replay moved no chunk to or from storage: no fio pattern "
+                            "to run")
+        return
+    mix = round(100 * reads / (reads + writes))
+    # every stored chunk is chunk_bytes (a context's partial tail chunk is not stored)
+    sizes = {g.chunk_bytes: reads + writes}
+    syncs = int(m.get("turn_syncs") or 0)
+    every = 1 if eng.sync_chunk else (max(1, round(writes / syncs)) if eng.sync_turn and
+                                      syncs else 0)
+    files, file_bytes = store.fio_files(chunks)
+
+    def part() -> list[dict[str, Any]]:
+        t0 = time.monotonic_ns()
+        phases, _text = fio.run_chunks(
+            store.root, files, name="kv chunk pattern fio", file_bytes=file_bytes,
+            chunk_sizes=sizes, iodepth=c.opts.queue_depth, runtime_s=c.fio_runtime_s,
+            rwmixread=mix, fsync_every=every,
+            comment=f"infer kvcache chunk pattern ({c.layout}): {mix}% reads")
+        for p in phases:
+            p["metrics"].update({"block_size_bytes": g.chunk_bytes,
+                                 "queue_depth": c.opts.queue_depth, "chunks": len(chunks),
+                                 "ioengine": "libaio", "rwmixread": mix,
+                                 "bssplit": "/".join(f"{b}:{n}" for b, n in sizes.items())})
+        _stamp(phases, t0, time.monotonic_ns())
+        return phases
+
+    phases = dist.combine(part, w, "kv fio chunk pattern") if w.size > 1 else part()
+    for p in phases:
+        res.add_phase(p)
+    rd = next((p for p in phases if p["direction"] == "read"), None)
+    wr = next((p for p in phases if p["direction"] == "write"), None)
+    io = [p for p in (rd, wr) if p is not None]
+    secs = max((p["seconds"] for p in io), default=0.0)
+    m.update({
+        "fio_pattern_read_gb_per_s": rd["gb_per_s"] if rd else 0.0,
+        "fio_pattern_write_gb_per_s": wr["gb_per_s"] if wr else 0.0,
+        "fio_pattern_chunk_ops_per_s": sum(p["ops"] for p in io) / secs if secs else 0.0,
+        "fio_pattern_read_p50_us": _us(rd, "p50") if rd else None,
+        "fio_pattern_read_p99_us": _us(rd, "p99") if rd else None,
+        "fio_pattern_write_p50_us": _us(wr, "p50") if wr else None,
+        "fio_pattern_write_p99_us": _us(wr, "p99") if wr else None,
+        "fio_pattern_read_share_pct": float(mix),
+    })
 
 
 def spec_dict(c: Config, m: Any, g: geo.Geometry, ranks: int) -> dict[str, Any]:
