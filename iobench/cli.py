@@ -188,6 +188,14 @@ class Group(click.Group):
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register()
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -309,6 +317,7 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.datagen.cli",
     "iobench.kinds.infer_randread.cli",
     "iobench.kinds.infer_load.cli",
+    "iobench.kinds.kvcache.cli",
 )
 
 # Kinds whose command sits in a command group (`iobench infer randread`): the kind's cli
@@ -316,6 +325,7 @@ KIND_COMMANDS: tuple[str, ...] = (
 KIND_GROUP_OF: dict[str, str] = {
     "iobench.kinds.infer_randread.cli": "iobench.kinds.infer_group",
     "iobench.kinds.infer_load.cli": "iobench.kinds.infer_group",
+    "iobench.kinds.kvcache.cli": "iobench.kinds.infer_group",
 }
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
@@ -326,7 +336,15 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+_registered = [False]
+
+
 def _register() -> None:
+    """Add every command to `cli`, once, on first use of the group (not at import: a
+    kind's cli module imports this one, so importing it first must work too)."""
+    if _registered[0]:
+        return
+    _registered[0] = True
     import importlib
 
     for name in COMMAND_MODULES:
@@ -341,5 +359,4 @@ def _register() -> None:
         cli.add_command(importlib.import_module(group_name).group)
 
 
-_register()
 __all__ = ["cli", "main", "EXIT_USAGE"]
