@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from iobench.infer.vector import data, engine, pattern
+from iobench.engines import batch, native
+from iobench.kinds.vector import data, engine
 from iobench.units import parse_size
 
 
@@ -48,11 +49,11 @@ def fio_randread(path: Path, size: int, bs: int, qd: int, runtime: float) -> dic
 
 def pattern_cell(path: Path, bs: int, hops: int, beam: int, conc: int,
                  runtime: float) -> dict[str, float]:
-    r = pattern.run(path, sector=bs, hops=hops, beam_width=beam, concurrency=conc,
-                    runtime_s=runtime)
+    r = batch.run_rounds(path, block_size=bs, rounds=hops, batch=beam, streams=conc,
+                         runtime_s=runtime)
     rh = r["read_hist"]
     iops = r["reads"] / r["seconds"]
-    return {"iops": iops, "p99_us": rh.percentile(99) / 1e3, "qps": r["queries"] / r["seconds"],
+    return {"iops": iops, "p99_us": rh.percentile(99) / 1e3, "qps": r["streams"] / r["seconds"],
             "effective_qd": iops * rh.mean / 1e9}
 
 
@@ -63,7 +64,7 @@ def summary(xs: list[float]) -> dict[str, float]:
 def part_a(root: Path, size: int, rounds: int, runtime: float) -> list[dict[str, Any]]:
     path = root / "index.dat"
     if not path.exists() or path.stat().st_size != size:
-        pattern.layout(path, size)
+        native.layout([path], size, seed=0x7EC)
     out = []
     for hops, beam, conc in ((1, 1, 32), (1, 4, 8), (8, 4, 8)):
         pre = pattern_cell(path, 4096, hops, beam, conc, min(runtime, 2.0))

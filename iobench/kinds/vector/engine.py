@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from iobench.errors import RunFailed, ToolMissing
-from iobench.infer.vector import SECTOR, K
-from iobench.infer.vector.data import NOFOLLOW, open_read
+from iobench.kinds.vector.data import NOFOLLOW, open_read
+from iobench.kinds.vector.spec import SECTOR, K
 from iobench.stats import Histogram
 
 PREFIX = "ann"
@@ -254,11 +254,11 @@ class Searcher:
     """A loaded StaticDiskIndex (logs captured); one query at a time."""
 
     def __init__(self, index_dir: Path, metric: str, dim: int, cache_nodes: int,
-                 log: Path) -> None:
+                 log: Path, threads: int = 2) -> None:
         dap = diskannpy()
-        with capture_fds(log):
+        with capture_fds(log):  # a search context per thread that may search at once
             self.index = dap.StaticDiskIndex(
-                index_directory=str(index_dir), num_threads=2,
+                index_directory=str(index_dir), num_threads=max(2, threads),
                 num_nodes_to_cache=cache_nodes, cache_mechanism=1 if cache_nodes else 0,
                 distance_metric=metric, vector_dtype=np.float32, dimensions=dim,
                 index_prefix=PREFIX)
@@ -308,6 +308,33 @@ class Searcher:
                                "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
                                "read_bytes": r1 - r0, "major_faults": f1 - f0,
                                "hist": hist, "found": found}
+        if d0 is not None and d1 is not None:
+            out["device_reads"] = d1[0] - d0[0]
+            out["device_bytes"] = d1[1] - d0[1]
+        return out
+
+    def run_batch(self, queries: np.ndarray, complexity: int, beam_width: int,
+                  threads: int, dev: str | None) -> dict[str, Any]:
+        """diskannpy's batch_search on `threads` threads (in-process concurrency), the I/O
+        counters around it; the batch is timed as a whole (no per-query latency)."""
+        import resource
+
+        with capture_fds(self.log):
+            d0 = diskstats(dev)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+            r0 = proc_read_bytes()
+            w0 = time.time_ns()
+            t0 = time.monotonic_ns()
+            res = self.index.batch_search(queries, k_neighbors=K, complexity=complexity,
+                                          num_threads=threads, beam_width=beam_width)
+            t1 = time.monotonic_ns()
+            r1 = proc_read_bytes()
+            f1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+            d1 = diskstats(dev)
+        out: dict[str, Any] = {"queries": len(queries), "seconds": (t1 - t0) / 1e9,
+                               "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
+                               "read_bytes": r1 - r0, "major_faults": f1 - f0,
+                               "found": np.asarray(res.identifiers).astype(np.int64)}
         if d0 is not None and d1 is not None:
             out["device_reads"] = d1[0] - d0[0]
             out["device_bytes"] = d1[1] - d0[1]
