@@ -601,9 +601,13 @@ static PyObject *Ring_rounds(Ring *r, PyObject *args) {
             ntodo = 0;
             account(r, t);
             r->inflight += nsub;
+            /* io_uring: the refills go in with the next wait (one io_uring_enter submits
+             * them and waits for a completion), unless this step ends here */
+            int over = now >= until_ns || nr + (Py_ssize_t)r->depth > rcap
+                       || ns + (Py_ssize_t)streams > scap;
             if (r->kind == KIND_URING) {
                 r->unsubmitted += nsub;
-                while (r->unsubmitted) {
+                while (over && r->unsubmitted) {
                     long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0, 0,
                                      NULL, 0);
                     if (k < 0) {
@@ -645,9 +649,16 @@ static PyObject *Ring_rounds(Ring *r, PyObject *args) {
         /* wait for completions (bounded by the first hold's due time under a delay) */
         unsigned got = 0;
         if (r->kind == KIND_URING) {
-            long k = syscall(__NR_io_uring_enter, r->ring_fd, 0, 1, IORING_ENTER_GETEVENTS,
-                             NULL, 0);
-            if (k < 0 && errno != EINTR) { err = errno; break; }
+            long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 1,
+                             IORING_ENTER_GETEVENTS, NULL, 0);
+            if (k < 0 && errno != EINTR) {
+                err = errno;
+                r->inflight -= r->unsubmitted; /* never reached the kernel */
+                r->unsubmitted = 0;
+                break;
+            }
+            if (k > 0) r->unsubmitted -= (unsigned)k < r->unsubmitted ? (unsigned)k
+                                                                        : r->unsubmitted;
             now = mono_ns();
             if (deadline_ns && now >= deadline_ns) st[6] = 1; /* no new streams */
             unsigned head = *r->cq_head;

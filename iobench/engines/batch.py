@@ -50,12 +50,14 @@ def queue_kind() -> str | None:
 
 def run_rounds(path: Path, *, block_size: int, rounds: int, batch: int, streams: int,
                runtime_s: float, seed: int = 0, should_stop: Callable[[], bool] | None = None,
-               max_streams: int = 0) -> dict[str, Any]:
+               max_streams: int = 0, queue: str | None = None) -> dict[str, Any]:
     """Run `streams` streams of `rounds` dependent batches of `batch` reads for
     `runtime_s` (or until `max_streams` streams started); every stream started finishes.
 
     Returns {streams, reads, bytes, seconds, start_wall_ns, end_wall_ns, stream_hist,
     read_hist, queue, loop, in_flight_mean, interrupted (the signal number or 0)}.
+    `queue` forces one of io_uring, libaio (the compiled ring) or python-aio (benchmarks,
+    tests); by default the best this kernel allows (queue_kind()).
     """
     from iobench.engines.native import O_DIRECT
 
@@ -63,7 +65,7 @@ def run_rounds(path: Path, *, block_size: int, rounds: int, batch: int, streams:
     try:
         if os.fstat(fd).st_size // block_size == 0:
             raise RunFailed(f"{path}: smaller than one read of {block_size} bytes")
-        kind = queue_kind()
+        kind = queue or queue_kind()
         if kind in ("io_uring", "libaio"):
             return _run_ring(kind, fd, path, block_size=block_size, rounds=rounds,
                              batch=batch, streams=streams, runtime_s=runtime_s, seed=seed,

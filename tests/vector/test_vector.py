@@ -247,22 +247,20 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
 
 
 @pytest.mark.parametrize("ring", ["compiled", "python"])
-def test_pattern_direct_counts_and_dependency(ring: str, monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_pattern_direct_counts_and_dependency(ring: str) -> None:
     """Without a delay: counts are exact on the compiled ring and the Python AIO loop."""
     import tempfile
 
     from iobench.engines import aio, native
 
-    if ring == "python":
-        monkeypatch.setattr(batch, "queue_kind", lambda: "python-aio")
-    elif aio.ring_kind() is None:
+    queue = "python-aio" if ring == "python" else aio.ring_kind()
+    if queue is None:
         pytest.skip("the compiled helper or its ring is not available here")
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as d:  # O_DIRECT: not tmpfs
         p = Path(d) / "idx.dat"
         native.layout([p], 4 << 20)
         out = batch.run_rounds(p, block_size=4096, rounds=5, batch=3, streams=2,
-                               runtime_s=0, max_streams=7)
+                               runtime_s=0, max_streams=7, queue=queue)
     assert out["streams"] == 7
     assert out["reads"] == 7 * 5 * 3
     assert out["stream_hist"].count == 7
