@@ -173,7 +173,7 @@ class Group(click.Group):
             message = " ".join(e.format_message().split())  # Click may wrap a choice list
             click.echo(f"error: {message}{hint}", err=True)
             sys.exit(EXIT_USAGE)
-        except click.ClickException as e:
+        except (click.ClickException, IobenchError) as e:
             e.show()
             sys.exit(e.exit_code)
         except click.exceptions.Abort as e:
@@ -303,12 +303,12 @@ def main() -> None:
 # added to `cli` here, in one table.
 KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
+    "iobench.kinds.fio.cli",
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
-    "iobench.workloads.fiojob",
     "iobench.workloads.datagen",
     "iobench.workloads.train",
     "iobench.workloads.checkpoint",

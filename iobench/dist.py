@@ -39,6 +39,7 @@ T = TypeVar("T")
 _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 FAULT_TAG = 7301  # point-to-point tag of fault notices
+PEER_TAG = 7302  # point-to-point tag of the ranks' check-in (gather_peers)
 WATCH_POLL_S = 0.1
 
 
@@ -93,6 +94,13 @@ class World:
 
     # --- faults (no-ops in a world of one) ---
     peers: list[tuple[str, int]] = []  # (host, pid) of every rank, once execute gathered them
+    missing: list[int] = []  # ranks rank 0 is still waiting for in `gather_peers`
+
+    def gather_peers(self) -> None:
+        """Every rank checks in with its (host, pid): the first collective of a run, after
+        its provisional result exists (rank 0 then knows whom to name if one dies)."""
+        self.peers = [(str(h), int(p)) for h, p in self.allgather((self.hostname(),
+                                                                     os.getpid()))]
 
     def fault(self) -> tuple[int, str, str] | None:
         """(rank, host, what happened) of the first peer fault noticed, or None."""
@@ -119,6 +127,7 @@ class MPIWorld(World):
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.peers = []
+        self.missing = []
         self._fault: tuple[int, str, str] | None = None
         self._notified = False
         self._threaded = MPI.Query_thread() >= MPI.THREAD_MULTIPLE
@@ -221,6 +230,35 @@ class MPIWorld(World):
                 time.sleep(0.05)
             interrupt.take()
         self.abort(EXIT_INTERRUPTED_OR_FAILED)
+
+    def gather_peers(self) -> None:
+        """Point to point, so rank 0 knows which ranks never checked in (`missing`) when
+        it is stopped while waiting: a rank killed during start-up is still named."""
+        me = (self.hostname(), os.getpid())
+        what = "the start of the run (every rank checking in)"
+        if self.rank == 0:
+            reqs = {r: self.comm.irecv(source=r, tag=PEER_TAG) for r in range(1, self.size)}
+            got: dict[int, tuple[str, int]] = {0: me}
+            self.missing = sorted(reqs)
+            deadline = time.monotonic() + collective_timeout_s()
+            pause = 0.0001
+            while reqs:
+                for r, req in list(reqs.items()):
+                    done, msg = req.test()
+                    if done and msg is not None:
+                        got[r] = (str(msg[0]), int(msg[1]))
+                        del reqs[r]
+                self.missing = sorted(reqs)
+                if reqs:
+                    self._check(what, deadline)
+                    time.sleep(pause)
+                    pause = min(0.01, pause * 2)
+            self.peers = [got[r] for r in range(self.size)]
+            self.bcast(self.peers)
+        else:
+            self._wait(self.comm.isend(me, dest=0, tag=PEER_TAG), what)
+            peers: list[tuple[str, int]] = self.bcast([])
+            self.peers = [(str(h), int(p)) for h, p in peers]
 
     # --- collectives, all polled ---
     def barrier(self, what: str = "a barrier") -> None:
@@ -422,21 +460,20 @@ def _root_then_others(fn: Callable[[], T], w: World, share: bool) -> T:
     Bad input on rank 0 is raised there and reported once; the other ranks exit with the
     same code silently. Without `share` the other ranks then run fn themselves.
     """
-    import click
-
-    from iobench.errors import IobenchError
+    from iobench.errors import IobenchError, ReportedByRoot
 
     if w.is_root:
         try:
             value = fn()
         except IobenchError as e:
             w.bcast(("error", e.exit_code))
+            e.told_ranks = True  # type: ignore[attr-defined]  # no fault notice needed
             raise
         w.bcast(("ok", value if share else None))
         return value
     msg: tuple[str, Any] = w.bcast(("ok", None))
     if msg[0] == "error":
-        raise click.exceptions.Exit(int(msg[1]))
+        raise ReportedByRoot(int(msg[1]))
     return msg[1] if share else fn()
 
 

@@ -6,7 +6,8 @@ A traceback shown to a user means a bug in iobench, never bad input. Exit codes:
 
 from __future__ import annotations
 
-import click
+import sys
+from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -14,13 +15,24 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class IobenchError(click.ClickException):
-    """Base class. Rendered by Click as one line `error: <message>` and exit code 2."""
+class IobenchError(Exception):
+    """Base class: one line `error: <message>` and exit code 2 (the command line shows
+    it; a library caller catches it). Independent of Click, so iobench's run code is too."""
 
     exit_code = EXIT_USAGE
 
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+    def __init__(self, message: str, *args: Any) -> None:
+        super().__init__(message, *args)
+        self.message = message
+
+    def format_message(self) -> str:
+        return self.message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def show(self, file: IO[str] | None = None) -> None:
+        print(f"error: {self.format_message()}", file=file or sys.stderr, flush=True)
 
 
 class UsageError(IobenchError):
@@ -37,6 +49,18 @@ class TargetError(UsageError):
 
 class ToolMissing(UsageError):
     """An external tool (fio, mpirun) or optional package is not installed."""
+
+
+class ReportedByRoot(IobenchError):
+    """Under MPI: bad input that rank 0 found and reported; the other ranks leave with the
+    same exit code and print nothing (the user sees the error once)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("bad input, reported by rank 0")
+        self.exit_code = code
+
+    def show(self, file: IO[str] | None = None) -> None:
+        return None
 
 
 class RunFailed(IobenchError):

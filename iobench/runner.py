@@ -8,6 +8,7 @@ Outcome and exits with its code; a library caller reads the Result.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -19,7 +20,14 @@ from pathlib import Path
 
 from iobench import dist, interrupt, sysinfo
 from iobench import results as results_mod
-from iobench.errors import EXIT_FAILED, EXIT_INTERRUPTED, IobenchError, RunFailed, UsageError
+from iobench.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    IobenchError,
+    ReportedByRoot,
+    RunFailed,
+    UsageError,
+)
 from iobench.kinds.base import Ctx, RunOptions
 from iobench.results import Recorder, Result
 
@@ -36,6 +44,10 @@ def _interrupt_reason(e: KeyboardInterrupt, w: dist.World) -> tuple[str, str]:
         names = ", ".join(f"rank {r} (pid {w.peers[r][1]})" for r in dead)
         return "failed", (f"{names} died (killed or crashed) and the job was stopped; "
                           "phases measured so far are kept")
+    if w.missing and not w.peers:  # stopped while waiting for the ranks to check in
+        names = ", ".join(f"rank {r}" for r in w.missing)
+        return "failed", (f"{names} never checked in (killed or crashed during start-up) "
+                          "and the job was stopped; nothing was measured")
     if isinstance(e, interrupt.PeerFault):
         return "failed", f"{e}; every rank stopped, phases measured so far are kept"
     fault = w.fault()
@@ -79,22 +91,30 @@ class Outcome:
     late: KeyboardInterrupt | None = None  # a signal that arrived while finishing
 
 
-def run(rec: Recorder, body: Callable[[Recorder], None], options: RunOptions,
-        ctx: Ctx) -> Outcome:
-    """Run `body(rec)` and finish the result whatever happens; never exits the process.
+Prepare = Callable[[Recorder], "Path | None"]
 
-    A provisional result (status failed, "did not finish") is written before the body
-    runs (and before any collective across MPI ranks) and replaced at the end, so even a
-    SIGKILL leaves a result behind. Under MPI every rank runs the body; only rank 0 writes
-    and reports (ctx.on_result). Bad input raised before any phase was measured propagates
-    (exit 2, no result file). A signal that arrived during start-up is acted on once the
-    provisional result exists (exit 130, a partial result).
+
+def run(rec: Recorder, body: Callable[[Recorder], None], options: RunOptions,
+        ctx: Ctx, prepare: Prepare | None = None) -> Outcome:
+    """Run `prepare(rec)` then `body(rec)` and finish the result whatever happens; never
+    exits the process.
+
+    A provisional result (status failed, "did not finish") is written first, before
+    `prepare` (the target's preparation: `dist.root_first`, the layout's checks) and
+    before any collective across MPI ranks, and replaced at the end, so even a SIGKILL of
+    any rank leaves a result behind. `prepare` fills the recorder's spec (the files it
+    laid out) and returns the prepared target's root (for sysinfo), or None. Under MPI
+    every rank runs both; only rank 0 writes and reports (ctx.on_result). Bad input raised
+    before any phase was measured propagates (exit 2) and removes the provisional result
+    (and the results directories this run created), so nothing is left. A signal that
+    arrived during start-up is acted on once the provisional result exists (exit 130, a
+    partial result).
     """
     global _nesting
     restore = _install()
     _nesting += 1
     try:
-        return _run(rec, body, options, ctx)
+        return _run(rec, body, options, ctx, prepare)
     finally:
         _nesting -= 1
         restore()
@@ -105,8 +125,39 @@ def nested() -> bool:
     return _nesting > 0
 
 
+def _missing_dirs(d: Path) -> list[Path]:
+    """`d` and its parents that do not exist yet (innermost first)."""
+    out: list[Path] = []
+    d = d.absolute()
+    while not d.exists() and d != d.parent:
+        out.append(d)
+        d = d.parent
+    return out
+
+
+def _save_provisional(result: Recorder, path: Path | None, results_dir: Path) -> Path:
+    """Write the provisional result (failed, "did not finish"); with `path`, refresh it
+    (best effort: the first one stays if the disk is full)."""
+    provisional = result.status, result.reason
+    result.mark("failed", "the run did not finish (killed, or the machine stopped)")
+    try:
+        if path is None:
+            path = results_mod.save(result, results_dir)
+        else:
+            results_mod.rewrite(result, path)
+    except OSError as e:
+        if path is not None:  # a refresh: the first provisional result stays as it is
+            return path
+        raise UsageError(f"--results-dir {results_dir}: cannot write the result "
+                         f"({e.strerror or e}); free space or give another "
+                         "--results-dir") from None
+    finally:
+        result.status, result.reason = provisional
+    return path
+
+
 def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions,
-         ctx: Ctx) -> Outcome:
+         ctx: Ctx, prepare: Prepare | None = None) -> Outcome:
     w = ctx.world
     root = w.is_root
     path: Path | None = None
@@ -118,27 +169,26 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     results_dir = options.results_dir
     if ctx.command_line:
         result.command_line = list(ctx.command_line)
+    created: list[Path] = []  # results directories this run made (removed on bad input)
     try:
         result.sysinfo = sysinfo.collect(options.target) if root else {}
         if options.save and root:
-            provisional = result.status, result.reason
-            result.mark("failed", "the run did not finish (killed, or the machine stopped)")
-            try:
-                path = results_mod.save(result, results_dir)
-                result.run_dir = path.parent
-            except OSError as e:
-                raise UsageError(f"--results-dir {results_dir}: cannot write the result "
-                                 f"({e.strerror or e}); free space or give another "
-                                 "--results-dir") from None
-            finally:
-                result.status, result.reason = provisional
+            created = _missing_dirs(results_dir)
+            path = _save_provisional(result, None, results_dir)
+            result.run_dir = path.parent
         interrupt.end_startup()
-        if w.size > 1:
-            peers = w.allgather((w.hostname(), os.getpid()))
-            w.peers = [(str(h), int(p)) for h, p in peers]
+        if w.size > 1:  # the first collective: the provisional result exists
+            w.gather_peers()
             hosts = [h for h, _ in w.peers]
             result.sysinfo["mpi"] = {"ranks": w.size, "hosts": sorted(set(hosts)),
                                      "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
+        if prepare is not None:
+            prepared = prepare(result)
+            if root:
+                if prepared is not None and "target" not in result.sysinfo:
+                    result.sysinfo.update(sysinfo.target_info(prepared))
+                if path is not None:  # the spec now names the files laid out
+                    _save_provisional(result, path, results_dir)
         body(result)
     except KeyboardInterrupt as e:
         result.mark(*_interrupt_reason(e, w))
@@ -164,10 +214,14 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
             local_fault = world_fault = True
     except IobenchError as e:
         if not result.phases:
-            if w.size > 1:
+            if w.size > 1 and not isinstance(e, ReportedByRoot) and \
+                    not getattr(e, "told_ranks", False):
                 w.notify_fault(f"failed: {e.format_message()}")
             if path is not None:
                 shutil.rmtree(path.parent, ignore_errors=True)
+            for d in created:  # only if still empty: another run's results stay
+                with contextlib.suppress(OSError):
+                    d.rmdir()
             raise
         message = e.format_message()
         result.mark("failed", f"bad input found after measuring had begun: {message}")

@@ -26,6 +26,7 @@ import errno
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,11 +297,19 @@ def parent_fd(path: Path) -> Iterator[tuple[int, str]]:
         os.close(fd)
 
 
-def _refuse_outside(path: Path, what: str) -> None:
-    """Inside a command, which has prepared its target, nothing outside it is touched."""
-    import click
+_ACTIVE = [0]  # runs in progress (target.locked): inside one, nothing outside is touched
 
-    if _ROOTS and click.get_current_context(silent=True) is not None:
+
+def _inside_a_run() -> bool:
+    if _ACTIVE[0]:
+        return True
+    click = sys.modules.get("click")  # a command that has not entered target.locked()
+    return click is not None and click.get_current_context(silent=True) is not None
+
+
+def _refuse_outside(path: Path, what: str) -> None:
+    """Inside a run, which has prepared its target, nothing outside it is touched."""
+    if _ROOTS and _inside_a_run():
         roots = ", ".join(str(Path(*r)) for r in _ROOTS)
         raise TargetError(f"{path}: is not below the target ({roots}); iobench will not "
                           f"{what} anything outside it")

@@ -94,9 +94,17 @@ def collect(target: Path | None = None) -> dict[str, Any]:
         "euid": os.geteuid(),
         "in_container": Path("/.dockerenv").exists() or Path("/run/.containerenv").exists(),
     }
-    if target is not None and target.exists():
-        m = mount_of(target)
-        info["target"] = {"path": str(target.resolve()), **m}
-        if m.get("device"):
-            info["target"]["block_device"] = block_device(m["device"])
+    if target is not None:
+        info.update(target_info(target))
     return info
+
+
+def target_info(target: Path) -> dict[str, Any]:
+    """{"target": its path, mount and block device} once it exists, else {}."""
+    if not target.exists():
+        return {}
+    m = mount_of(target)
+    info: dict[str, Any] = {"path": str(target.resolve()), **m}
+    if m.get("device"):
+        info["block_device"] = block_device(m["device"])
+    return {"target": info}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from iobench import safepath
-from iobench.errors import TargetError, UsageError
+from iobench.errors import TargetError
 from iobench.units import format_bytes
 
 MARKER = ".iobench"
@@ -97,10 +97,6 @@ def parse_marker(text: str, root: Path) -> dict[str, Any]:
                 if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                     raise _corrupt(root, f"entry {name!r} has {k} {v!r}")
     return data
-
-
-def _names(data: dict[str, Any]) -> list[str]:
-    return [e["name"] if isinstance(e, dict) else e for e in data["created"]]
 
 
 def _record(data: dict[str, Any], name: str) -> dict[str, Any] | str | None:
@@ -177,10 +173,6 @@ class Target:
                 f.flush()
                 os.fsync(f.fileno())
 
-    def owned(self) -> list[str]:
-        with self._locked() as data:
-            return _names(data)
-
     def _own_top(self, top: str) -> Path:
         """Create (or re-open) the top-level directory `top`, recorded with its identity."""
         safepath.check_name(top, "target entry")
@@ -235,12 +227,6 @@ class Target:
     def info(self) -> dict:
         with self._locked() as data:
             return dict(data)
-
-    def set_info(self, key: str, value: object) -> None:
-        if key in ("created", "iobench"):
-            raise ValueError(key)
-        with self._locked() as data:
-            data[key] = value
 
     # -- space ---------------------------------------------------------------------
     def free_bytes(self) -> int:
@@ -325,9 +311,11 @@ def release_to(mark: int) -> None:
 def locked() -> Iterator[None]:
     """Every target lock taken inside is released on leaving (a library caller's run)."""
     mark = lock_mark()
+    safepath._ACTIVE[0] += 1
     try:
         yield
     finally:
+        safepath._ACTIVE[0] -= 1
         release_to(mark)
 
 
@@ -476,7 +464,3 @@ def clean(path: str | Path) -> tuple[list[str], list[str]]:
             t.root.rmdir()
     return removed, kept
 
-
-def ensure_not_file(path: Path, what: str) -> None:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{what} {path}: is a file; give a directory")

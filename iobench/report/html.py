@@ -438,13 +438,23 @@ def result_section(label: str, r: Result, heading: str, anchor: str = "") -> str
     if r.phases:
         o.append(_phases_html(r.phases))
         o.append("<p class='meta'>GB/s = 10^9 B/s, GiB/s = 2^30 B/s; latency per I/O</p>")
-    charts = [c for c in (randread_heatmap(r), load_chart(r), timeline_chart(r), cdf_chart(r))
-              if c]
+    charts = [c for c in (randread_heatmap(r), load_chart(r), timeline_chart(r), cdf_chart(r),
+                          *kind_sections(r)) if c]
     if charts:
         o.append(f"<div class='charts'>{''.join(charts)}</div>")
     o.append(_metrics_html(r.metrics))
     o.append("</section>")
     return "".join(o)
+
+
+def kind_sections(r: Result) -> list[str]:
+    """A kind's own HTML sections: iobench.kinds.<kind>.render.html(result), if it has one
+    (self-contained HTML/SVG strings, placed with the charts)."""
+    from iobench import kinds
+
+    mod = kinds.module(r.kind, "render")
+    fn = getattr(mod, "html", None) if mod is not None else None
+    return list(fn(r)) if fn is not None else []
 
 
 def _sysinfo_html(r: Result) -> str:

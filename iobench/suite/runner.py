@@ -8,6 +8,7 @@ and the suite goes on (its criteria fail); Ctrl-C stops the suite and keeps what
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any
 import click
 
 from iobench import results as results_mod
-from iobench.errors import EXIT_INTERRUPTED
+from iobench.errors import EXIT_INTERRUPTED, IobenchError
 from iobench.results import Recorder
 from iobench.suite import criteria as crit
 from iobench.suite.steps import Step
@@ -47,6 +48,36 @@ def _exit_code(e: SystemExit) -> int:
     return e.code if isinstance(e.code, int) else 1
 
 
+COMMON = ("target", "results_dir", "json_out", "force")
+
+
+def _kind_cli(step: Step) -> Any:
+    """The step's kind's cli module when the kind runs directly (iobench/kinds/)."""
+    from iobench import kinds
+
+    mod = kinds.module("-".join(step.path), "cli")
+    return mod if mod is not None and hasattr(mod, "spec_from_params") else None
+
+
+def _run_kind(kind_cli: Any, step: Step, argv: list[str]) -> int:
+    """Run a step through its kind's run(): Click only parses the step's options (the
+    same parser the command uses), then spec_from_params -> execute. The step's result
+    records the step's own command line."""
+    from iobench import cli as cli_mod
+
+    rest = argv[len(step.path):]
+    ctx = step.command.make_context(step.command_name, rest)
+    params = dict(ctx.params)
+    options = cli_mod.run_options(params["target"], params["results_dir"], params["force"])
+    spec = kind_cli.spec_from_params({k: v for k, v in params.items() if k not in COMMON})
+    run_mod = importlib.import_module(kind_cli.__name__.rsplit(".", 1)[0] + ".run")
+    out = run_mod.execute(spec, options, cli_mod.run_context(
+        False, command_line=("iobench", *argv)))
+    if out.late is not None:  # a signal arrived while the step finished: the suite stops
+        raise out.late
+    return int(out.code)
+
+
 def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force: bool,
              stdout_to_stderr: bool = False) -> tuple[StepOutcome, dict[str, Any] | None]:
     """Invoke one step; return its outcome and its saved Recorder (as a dict) if any.
@@ -58,14 +89,18 @@ def run_step(group: click.Group, step: Step, target: Path, step_dir: Path, force
     code, reason = 0, None
     redirect = (contextlib.redirect_stdout(sys.stderr) if stdout_to_stderr
                 else contextlib.nullcontext())
+    kind_cli = _kind_cli(step)
     try:
         with redirect:
-            group.main(args=argv, prog_name="iobench", standalone_mode=False)
+            if kind_cli is not None:
+                code = _run_kind(kind_cli, step, argv)
+            else:
+                group.main(args=argv, prog_name="iobench", standalone_mode=False)
     except SystemExit as e:  # runner.execute exits 1 (failed) or 130 (interrupted)
         code = _exit_code(e)
     except (click.exceptions.Abort, KeyboardInterrupt):
         code = EXIT_INTERRUPTED
-    except click.ClickException as e:  # bad input found by the command: no Recorder
+    except (click.ClickException, IobenchError) as e:  # bad input found by the command
         code, reason = e.exit_code, e.format_message()
         click.echo(f"error: step '{step.id}': {reason}", err=True)
     except Exception as e:  # a bug in a command must not lose the other steps' results

@@ -20,7 +20,7 @@ import yaml
 
 from iobench import presets
 from iobench import spec as spec_mod
-from iobench.errors import SpecError, UsageError, did_you_mean
+from iobench.errors import IobenchError, SpecError, UsageError, did_you_mean
 from iobench.suite import criteria as crit
 
 # Options the suite runner sets for every step: a suite file may not set them.
@@ -252,7 +252,7 @@ def validate(steps: list[Step], target: Path) -> None:
             st.command.make_context(st.command_name, argv)
         except click.exceptions.Exit:
             pass
-        except click.ClickException as e:
+        except (click.ClickException, IobenchError) as e:
             raise SpecError(f"step '{st.id}' ({st.display()}): {e.format_message()}") from None
 
 

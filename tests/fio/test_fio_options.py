@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from iobench.workloads.fiojob import ALLOWED_ENGINES, OPTION_CLASSES
+from iobench.kinds.fio.policy import ALLOWED_ENGINES, OPTION_CLASSES
 
 WORDS = re.compile(r"file|log|exec|command|dir|script|device|program|path|trace|cgroup|"
                    r"sched|user id|group id|mount|profile|redirect", re.I)

@@ -373,7 +373,7 @@ def test_fio_file_link_in_target(arena: Arena, kind: str, have_fio: None) -> Non
 
 
 def test_fio_ioscheduler_allowed_with_force_only(arena: Arena, have_fio: None) -> None:
-    from iobench.workloads.fiojob import check_paths
+    from iobench.kinds.fio.policy import check_paths
 
     wd = arena.target / "fio"
     check_paths("[j]\nioscheduler=none\n", Path("j.fio"), wd, force=True)

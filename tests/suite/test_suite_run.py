@@ -196,3 +196,12 @@ def test_shipped_suites_check_out(runner, tmp_path):
         res = runner.invoke(cli, ["run", name, "--dry-run", "--target", str(tmp_path / "t")])
         assert res.exit_code == 0, (name, res.output)
         assert "Criteria" in res.output
+
+
+def test_a_step_records_its_own_command_line(runner, tmp_path):
+    res = run(runner, tmp_path)
+    assert res.exit_code == 0, res.output
+    _, r = suite_result(tmp_path)
+    lines = [c["command_line"] for c in r.children]
+    assert [cl[1:3] for cl in lines] == [["io", "seqwrite"], ["io", "seqread"]]
+    assert all("run" not in cl[:2] for cl in lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from iobench import cache, dist, runner, safepath, verify
 from iobench import target as target_mod
@@ -36,34 +37,42 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
                 raise UsageError("--fio-hosts runs fio's own client/server mode: run it "
                                  "without mpirun (one iobench drives every server)")
             servers = hosts.load(spec.fio_hosts, spec.engine)
-        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                         wait=options.wait > 0), w)
-        workdir = dist.root_first(lambda: tgt.subdir("io"), w)
-        first = w.rank * spec.jobs  # --jobs is per rank (as fio's numjobs per client)
-        io = IOSpec(pattern=spec.pattern, size=spec.size,  # type: ignore[arg-type]
-                    block_size=spec.block_size, files=io_files(workdir, spec.jobs, first),
-                    jobs=spec.jobs, queue_depth=spec.queue_depth, runtime=spec.runtime,
-                    direct=spec.direct, ioengine=spec.fio_ioengine, seed=spec.seed,
-                    first_job=first)
-        if servers is None:  # the servers' disks are not this host's: fio reports ENOSPC
-            need = sum(max(0, spec.size - (f.stat().st_size if f.exists() else 0))
-                       for f in io.files)
-            tgt.check_space(need, f"{spec.pattern} with {spec.jobs} x {spec.size} bytes")
-        spec_dict = spec.to_dict()
-        spec_dict["files"] = list(map(str, io.files))
-        for key in ("direct", "end_fsync", "first_job"):
-            spec_dict[key] = getattr(io, key)
-        spec_dict["ioengine"] = io.ioengine
-        rec = Recorder(kind="io", name=spec.pattern, spec=spec_dict, engine=spec.engine)
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        if servers is not None:
-            spec_dict["files"] = hosts.spec_files(io, len(servers), workdir)
-            spec_dict["fio_hosts"] = [s.address for s in servers]
-            return runner.run(rec, lambda r: hosts.run_io(io, servers, spec.cache, workdir, r),
-                              opts, ctx)
-        return runner.run(rec, lambda r: measure(io, spec.engine, spec.cache, workdir, r, ctx),
-                          opts, ctx)
+        rec = Recorder(kind="io", name=spec.pattern, spec=spec.to_dict(), engine=spec.engine)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(r: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            tgt = dist.root_first(lambda: target_mod.prepare(
+                options.target, force=options.force, wait=options.wait > 0), w)
+            workdir = dist.root_first(lambda: tgt.subdir("io"), w)
+            first = w.rank * spec.jobs  # --jobs is per rank (as fio's numjobs per client)
+            io = IOSpec(pattern=spec.pattern, size=spec.size,  # type: ignore[arg-type]
+                        block_size=spec.block_size, files=io_files(workdir, spec.jobs, first),
+                        jobs=spec.jobs, queue_depth=spec.queue_depth, runtime=spec.runtime,
+                        direct=spec.direct, ioengine=spec.fio_ioengine, seed=spec.seed,
+                        first_job=first)
+            if servers is None:  # the servers' disks are not this host's: fio says ENOSPC
+                need = sum(max(0, spec.size - (f.stat().st_size if f.exists() else 0))
+                           for f in io.files)
+                tgt.check_space(need, f"{spec.pattern} with {spec.jobs} x {spec.size} bytes")
+            r.spec["files"] = list(map(str, io.files))
+            for key in ("direct", "end_fsync", "first_job"):
+                r.spec[key] = getattr(io, key)
+            r.spec["ioengine"] = io.ioengine
+            if servers is not None:
+                r.spec["files"] = hosts.spec_files(io, len(servers), workdir)
+                r.spec["fio_hosts"] = [s.address for s in servers]
+            ready.update(io=io, workdir=workdir)
+            return tgt.root
+
+        def body(r: Recorder) -> None:
+            io, workdir = ready["io"], ready["workdir"]
+            if servers is not None:
+                hosts.run_io(io, servers, spec.cache, workdir, r)
+            else:
+                measure(io, spec.engine, spec.cache, workdir, r, ctx)
+
+        return runner.run(rec, body, options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:

@@ -1,4 +1,5 @@
-"""`iobench fio JOBFILE --target DIR`: run any fio job file inside the target, same tables.
+"""What an fio job file may do inside iobench: every option that names a path, runs a
+command or changes the host is classified, and a job file is checked before fio runs.
 
 fio runs with the target's `fio/` subdirectory as its working and --directory, so a job's
 relative file names land there; absolute paths outside the target are refused, since
@@ -13,20 +14,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import click
-from rich.console import RenderableType
-from rich.table import Table
-
 from iobench import safepath
 from iobench import target as target_mod
-from iobench.cli import cli, common_run_options
 from iobench.engines import fio
 from iobench.errors import UsageError
-from iobench.report import terminal
-from iobench.results import Recorder, Result
-from iobench.runner import execute
 from iobench.stats import Histogram
-from iobench.units import format_bytes, format_count
 
 # --- what a job file may do ----------------------------------------------------------
 # Every fio option that names a file, a directory or a device, runs a command or changes
@@ -217,7 +209,7 @@ def summary_metrics(phases: list[dict[str, Any]]) -> dict[str, Any]:
         ops = sum(p["ops"] for p in ps)
         out[f"{d}_bytes"] = nbytes
         out[f"{d}_gb_per_s"] = nbytes / secs / 1e9 if secs else 0.0
-        out[f"{d}_iops"] = ops / secs if secs else 0.0
+        out[f"{d}_ops_per_s"] = ops / secs if secs else 0.0
         hists = [p.get("histogram") for p in ps]
         if all(hists):
             merged = Histogram.merged(Histogram.from_dict(h) for h in hists if h)
@@ -233,7 +225,7 @@ def summary_metrics(phases: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _cache_verdict(doc: dict[str, Any], phases: list[dict[str, Any]]) -> dict[str, Any]:
+def cache_verdict(doc: dict[str, Any], phases: list[dict[str, Any]]) -> dict[str, Any]:
     """Where the figures may come from, read off each job's effective options."""
     jobs = doc.get("jobs") or []
     opt = fio.job_option
@@ -252,86 +244,3 @@ def _cache_verdict(doc: dict[str, Any], phases: list[dict[str, Any]]) -> dict[st
     return {"policy": "jobfile", "method": "invalidate" if invalidate else "none",
             "may_be_cached": True,
             "note": f"buffered reads: {how}; re-reads may come from RAM"}
-
-
-def _fio_table(result: Result) -> list[RenderableType]:
-    t = Table(title="fio", title_justify="left", show_header=False)
-    t.add_column("key")
-    t.add_column("value")
-    t.add_row("job file", str(result.spec.get("jobfile")))
-    t.add_row("directory", str(result.spec.get("directory")))
-    t.add_row("fio", str(result.metrics.get("fio_version")))
-    for k, v in result.metrics.items():
-        if k == "fio_version":
-            continue
-        if k.endswith("_bytes"):
-            shown = format_bytes(v)
-        elif k.endswith("_iops"):
-            shown = format_count(v)
-        else:
-            shown = f"{v:.3f}" if isinstance(v, float) else str(v)
-        t.add_row(k, shown)
-    return [t]
-
-
-terminal.register("fio", _fio_table)
-
-
-@cli.command("fio")
-@click.argument("jobfile", type=click.Path(path_type=Path))
-@common_run_options
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop fio after this many seconds (the run fails).")
-def fio_cmd(jobfile: Path, target: Path, json_out: bool, results_dir: Path, force: bool,
-            timeout: float | None) -> None:
-    """Run any fio JOBFILE inside the target and render it like every iobench run.
-
-    Relative file names in the job file land in <target>/fio/. fio runs with
-    --output-format=json+, so latency percentiles are merged from fio's histograms.
-    """
-    if not jobfile.is_file():
-        what = "is a directory" if jobfile.is_dir() else "no such file"
-        raise UsageError(f"JOBFILE {jobfile}: {what}; give the path of an fio job file")
-    try:
-        text = jobfile.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"JOBFILE {jobfile}: cannot read it as text ({e})") from None
-    fio.fio_binary()  # missing fio: exit 2 before touching the target
-    tgt = target_mod.prepare(target, force=force)
-    workdir = tgt.root / "fio"
-    check_paths(text, jobfile, workdir, force)
-    workdir = tgt.subdir("fio")
-    result = Recorder(kind="fio", name=jobfile.stem, engine="fio",
-                    spec={"jobfile": str(jobfile.resolve()), "jobfile_text": text,
-                          "directory": str(workdir)})
-
-    def body(r: Recorder) -> None:
-        try:
-            doc = fio.run_fio(text, workdir, directory=workdir, timeout=timeout,
-                              jobfile_path=jobfile.resolve())
-        except BaseException as e:
-            partial = getattr(e, "fio_output", None)
-            if partial is not None:
-                _finish(r, partial, text)
-            raise
-        _finish(r, doc, text)
-
-    execute(result, body, results_dir=results_dir, json_out=json_out, target=tgt.root)
-
-
-def _finish(r: Recorder, doc: dict[str, Any], text: str) -> None:
-    extra = doc.get("iobench") or {}
-    try:
-        phases = fio.parse(doc)
-    except Exception:  # a partial document fio cut short: keep what the run can
-        if extra.get("partial"):
-            return
-        raise
-    for p in phases:
-        r.add_phase(p)
-    r.spec["command"] = extra.get("command")
-    r.warnings.extend(f"fio: {n}" for n in extra.get("notes") or [])
-    r.cache = _cache_verdict(doc, phases)
-    r.metrics.update(summary_metrics(phases))
-    if not phases:
-        r.warnings.append("fio did no I/O: check the job file's rw=, size= and runtime=")
