@@ -304,6 +304,7 @@ def main() -> None:
 KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.io.cli",
     "iobench.kinds.fio.cli",
+    "iobench.kinds.vector.cli",  # GROUP = "infer": `iobench infer vector`
 )
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
@@ -323,7 +324,10 @@ def _register() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name)
     for name in KIND_COMMANDS:
-        cli.add_command(importlib.import_module(name).command)
+        mod = importlib.import_module(name)
+        group = getattr(mod, "GROUP", None)  # a subcommand: `iobench <GROUP> <command>`
+        parent = cli.commands[group] if group else cli
+        parent.add_command(mod.command)  # type: ignore[attr-defined]
 
 
 _register()

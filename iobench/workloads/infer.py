@@ -190,12 +190,6 @@ def randread_tables(result: Result) -> list[RenderableType]:
 terminal.register("infer-randread", randread_tables)
 
 
-# --- vector: the infer-vector kind (iobench/kinds/vector/) --------------------------------
-from iobench.kinds.vector.cli import command as _vector_command  # noqa: E402
-
-infer.add_command(_vector_command)
-
-
 # --- load -----------------------------------------------------------------------------------
 def _words(text: str, what: str, choices: tuple[str, ...]) -> list[str]:
     def one(item: str, w: str) -> str:

@@ -12,6 +12,8 @@ from iobench.cli import DURATION, INT_LIST, SIZE, common_run_options
 from iobench.kinds.vector.run import execute
 from iobench.kinds.vector.spec import Spec, build
 
+GROUP = "infer"  # `iobench infer vector` (iobench.cli.KIND_COMMANDS adds it there)
+
 
 @click.command("vector")
 @common_run_options

@@ -94,14 +94,13 @@ def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
     return execute(spec, options, ctx).result
 
 
-def _prepare(options: RunOptions, w: dist.World) -> target_mod.Target:
-    return dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                      wait=options.wait > 0), w)
-
-
-def _opts(options: RunOptions, tgt: target_mod.Target) -> RunOptions:
-    return RunOptions(target=tgt.root, results_dir=options.results_dir, force=options.force,
-                      wait=options.wait, save=options.save)
+def _prepare(options: RunOptions, w: dist.World, ready: dict[str, target_mod.Target]
+             ) -> Path:
+    """The target, prepared after the provisional result exists (runner.run's prepare)."""
+    tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
+                                                     wait=options.wait > 0), w)
+    ready["tgt"] = tgt
+    return tgt.root
 
 
 def diskann_options(spec: Spec) -> DiskannOptions:
@@ -127,15 +126,15 @@ def _execute_diskann(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcom
             ).is_file()
     if not done:
         _space(options.target, estimate_bytes(o), "the vector data set and its DiskANN index")
-    tgt = _prepare(options, w)
     sp: dict[str, Any] = dict(o.__dict__)
     sp["engine"] = "diskann"
     sp["recall_target"] = RECALL_TARGET
     if w.size > 1:
         sp["ranks"] = w.size
     rec = Recorder("infer-vector", "diskann", spec=sp, engine="diskann")
-    return runner.run(rec, lambda res: diskann_run(res, tgt, o, ctx), _opts(options, tgt),
-                      ctx)
+    ready: dict[str, target_mod.Target] = {}
+    return runner.run(rec, lambda res: diskann_run(res, ready["tgt"], o, ctx), options, ctx,
+                      prepare=lambda res: _prepare(options, w, ready))
 
 
 def pattern_options(spec: Spec, target: Path) -> PatternOptions:
@@ -184,15 +183,15 @@ def pattern_options(spec: Spec, target: Path) -> PatternOptions:
 def _execute_pattern(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcome:
     w = ctx.world
     o = pattern_options(spec, options.target)
-    tgt = _prepare(options, w)
     sp: dict[str, Any] = {k: v for k, v in o.__dict__.items() if k != "calibration"}
     if o.calibration:
         sp["calibration"] = o.calibration
     if w.size > 1:
         sp["ranks"] = w.size
     rec = Recorder("infer-vector", "pattern", spec=sp, engine=spec.engine)
-    return runner.run(rec, lambda res: pattern_run(res, tgt, o, ctx), _opts(options, tgt),
-                      ctx)
+    ready: dict[str, target_mod.Target] = {}
+    return runner.run(rec, lambda res: pattern_run(res, ready["tgt"], o, ctx), options, ctx,
+                      prepare=lambda res: _prepare(options, w, ready))
 
 
 # --- mode 1 ---------------------------------------------------------------------------
