@@ -67,15 +67,19 @@ def test_mode1_tiny_through_the_api_with_in_process_threads(tmp_path):
     assert vector.METRICS.check(r) == []
     _mode_metrics_present(r, "diskann")
     names = [p.name for p in r.phases]
-    assert names == ["build", "search W=2 L=32 cold", "batch T=1 W=2 L=32 cold",
-                     "batch T=2 W=2 L=32 cold"]
-    one, *batches = r.phases[1:]
-    for p in batches:  # the same index and queries: the same neighbours, the same sectors
+    assert names == ["build", "search W=2 L=32 cold", "threads T=1 W=2 L=32 cold",
+                     "threads T=2 W=2 L=32 cold"]
+    one, *threaded = r.phases[1:]
+    for p in threaded:  # the same index and queries: the same neighbours, the same sectors
         assert p.ops == 40
+        assert p.histogram is not None
+        assert p.histogram["count"] == 40  # each query timed on its own, in every thread
         assert p.metrics["recall_at_10"] == one.metrics["recall_at_10"]
-        assert p.metrics["derived_latency_us"] == pytest.approx(
-            p.metrics["threads"] / p.metrics["queries_per_s"] * 1e6)
+        assert p.bytes == one.bytes  # /proc/self/io counts every thread's reads
+        assert p.metrics["concurrency"] == p.metrics["threads"]
     assert [c["threads"] for c in r.metrics["threads_curve"]] == [1, 2]
+    assert r.metrics["max_threads_queries_per_s"] == max(
+        c["queries_per_s"] for c in r.metrics["threads_curve"])
     assert r.metrics["headline"]["p99_us"] == pytest.approx(one.latency_ns["p99"] / 1e3)
 
 

@@ -364,11 +364,9 @@ def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: n
 
 def _threads_sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path,
                    q_mine: np.ndarray, t_mine: np.ndarray, w: dist.World) -> None:
-    """In-process concurrency: diskannpy's batch_search on T threads (its C++ releases the
-    GIL and runs T searches at once), every setting and state of the sweep; queries/s and
-    reads measured as in the one-at-a-time passes. batch_search times the batch, not each
-    query, so latency here is the mean from Little's law (T / queries/s), labelled
-    derived. Each rank searches its share (under mpirun: ranks x T in flight)."""
+    """In-process concurrency (--search-threads): T threads search the queries, each
+    query timed on its own, every setting and state of the sweep; queries/s, p99 and
+    reads measured as in the one-at-a-time passes. Under mpirun: ranks x T in flight."""
     from iobench.kinds.vector import data, engine
 
     dev = engine.device_of(engine.disk_index(idx))
@@ -382,50 +380,26 @@ def _threads_sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path,
                             ) -> dict[str, Any]:
                         if state == "cold":
                             engine.evict(files)
-                        if not len(q_mine):
-                            out = _empty()
-                            out.pop("found")
-                            out["hits"] = 0
-                            return out
-                        out = searcher.run_batch(q_mine, cx, bw, t, dev)
-                        out["hits"] = data.recall_hits(out.pop("found"), t_mine)
+                        out = searcher.run_threads(q_mine, cx, bw, t, dev) if len(q_mine) \
+                            else _empty()
+                        out["hits"] = data.recall_hits(out.pop("found"), t_mine) \
+                            if len(q_mine) else 0
+                        out["hist"] = out["hist"].to_dict()
+                        out["evict"] = None
                         return out
 
                     w.barrier()
-                    per_rank = dist.collective(one, w, f"batch T={t} W={bw} L={cx} {state}")
-                    active = [r for r in per_rank if r["queries"]]
-                    nq = sum(r["queries"] for r in active)
-                    t0 = min(r["start_wall_ns"] for r in active)
-                    t1 = max(r["end_wall_ns"] for r in active)
-                    secs = (t1 - t0) / 1e9
-                    rb = sum(r["read_bytes"] for r in active)
-                    qps = nq / secs if secs > 0 else 0.0
-                    in_flight = t * len(active)
-                    m: dict[str, Any] = {
-                        "threads": t, "beam_width": bw, "complexity": cx, "state": state,
-                        "k": K, "queries_per_s": qps,
-                        "recall_at_10": sum(r["hits"] for r in per_rank) / (nq * K)
-                        if nq else 0.0,
-                        "query_read_bytes": rb / nq if nq else 0.0,
-                        "reads_4k_per_query": rb / SECTOR / nq if nq else 0.0,
-                        "reads_source": "measured: /proc/self/io read_bytes delta of the "
-                                        "searching process(es), all threads",
-                        "searchers": len(active),
-                        "major_faults": sum(r.get("major_faults", 0) for r in active),
-                        "derived_latency_us": in_flight / qps * 1e6 if qps else 0.0,
-                        "latency_unit": "none per query: batch_search times the batch; "
-                                        "derived_latency_us = threads x searchers / "
-                                        "queries_per_s (Little's law)",
-                        "op_unit": "query"}
-                    ph = make_phase(f"batch T={t} W={bw} L={cx} {state}", nbytes=rb,
-                                    seconds=secs, ops=nq, engine="diskann", direction="read",
-                                    metrics=m)
-                    ph["start_wall_ns"], ph["end_wall_ns"] = t0, t1
+                    per_rank = dist.collective(one, w, f"threads T={t} W={bw} L={cx} {state}")
+                    ph = _search_phase(per_rank, bw, cx, state, o, dev)
+                    ph["name"] = f"threads T={t} W={bw} L={cx} {state}"
+                    ph["metrics"]["threads"] = t
+                    ph["metrics"]["concurrency"] = t * ph["metrics"]["searchers"]
                     res.add_phase(ph)
                     curve.append({"threads": t, "beam_width": bw, "complexity": cx,
-                                  "state": state, "queries_per_s": qps,
-                                  "derived_latency_us": m["derived_latency_us"],
-                                  "recall_at_10": m["recall_at_10"]})
+                                  "state": state,
+                                  "queries_per_s": ph["metrics"]["queries_per_s"],
+                                  "p99_us": (ph["latency_ns"].get("p99") or 0) / 1e3,
+                                  "recall_at_10": ph["metrics"]["recall_at_10"]})
     res.metrics["threads_curve"] = curve
     res.metrics["max_threads_queries_per_s"] = max((c["queries_per_s"] for c in curve),
                                                    default=0.0)
