@@ -27,14 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from iobench.infer.vector import data, engine, pattern
+from iobench.engines import batch, native
+from iobench.kinds.vector import data, engine
 from iobench.units import parse_size
 
 
-def fio_randread(path: Path, size: int, bs: int, qd: int, runtime: float) -> dict[str, float]:
+def fio_randread(path: Path, size: int, bs: int, qd: int, runtime: float,
+                 ioengine: str = "libaio") -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run(["fio", "--name=r", f"--filename={path}", f"--size={size}",
-                        "--rw=randread", f"--bs={bs}", "--ioengine=libaio", "--direct=1",
+                        "--rw=randread", f"--bs={bs}", f"--ioengine={ioengine}", "--direct=1",
                         f"--iodepth={qd}", "--randrepeat=0", "--norandommap=1",
                         "--time_based=1", f"--runtime={int(runtime * 1000)}ms",
                         "--invalidate=0", "--lat_percentiles=1",
@@ -47,13 +49,33 @@ def fio_randread(path: Path, size: int, bs: int, qd: int, runtime: float) -> dic
 
 
 def pattern_cell(path: Path, bs: int, hops: int, beam: int, conc: int,
-                 runtime: float) -> dict[str, float]:
-    r = pattern.run(path, sector=bs, hops=hops, beam_width=beam, concurrency=conc,
-                    runtime_s=runtime)
+                 runtime: float, queue: str | None = None) -> dict[str, float]:
+    r = batch.run_rounds(path, block_size=bs, rounds=hops, batch=beam, streams=conc,
+                         runtime_s=runtime, queue=queue)
     rh = r["read_hist"]
     iops = r["reads"] / r["seconds"]
-    return {"iops": iops, "p99_us": rh.percentile(99) / 1e3, "qps": r["queries"] / r["seconds"],
-            "effective_qd": iops * rh.mean / 1e9}
+    return {"iops": iops, "p99_us": rh.percentile(99) / 1e3, "qps": r["streams"] / r["seconds"],
+            "effective_qd": r.get("in_flight_mean") or iops * rh.mean / 1e9}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (and how loaded it was), and the queue used."""
+    import datetime
+    import os
+    import platform
+
+    from iobench.engines import batch as b
+
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                   platform.processor())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"date_utc": now.isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "load_avg": os.getloadavg(), "queue": b.queue_kind(),
+            "ram_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "cache": "O_DIRECT for both (host page cache bypassed; the virtual disk's own "
+                     "host-side cache is not cleared)"}
 
 
 def summary(xs: list[float]) -> dict[str, float]:
@@ -61,33 +83,57 @@ def summary(xs: list[float]) -> dict[str, float]:
 
 
 def part_a(root: Path, size: int, rounds: int, runtime: float) -> list[dict[str, Any]]:
+    """Each shape on each queue the kernel allows, beside fio with the same ioengine
+    (io_uring vs io_uring, libaio vs libaio) at the pattern's measured effective depth."""
+    from iobench.engines import aio
+
     path = root / "index.dat"
     if not path.exists() or path.stat().st_size != size:
-        pattern.layout(path, size)
+        native.layout([path], size, seed=0x7EC)
+    queues = [q for q in ("io_uring", "libaio") if aio.ring_kind() is not None and
+              _ring_ok(q)]
     out = []
-    for hops, beam, conc in ((1, 1, 32), (1, 4, 8), (8, 4, 8)):
-        pre = pattern_cell(path, 4096, hops, beam, conc, min(runtime, 2.0))
-        qd = max(1, round(pre["effective_qd"]))
-        nat: list[dict[str, float]] = []
-        ref: list[dict[str, float]] = []
-        for i in range(rounds):  # alternate who goes first (a host cache favours the second)
-            for who in ("native", "fio") if i % 2 == 0 else ("fio", "native"):
-                if who == "native":
-                    nat.append(pattern_cell(path, 4096, hops, beam, conc, runtime))
-                else:
-                    ref.append(fio_randread(path, size, 4096, qd, runtime))
-        row = {"hops": hops, "beam": beam, "concurrency": conc, "nominal_qd": beam * conc,
-               "effective_qd": statistics.median(n["effective_qd"] for n in nat),
-               "fio_iodepth": qd,
-               "native_iops": summary([n["iops"] for n in nat]),
-               "fio_iops": summary([r["iops"] for r in ref]),
-               "native_p99_us": summary([n["p99_us"] for n in nat]),
-               "fio_p99_us": summary([r["p99_us"] for r in ref]),
-               "native_qps": summary([n["qps"] for n in nat])}
-        row["iops_ratio"] = row["native_iops"]["median"] / row["fio_iops"]["median"]
-        row["p99_ratio"] = row["native_p99_us"]["median"] / row["fio_p99_us"]["median"]
-        out.append(row)
+    for queue in queues:
+        for hops, beam, conc in ((1, 1, 32), (1, 4, 8), (8, 4, 8)):
+            pre = pattern_cell(path, 4096, hops, beam, conc, min(runtime, 2.0), queue)
+            qd = max(1, round(pre["effective_qd"]))
+            nat: list[dict[str, float]] = []
+            ref: list[dict[str, float]] = []
+            for i in range(rounds):  # alternate who goes first (a host cache favours one)
+                for who in ("native", "fio") if i % 2 == 0 else ("fio", "native"):
+                    if who == "native":
+                        nat.append(pattern_cell(path, 4096, hops, beam, conc, runtime, queue))
+                    else:
+                        ref.append(fio_randread(path, size, 4096, qd, runtime, queue))
+            row: dict[str, Any] = {
+                "queue": queue, "hops": hops, "beam": beam, "concurrency": conc,
+                "nominal_qd": beam * conc,
+                "effective_qd": statistics.median(n["effective_qd"] for n in nat),
+                "fio_iodepth": qd,
+                "native_iops": summary([n["iops"] for n in nat]),
+                "fio_iops": summary([r["iops"] for r in ref]),
+                "native_p99_us": summary([n["p99_us"] for n in nat]),
+                "fio_p99_us": summary([r["p99_us"] for r in ref]),
+                "native_qps": summary([n["qps"] for n in nat]),
+                # each round's pair ran back to back: their ratio cancels slow drift
+                "paired_iops_ratio": summary([n["iops"] / r["iops"]
+                                              for n, r in zip(nat, ref, strict=True)]),
+                "paired_p99_ratio": summary([n["p99_us"] / r["p99_us"]
+                                             for n, r in zip(nat, ref, strict=True)])}
+            row["iops_ratio"] = row["native_iops"]["median"] / row["fio_iops"]["median"]
+            row["p99_ratio"] = row["native_p99_us"]["median"] / row["fio_p99_us"]["median"]
+            out.append(row)
     return out
+
+
+def _ring_ok(kind: str) -> bool:
+    from iobench.engines import aio
+
+    try:
+        aio.fastio().Ring(kind, 1, 4096).close()
+    except OSError:
+        return False
+    return True
 
 
 def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]:
@@ -138,18 +184,27 @@ def main() -> None:
     ap.add_argument("--vectors", type=int, default=20000)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--parts", default="a,b", help="a: pattern vs fio; b: mode 1 wrapper vs "
+                    "batch_search (and in-process threads)")
     a = ap.parse_args()
     a.target.mkdir(parents=True, exist_ok=True)
-    doc = {"a_pattern_vs_fio": part_a(a.target, parse_size(a.size), a.rounds, a.runtime),
-           "b_wrapper_vs_batch_search": part_b(a.target, a.rounds, a.vectors, a.dim,
-                                               a.queries)}
+    parts = set(a.parts.split(","))
+    doc: dict[str, Any] = {"machine": machine()}
+    if "a" in parts:
+        doc["a_pattern_vs_fio"] = part_a(a.target, parse_size(a.size), a.rounds, a.runtime)
+    if "b" in parts:
+        doc["b_wrapper_vs_batch_search"] = part_b(a.target, a.rounds, a.vectors, a.dim,
+                                                  a.queries)
     print(json.dumps(doc, indent=1))
-    for row in doc["a_pattern_vs_fio"]:
-        print(f"A hops={row['hops']} W={row['beam']} C={row['concurrency']}: effective QD "
-              f"{row['effective_qd']:.1f} (fio iodepth {row['fio_iodepth']}); IOPS "
+    for row in doc.get("a_pattern_vs_fio", []):
+        print(f"A {row['queue']} hops={row['hops']} W={row['beam']} C={row['concurrency']}: "
+              f"effective QD {row['effective_qd']:.1f} (fio iodepth {row['fio_iodepth']}); IOPS "
               f"{row['native_iops']['median']:.0f} vs fio {row['fio_iops']['median']:.0f} "
               f"(x{row['iops_ratio']:.3f}); read p99 {row['native_p99_us']['median']:.0f} us "
-              f"vs fio {row['fio_p99_us']['median']:.0f} us (x{row['p99_ratio']:.3f})")
+              f"vs fio {row['fio_p99_us']['median']:.0f} us (x{row['p99_ratio']:.3f}); paired "
+              f"IOPS ratio {row['paired_iops_ratio']['median']:.3f}")
+    if "b_wrapper_vs_batch_search" not in doc:
+        return
     b = doc["b_wrapper_vs_batch_search"]
     print(f"B QPS per-query wrapper {b['iobench_qps']['median']:.0f} vs batch_search "
           f"{b['batch_search_qps']['median']:.0f} (x{b['ratio']:.3f}); same neighbours: "

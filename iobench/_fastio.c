@@ -508,6 +508,265 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
                          r->inflight, exhausted);
 }
 
+/* ---- rounds: dependent batches of reads (iobench.engines.batch) --------------------- *
+ * rounds(fd, batch, rounds, state, max_streams, deadline_ns, until_ns, stop, delay_ns,
+ *        read_lat, stream_lat) -> (reads, nread_lat, nstream_lat, now_ns, inflight, active)
+ *
+ * The ring's depth is streams x batch slots; slot s belongs to stream s / batch. A stream
+ * is `rounds` rounds; a round aims `batch` random reads of the ring's block size (its
+ * slots) at once, and the next round may start only when all of them completed (the
+ * dependency of a beam search). When a stream ends, a new one starts in its place until
+ * `deadline_ns` (0: none), `stop`, or `max_streams` started (0: no limit); the streams in
+ * flight then finish, so reads == finished streams x rounds x batch exactly. Every round
+ * ready after one batch of completions is submitted in one system call (each round's reads
+ * together). delay_ns > 0 (a test rig): a stream waits that long after every round.
+ *
+ * state: an int64 buffer of 8 + 5 x streams, zero before the first step, kept by the caller
+ * between steps: [0] rng, [1] started, [2] active, [3] sectors, [4] fifo head, [5] fifo
+ * count, [6] stopping, [7] begun; then remaining, round, start, fifo due, fifo stream.
+ * Returns at `until_ns`, when a latency buffer might overflow, or when no stream is left.
+ */
+static inline uint64_t split_mix(int64_t *st) {
+    uint64_t z = (uint64_t)(st[0] += (int64_t)0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static PyObject *Ring_rounds(Ring *r, PyObject *args) {
+    int fd, stop;
+    unsigned batch, nrounds;
+    Py_buffer stbuf, rlat, slat;
+    Py_ssize_t max_streams;
+    long long deadline_ns, until_ns, delay_ns;
+    if (r->closed) { PyErr_SetString(PyExc_ValueError, "ring is closed"); return NULL; }
+    if (!PyArg_ParseTuple(args, "iIIw*nLLpLw*w*", &fd, &batch, &nrounds, &stbuf, &max_streams,
+                          &deadline_ns, &until_ns, &stop, &delay_ns, &rlat, &slat))
+        return NULL;
+    unsigned streams = batch ? r->depth / batch : 0;
+    if (!batch || !nrounds || streams * batch != r->depth
+            || stbuf.len < (Py_ssize_t)(8 * (8 + 5 * (Py_ssize_t)streams))
+            || rlat.len / 8 < (Py_ssize_t)r->depth || slat.len / 8 < (Py_ssize_t)streams) {
+        PyBuffer_Release(&stbuf); PyBuffer_Release(&rlat); PyBuffer_Release(&slat);
+        PyErr_SetString(PyExc_ValueError, "rounds: depth must be streams x batch, state "
+                        "8 + 5 x streams, latency buffers at least depth / streams");
+        return NULL;
+    }
+    int64_t *st = (int64_t *)stbuf.buf;
+    int64_t *rem = st + 8, *rnd = rem + streams, *qs = rnd + streams;
+    int64_t *fdue = qs + streams, *fq = fdue + streams;
+    int64_t *rl = (int64_t *)rlat.buf, *sl = (int64_t *)slat.buf;
+    Py_ssize_t rcap = rlat.len / 8, scap = slat.len / 8;
+    Py_ssize_t nr = 0, ns = 0;
+    long long reads = 0;
+    int err = 0, shortread = 0;
+    uint64_t nsect = (uint64_t)st[3];
+    size_t block = r->block;
+    unsigned *todo = r->free_slots; /* streams whose next round is to be aimed */
+    unsigned ntodo = 0;
+    int64_t now = mono_ns();
+    if (stop || (deadline_ns && now >= deadline_ns)) st[6] = 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (!st[7]) { /* the first streams */
+        st[7] = 1;
+        unsigned first = streams;
+        if (max_streams > 0 && (Py_ssize_t)first > max_streams) first = (unsigned)max_streams;
+        if (st[6]) first = 0;
+        for (unsigned q = 0; q < first; q++) {
+            rnd[q] = 0; qs[q] = now; todo[ntodo++] = q;
+        }
+        st[1] = st[2] = first;
+    }
+    for (;;) {
+        /* streams whose hold (delay) is over go next */
+        while (st[5] && fdue[st[4]] <= now) {
+            unsigned q = (unsigned)fq[st[4]];
+            st[4] = (st[4] + 1) % streams; st[5]--;
+            if (rnd[q] < nrounds) { todo[ntodo++] = q; continue; }
+            sl[ns++] = now - qs[q];
+            if (st[6] || (max_streams > 0 && st[1] >= max_streams)) { st[2]--; continue; }
+            rnd[q] = 0; qs[q] = now; st[1]++; todo[ntodo++] = q;
+        }
+        /* aim and submit every round that is ready, in one system call */
+        if (ntodo) {
+            unsigned nsub = 0;
+            int64_t t = mono_ns();
+            for (unsigned i = 0; i < ntodo; i++) {
+                unsigned q = todo[i];
+                rem[q] = batch;
+                for (unsigned j = 0; j < batch; j++) {
+                    unsigned s = q * batch + j;
+                    int64_t off = (int64_t)((((unsigned __int128)split_mix(st)) * nsect) >> 64)
+                                  * (int64_t)block;
+                    if (r->kind == KIND_URING) {
+                        unsigned tail = *r->sq_tail;
+                        unsigned idx = tail & *r->sq_mask;
+                        struct io_uring_sqe *sqe = &r->sqes[idx];
+                        memset(sqe, 0, sizeof *sqe);
+                        sqe->opcode = IORING_OP_READ;
+                        sqe->fd = fd;
+                        sqe->off = (uint64_t)off;
+                        sqe->addr = (uint64_t)(uintptr_t)slot_buf(r, s);
+                        sqe->len = (uint32_t)block;
+                        sqe->user_data = s;
+                        r->sq_array[idx] = idx;
+                        __atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+                    } else {
+                        struct iocb *cb = &r->iocbs[s];
+                        memset(cb, 0, sizeof *cb);
+                        cb->aio_data = s;
+                        cb->aio_lio_opcode = IOCB_CMD_PREAD;
+                        cb->aio_fildes = (uint32_t)fd;
+                        cb->aio_buf = (uint64_t)(uintptr_t)slot_buf(r, s);
+                        cb->aio_nbytes = block;
+                        cb->aio_offset = off;
+                        r->iocbp[nsub] = cb;
+                    }
+                    r->sent[s] = t;
+                    nsub++;
+                }
+            }
+            ntodo = 0;
+            account(r, t);
+            r->inflight += nsub;
+            /* io_uring: the refills go in with the next wait (one io_uring_enter submits
+             * them and waits for a completion), unless this step ends here */
+            int over = now >= until_ns || nr + (Py_ssize_t)r->depth > rcap
+                       || ns + (Py_ssize_t)streams > scap;
+            if (r->kind == KIND_URING) {
+                r->unsubmitted += nsub;
+                while (over && r->unsubmitted) {
+                    long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0, 0,
+                                     NULL, 0);
+                    if (k < 0) {
+                        if (errno == EINTR) continue;
+                        err = errno;
+                        r->inflight -= r->unsubmitted;
+                        r->unsubmitted = 0;
+                        break;
+                    }
+                    r->unsubmitted -= (unsigned)k;
+                }
+            } else {
+                unsigned sent = 0;
+                while (sent < nsub) {
+                    long k = syscall(__NR_io_submit, r->aio_ctx, (long)(nsub - sent),
+                                     r->iocbp + sent);
+                    if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
+                    sent += (unsigned)k;
+                }
+                r->inflight -= nsub - sent;
+            }
+            if (err) break;
+        }
+        if (!st[2]) break; /* every stream finished */
+        if (now >= until_ns || nr + (Py_ssize_t)r->depth > rcap
+                || ns + (Py_ssize_t)streams > scap) break; /* step over; rest stays in flight */
+        if (!r->inflight) { /* only held streams: sleep until the first is due */
+            if (st[5]) {
+                int64_t d = fdue[st[4]] - mono_ns();
+                if (d > 0) {
+                    struct timespec ts = {d / 1000000000LL, d % 1000000000LL};
+                    nanosleep(&ts, NULL);
+                }
+                now = mono_ns();
+                continue;
+            }
+            break; /* nothing in flight, nothing held, yet active: cannot happen */
+        }
+        /* wait for completions (bounded by the first hold's due time under a delay) */
+        unsigned got = 0;
+        if (r->kind == KIND_URING) {
+            long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 1,
+                             IORING_ENTER_GETEVENTS, NULL, 0);
+            if (k < 0 && errno != EINTR) {
+                err = errno;
+                r->inflight -= r->unsubmitted; /* never reached the kernel */
+                r->unsubmitted = 0;
+                break;
+            }
+            if (k > 0) r->unsubmitted -= (unsigned)k < r->unsubmitted ? (unsigned)k
+                                                                        : r->unsubmitted;
+            now = mono_ns();
+            if (deadline_ns && now >= deadline_ns) st[6] = 1; /* no new streams */
+            unsigned head = *r->cq_head;
+            unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+            for (; head != tail; head++) {
+                struct io_uring_cqe *cqe = &r->cqes[head & *r->cq_mask];
+                unsigned s = (unsigned)cqe->user_data;
+                if (cqe->res < 0 && !err) err = -cqe->res;
+                else if ((size_t)cqe->res != block && !err) shortread = 1;
+                rl[nr++] = now - r->sent[s];
+                got++;
+                unsigned q = s / batch;
+                if (--rem[q]) continue;
+                rnd[q]++; /* the round is complete: only now may the next one start */
+                if (delay_ns > 0) {
+                    unsigned at = (unsigned)((st[4] + st[5]) % streams);
+                    fdue[at] = now + delay_ns; fq[at] = q; st[5]++;
+                } else if (rnd[q] < nrounds) {
+                    todo[ntodo++] = q;
+                } else {
+                    sl[ns++] = now - qs[q];
+                    if (st[6] || (max_streams > 0 && st[1] >= max_streams)) st[2]--;
+                    else { rnd[q] = 0; qs[q] = now; st[1]++; todo[ntodo++] = q; }
+                }
+            }
+            __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+        } else {
+            struct timespec ts, *tsp = NULL;
+            if (st[5]) {
+                int64_t d = fdue[st[4]] - mono_ns();
+                if (d < 0) d = 0;
+                ts.tv_sec = d / 1000000000LL; ts.tv_nsec = d % 1000000000LL;
+                tsp = &ts;
+            }
+            long k = syscall(__NR_io_getevents, r->aio_ctx, tsp ? 0 : 1, (long)r->depth,
+                             r->events, tsp);
+            if (k < 0 && errno != EINTR) { err = errno; break; }
+            now = mono_ns();
+            if (deadline_ns && now >= deadline_ns) st[6] = 1; /* no new streams */
+            for (long i = 0; i < k; i++) {
+                struct io_event *ev = &r->events[i];
+                unsigned s = (unsigned)ev->data;
+                if (ev->res < 0 && !err) err = (int)-ev->res;
+                else if ((size_t)ev->res != block && !err) shortread = 1;
+                rl[nr++] = now - r->sent[s];
+                got++;
+                unsigned q = s / batch;
+                if (--rem[q]) continue;
+                rnd[q]++;
+                if (delay_ns > 0) {
+                    unsigned at = (unsigned)((st[4] + st[5]) % streams);
+                    fdue[at] = now + delay_ns; fq[at] = q; st[5]++;
+                } else if (rnd[q] < nrounds) {
+                    todo[ntodo++] = q;
+                } else {
+                    sl[ns++] = now - qs[q];
+                    if (st[6] || (max_streams > 0 && st[1] >= max_streams)) st[2]--;
+                    else { rnd[q] = 0; qs[q] = now; st[1]++; todo[ntodo++] = q; }
+                }
+            }
+        }
+        if (got) { account(r, now); r->inflight -= got; reads += got; }
+        if (err || shortread) break;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&stbuf);
+    PyBuffer_Release(&rlat);
+    PyBuffer_Release(&slat);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (shortread) {
+        PyErr_SetString(PyExc_EOFError, "a read returned fewer bytes than asked (short read)");
+        return NULL;
+    }
+    return Py_BuildValue("LnnLIL", reads, nr, ns, (long long)now, r->inflight,
+                         (long long)st[2]);
+}
+
 /* in_flight_area() -> (integral of in-flight requests over time in ns, first_ns, last_ns) */
 static PyObject *Ring_area(Ring *r, PyObject *unused) {
     return Py_BuildValue("dLL", r->area_ns, (long long)r->first_ns, (long long)r->last_ns);
@@ -531,6 +790,8 @@ static PyMethodDef Ring_methods[] = {
     {"pump", (PyCFunction)Ring_pump, METH_VARARGS, "reap and refill (see the C source)"},
     {"in_flight_area", (PyCFunction)Ring_area, METH_NOARGS, "in-flight integral"},
     {"fixed", (PyCFunction)Ring_fixed, METH_NOARGS, "slot buffers registered (io_uring)"},
+    {"rounds", (PyCFunction)Ring_rounds, METH_VARARGS,
+     "dependent rounds of batched reads (see the C source)"},
     {"close", (PyCFunction)Ring_close, METH_NOARGS, "release the ring and its buffers"},
     {NULL, NULL, 0, NULL},
 };

@@ -318,6 +318,7 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.infer_randread.cli",
     "iobench.kinds.infer_load.cli",
     "iobench.kinds.kvcache.cli",
+    "iobench.kinds.vector.cli",
 )
 
 # Kinds whose command sits in a command group (`iobench infer randread`): the kind's cli
@@ -326,12 +327,12 @@ KIND_GROUP_OF: dict[str, str] = {
     "iobench.kinds.infer_randread.cli": "iobench.kinds.infer_group",
     "iobench.kinds.infer_load.cli": "iobench.kinds.infer_group",
     "iobench.kinds.kvcache.cli": "iobench.kinds.infer_group",
+    "iobench.kinds.vector.cli": "iobench.kinds.infer_group",
 }
 
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
-    "iobench.workloads.infer",
     "iobench.workloads.suite",
 )
 

@@ -424,27 +424,26 @@ def _upgrade(d: dict[str, Any], source: str) -> dict[str, Any]:
 def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 -> 2: metric names under one suffix rule. The renames are the kinds' own
     declarations (`Metric.was`), so a kind that renames a metric says so in one place."""
-    from iobench.kinds import renames, scales
+    from iobench.kinds import metrics as kind_metrics
+    from iobench.kinds import renames
 
     result_names, phase_names = renames(str(d.get("kind")))
-    result_scales, phase_scales = scales(str(d.get("kind")))
+    declared = kind_metrics(str(d.get("kind")))
 
-    def rename(m: Any, table: Mapping[str, str],
-               factors: Mapping[str, float] | None = None) -> Any:
+    def rename(m: Any, table: Mapping[str, str], scope: str) -> Any:
         if not isinstance(m, Mapping):
             return m
-        f = factors or {}
-        return {table.get(k, k): (v * f[k] if k in f and isinstance(v, (int, float))
-                                  and not isinstance(v, bool) else v)
-                for k, v in m.items()}
+        if declared is not None:  # templates and unit changes too
+            return declared.upgrade(m, scope)
+        return {table.get(k, k): v for k, v in m.items()}
 
     d = dict(d)
-    d["metrics"] = rename(d.get("metrics"), result_names, result_scales)
+    d["metrics"] = rename(d.get("metrics"), result_names, "result")
     phases = []
     for p in d.get("phases") or []:
         if isinstance(p, Mapping):
             p = {k: v for k, v in p.items() if k != "iops"}
-            p["metrics"] = rename(p.get("metrics"), phase_names, phase_scales)
+            p["metrics"] = rename(p.get("metrics"), phase_names, "phase")
         phases.append(p)
     d["phases"] = phases
     d["children"] = [_v1_to_v2(dict(c)) if isinstance(c, Mapping)

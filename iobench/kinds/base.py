@@ -75,7 +75,8 @@ class Metric:
     was: tuple[str, ...] = ()  # its names in results schema 1 (upgraded on load)
     # a metric that appears only when an option asks for it (e.g. --runs, --verify)
     optional: bool = False
-    # what a v1 value is multiplied by under the new name (waste_fraction -> waste_pct: 100)
+    # schema-1 value x was_scale = this metric's value (a rename that changed the unit,
+    # e.g. p99_ms -> p99_us is 1000)
     was_scale: float = 1.0
 
     @property
@@ -201,8 +202,41 @@ class Metrics:
               for old in m.was if m.was_scale != 1.0}
         return res, ph
 
+    def upgrade(self, values: Mapping[str, Any], scope: str = "result") -> dict[str, Any]:
+        """Schema-1 metric keys -> these declarations' names: templated names too
+        ("{cell}.qps" -> "{cell}.queries_per_s"), values scaled where the unit changed."""
+        pool = [m for m in self.declared if m.scope == scope and m.was]
+        if scope == "phase":
+            pool += [m for m in ENGINE_PHASE_METRICS.values() if m.was]
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            new, scale = key, 1.0
+            for m in pool:
+                hit = next((n for n in (_renamed(old, m.name, key) for old in m.was)
+                            if n is not None), None)
+                if hit is not None:
+                    new, scale = hit, m.was_scale
+                    break
+            if scale != 1.0 and isinstance(value, int | float) and not isinstance(value, bool):
+                value = value * scale
+            out[new] = value
+        return out
+
     def __iter__(self) -> Iterator[Metric]:
         return iter(self.declared)
+
+
+def _renamed(old: str, new: str, key: str) -> str | None:
+    """`key` under the name `new` if it is the old name `old` (templates: the parts that
+    {placeholders} stand for carry over), else None."""
+    if "{" not in old:
+        return new if key == old else None
+    m = re.match(_template(old).pattern.replace(r"[A-Za-z0-9_.:=+-]+", r"([A-Za-z0-9_.:=+-]+)"),
+                 key)
+    if m is None:
+        return None
+    parts = iter(m.groups())
+    return re.sub(r"\{[a-z]+\}", lambda _: next(parts), new)
 
 
 def declare(kind: str, *metrics: Metric) -> Metrics:

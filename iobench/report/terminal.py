@@ -75,15 +75,26 @@ def phases_table(phases: Sequence[Mapping[str, Any]], title: str = "Phases") -> 
         ("p99", "right"), ("p99.9", "right"), ("max", "right"),
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    per_op = False
     for p in phases:
         lat = p.get("latency_ns") or {}
+        # a phase whose ops are not I/Os (metrics.op_unit, e.g. "query": one query is
+        # many reads) shows its rate as such, never as IOPS
+        unit = (p.get("metrics") or {}).get("op_unit")
+        rate = format_count(p.get("ops_per_s", 0.0))
+        if unit:
+            rate = f"{rate} {unit}/s"
+            per_op = True
         t.add_row(
             p["name"], p.get("engine", ""), format_bytes(p["bytes"]), f"{p['seconds']:.3f}",
             f"{p['bytes_per_s'] / 1e9:.3f}", f"{p['bytes_per_s'] / 2**30:.3f}",
-            format_count(p.get("ops_per_s", 0.0)), format_ns(lat.get("p50")),
+            rate, format_ns(lat.get("p50")),
             format_ns(lat.get("p99")), format_ns(lat.get("p99_9")), format_ns(lat.get("max")),
         )
     t.caption = "GB/s = 10^9 B/s, GiB/s = 2^30 B/s; latency per I/O (completion)"
+    if per_op:
+        t.caption += ("; rows with a unit in the IOPS column (query/s) count that unit, "
+                      "not I/Os, and their latency is per that unit")
     return t
 
 

@@ -1,8 +1,9 @@
 """Every Python package of iobench is listed for the wheel (an installed iobench has them
 all, not only an editable checkout)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import iobench
 

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from iobench.cli import cli
-from iobench.infer.vector import K, data, pattern
+from iobench.engines import batch
+from iobench.kinds.vector import data
+from iobench.kinds.vector.spec import K
 
 try:
     import diskannpy  # noqa: F401
@@ -84,7 +86,7 @@ def test_recall_matches_an_independent_search(mode1: dict[str, Any]) -> None:
     cells = {(p["metrics"]["beam_width"], p["metrics"]["complexity"], p["metrics"]["state"]): p
              for p in doc["phases"] if p["name"].startswith("search")}
     assert len(cells) == 2 * 2 * 2
-    from iobench.infer.vector.engine import capture_fds
+    from iobench.kinds.vector.engine import capture_fds
 
     with capture_fds(mode1["target"] / "test.log"):
         index = dap.StaticDiskIndex(str(idx_dir), num_threads=2, num_nodes_to_cache=0,
@@ -109,23 +111,24 @@ def test_result_shape_log_and_headline(mode1: dict[str, Any]) -> None:
     m = doc["metrics"]
     assert doc["kind"] == "infer-vector"
     assert doc["engine"] == "diskann"
-    assert m["build_seconds"] > 0
+    assert m["build_s"] > 0
     assert m["index_bytes"] > m["disk_index_bytes"] > 0
     h = m["headline"]  # the 30 s budget: every setting with recall >= 0.95 qualifies
     assert h is not None
     assert h["recall_at_10"] >= 0.95
     best = max((p for p in doc["phases"] if p["name"].startswith("search")
                 and p["metrics"]["state"] == "cold" and p["metrics"]["recall_at_10"] >= 0.95),
-               key=lambda p: p["metrics"]["qps"])
-    assert h["qps"] == best["metrics"]["qps"]
-    assert m["best_at_recall"]["qps"] == h["qps"]  # a 30 s budget leaves nothing out
-    assert m["qps"] == h["qps"]
+               key=lambda p: p["metrics"]["queries_per_s"])
+    assert h["queries_per_s"] == best["metrics"]["queries_per_s"]
+    # a 30 s budget leaves nothing out
+    assert m["best_at_recall"]["queries_per_s"] == h["queries_per_s"]
+    assert m["queries_per_s"] == h["queries_per_s"]
     for p in doc["phases"]:
         if not p["name"].startswith("search"):
             continue
         pm = p["metrics"]
         assert p["ops"] == NQ
-        assert pm["qps"] > 0
+        assert pm["queries_per_s"] > 0
         assert p["histogram"]["count"] == NQ  # each query timed on its own
         assert p["bytes"] % 4096 == 0
         assert pm["reads_4k_per_query"] >= 1
@@ -140,7 +143,7 @@ STRACE_SCRIPT = r"""
 import sys
 from pathlib import Path
 import numpy as np
-from iobench.infer.vector import data, engine
+from iobench.kinds.vector import data, engine
 root, idx = Path(sys.argv[1]), Path(sys.argv[2])
 q = data.load_array(root / "queries.npy")
 s = engine.Searcher(idx, "l2", q.shape[1], 0, Path(sys.argv[3]))
@@ -207,7 +210,7 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Every round is held 2 ms: the run's structure follows from the counts."""
     delay = 2_000_000
-    monkeypatch.setattr(pattern, "ROUND_DELAY_NS", delay)
+    monkeypatch.setattr(batch, "ROUND_DELAY_NS", delay)
     hops, beam = 3, 2
     r = _invoke(runner, ["infer", "vector", "--target", str(tmp_path / "t"), "--results-dir",
                          str(tmp_path / "r"), "--json", "--index-size", "8MiB", "--hops",
@@ -230,7 +233,7 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
         assert m["queue_depth"] == m["concurrency"] * beam
         # one-sided, so a loaded machine cannot break them: a query holds hops rounds
         assert p["latency_ns"]["min"] >= hops * delay
-        assert m["qps"] <= m["concurrency"] / (hops * delay / 1e9) * 1.001
+        assert m["queries_per_s"] <= m["concurrency"] / (hops * delay / 1e9) * 1.001
     curve = doc["metrics"]["curve"]
     assert [c["concurrency"] for c in curve] == [1, 3]
     assert doc["metrics"]["reads_per_query"] == hops * beam
@@ -243,22 +246,26 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
     assert len(blocks) == 256
 
 
-def test_pattern_direct_counts_and_dependency() -> None:
-    """Without a delay: rounds are dependent, so one query in flight has at most `beam`
-    reads in the kernel (max queue depth), and counts are exact."""
+@pytest.mark.parametrize("ring", ["compiled", "python"])
+def test_pattern_direct_counts_and_dependency(ring: str) -> None:
+    """Without a delay: counts are exact on the compiled ring and the Python AIO loop."""
     import tempfile
 
-    from iobench.engines import native
+    from iobench.engines import aio, native
 
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as d:
+    queue = "python-aio" if ring == "python" else aio.ring_kind()
+    if queue is None:
+        pytest.skip("the compiled helper or its ring is not available here")
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as d:  # O_DIRECT: not tmpfs
         p = Path(d) / "idx.dat"
         native.layout([p], 4 << 20)
-        out = pattern.run(p, sector=4096, hops=5, beam_width=3, concurrency=2, runtime_s=0,
-                          max_queries=7)
-    assert out["queries"] == 7
+        out = batch.run_rounds(p, block_size=4096, rounds=5, batch=3, streams=2,
+                               runtime_s=0, max_streams=7, queue=queue)
+    assert out["streams"] == 7
     assert out["reads"] == 7 * 5 * 3
-    assert out["query_hist"].count == 7
+    assert out["stream_hist"].count == 7
     assert out["read_hist"].count == 105
+    assert out["loop"] == ("python" if ring == "python" else "compiled")
 
 
 def test_pattern_with_fio_beside(runner: Any, tmp_path: Path, have_fio: None) -> None:
@@ -273,8 +280,8 @@ def test_pattern_with_fio_beside(runner: Any, tmp_path: Path, have_fio: None) ->
     f = doc["phases"][1]
     assert f["engine"] == "fio"
     assert f["ops"] > 0
-    assert f["metrics"]["block_size"] == 4096
-    assert doc["metrics"]["curve"][0]["fio_iops"] == f["ops_per_s"]
+    assert f["metrics"]["sector_bytes"] == 4096
+    assert doc["metrics"]["curve"][0]["fio_reads_per_s"] == f["ops_per_s"]
 
 
 # --- bad input: one line, exit 2, nothing written --------------------------------------

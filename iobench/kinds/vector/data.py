@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from iobench.errors import RunFailed
-from iobench.infer.vector import K
+from iobench.kinds.vector.spec import K
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 BLOCK_BYTES = 64 << 20  # base vectors per ground-truth block (and per generation chunk)

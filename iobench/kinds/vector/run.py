@@ -1,30 +1,30 @@
-"""The bodies of `iobench infer vector` (both modes) and its terminal tables.
+"""Run `iobench infer vector`: mode 1 (a real DiskANN index, engine diskann) or mode 2
+(DiskANN's read pattern on a plain index file, engine native or fio).
 
-The Click command lives in iobench/workloads/infer.py; it validates the input, then calls
-`diskann_run` (mode 1) or `pattern_run` (mode 2) here.
+`run(spec, options, ctx)` is the whole command without the command line: the Python API
+and suites call it. Imports neither click nor rich. The timed read loop of mode 2 is
+iobench.engines.batch (dependent batches of reads on the compiled ring); fio's side is an
+iobench.engines.fio job file.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import RenderableType
-from rich.table import Table
 
-from iobench import dist
+from iobench import dist, runner
 from iobench import target as target_mod
-from iobench.errors import UsageError
-from iobench.infer.vector import METRICS, SECTOR, K
-from iobench.results import Recorder, make_phase
+from iobench.errors import TargetError, UsageError
+from iobench.kinds.base import Ctx, RunOptions, default_ctx
+from iobench.kinds.vector.spec import RECALL_TARGET, SECTOR, K, Spec
+from iobench.results import Recorder, Result, make_phase
 from iobench.stats import Histogram
-from iobench.units import format_bytes, format_ns
-
-RECALL_TARGET = 0.95
+from iobench.units import format_bytes
 
 
 @dataclass
@@ -42,6 +42,7 @@ class DiskannOptions:
     states: list[str]
     latency_budget_s: float
     cache_nodes: int
+    search_threads: list[int] = field(default_factory=list)
     seed: int = 0
 
 
@@ -55,35 +56,7 @@ class PatternOptions:
     runtime_s: float
     engine: str
     calibrated_from: str | None = None
-
-
-# --- validation (before anything is written) ----------------------------------------
-def check_diskann(o: DiskannOptions) -> None:
-    if o.dim <= 0:
-        raise UsageError(f"--dim {o.dim}: must be >= 1 (embeddings are 768, 1024 or 1536)")
-    if o.vectors <= 0:
-        raise UsageError(f"--vectors {o.vectors}: must be >= 1, e.g. 100000")
-    if o.queries <= 0:
-        raise UsageError(f"--queries {o.queries}: must be >= 1, e.g. 1000")
-    if o.vectors < 2 * K:
-        raise UsageError(f"--vectors {o.vectors}: recall@{K} needs at least {2 * K} vectors")
-    if o.metric not in METRICS:
-        from iobench.errors import did_you_mean
-
-        raise UsageError(f"--metric {o.metric!r}: unknown distance metric"
-                         f"{did_you_mean(o.metric, METRICS)}")
-    low = min(o.complexities)
-    if low < K:
-        raise UsageError(f"--complexity {low}: the search list must hold the {K} neighbours "
-                         f"asked for; give {K} or more")
-    if max(o.beam_widths) > low:
-        raise UsageError(f"--beam-width {max(o.beam_widths)} is larger than --complexity "
-                         f"{low}: a beam cannot be wider than the search list; give beam "
-                         f"widths <= {low} or larger complexities")
-    if o.graph_degree < 4 or o.build_complexity < o.graph_degree:
-        raise UsageError(f"--graph-degree {o.graph_degree} / --build-complexity "
-                         f"{o.build_complexity}: need degree >= 4 and build complexity >= "
-                         "degree, e.g. 32 / 64")
+    calibration: dict[str, Any] | None = None
 
 
 def free_bytes_at(path: Path) -> int:
@@ -97,6 +70,130 @@ def free_bytes_at(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def _space(target: Path, need: int, what: str) -> None:
+    free = free_bytes_at(target)
+    if need > free:
+        raise TargetError(f"--target {target}: {what} needs {format_bytes(need)} ({need} bytes) "
+                          f"but only {format_bytes(free)} ({free} bytes) are free; free space "
+                          "or give a smaller size")
+
+
+# --- the run ----------------------------------------------------------------------------
+def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.Outcome:
+    """Run one mode; the Outcome says how it ended (the exit code a command gives)."""
+    ctx = ctx or default_ctx()
+    spec.validate()
+    with target_mod.locked():
+        if spec.is_diskann:
+            return _execute_diskann(spec, options, ctx)
+        return _execute_pattern(spec, options, ctx)
+
+
+def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
+    """Run and return the (frozen) Result, whatever its status."""
+    return execute(spec, options, ctx).result
+
+
+def _prepare(options: RunOptions, w: dist.World, ready: dict[str, target_mod.Target]
+             ) -> Path:
+    """The target, prepared after the provisional result exists (runner.run's prepare)."""
+    tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
+                                                     wait=options.wait > 0), w)
+    ready["tgt"] = tgt
+    return tgt.root
+
+
+def diskann_options(spec: Spec) -> DiskannOptions:
+    from iobench.kinds.vector.data import default_clusters
+
+    return DiskannOptions(
+        dim=spec.dim, vectors=spec.vectors, queries=spec.queries, metric=spec.metric,
+        clusters=spec.clusters or default_clusters(spec.vectors),
+        graph_degree=spec.graph_degree, build_complexity=spec.build_complexity,
+        pq_bytes=spec.resolved_pq_bytes(), beam_widths=list(spec.beams()),
+        complexities=list(spec.complexity), states=spec.state_list(),
+        latency_budget_s=spec.latency_budget, cache_nodes=spec.cache_nodes,
+        search_threads=list(spec.search_threads))
+
+
+def _execute_diskann(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcome:
+    w = ctx.world
+    o = diskann_options(spec)
+    from iobench.kinds.vector import engine as eng
+
+    eng.diskannpy()  # missing extra: one line before anything is written
+    done = (options.target / "vector" / "diskann" / _dataset_key(o) / "dataset.json"
+            ).is_file()
+    if not done:
+        _space(options.target, estimate_bytes(o), "the vector data set and its DiskANN index")
+    sp: dict[str, Any] = dict(o.__dict__)
+    sp["engine"] = "diskann"
+    sp["recall_target"] = RECALL_TARGET
+    if w.size > 1:
+        sp["ranks"] = w.size
+    rec = Recorder("infer-vector", "diskann", spec=sp, engine="diskann")
+    ready: dict[str, target_mod.Target] = {}
+    return runner.run(rec, lambda res: diskann_run(res, ready["tgt"], o, ctx), options, ctx,
+                      prepare=lambda res: _prepare(options, w, ready))
+
+
+def pattern_options(spec: Spec, target: Path) -> PatternOptions:
+    """Mode 2's parameters: the free space first (before any other check), then the
+    calibration (a mode-1 result) and what follows from it."""
+    size = spec.index_size
+    path = target / "vector" / "pattern" / f"index-{size}.dat"
+    have = path.is_file() and not path.is_symlink() and path.stat().st_size == size
+    if not have:  # checked first: nothing else is looked at, nothing is written
+        _space(target, size, f"the --index-size {format_bytes(size)} index file")
+    cal = calibrate(str(spec.calibrate)) if spec.calibrate else None
+    beams = spec.beam_width
+    if beams is not None and len(beams) != 1:
+        raise UsageError(f"--beam-width {','.join(map(str, beams))}: the pattern takes one "
+                         "beam width (sweep --concurrency instead)")
+    beam = beams[0] if beams else (cal["beam_width"] if cal else 4)
+    hops = spec.hops if spec.hops is not None else (cal["hops"] if cal else 16)
+    sector = spec.sector if spec.sector is not None else (cal["sector"] if cal else SECTOR)
+    if hops <= 0:
+        raise UsageError(f"--hops {hops}: must be >= 1 (rounds of reads per query)")
+    if beam <= 0:
+        raise UsageError(f"--beam-width {beam}: must be >= 1 (reads per round)")
+    if sector <= 0 or sector % 4096:
+        raise UsageError(f"--sector {sector}: O_DIRECT reads need a multiple of 4096; give "
+                         "4k or 8k")
+    if size < sector * beam:
+        raise UsageError(f"--index-size {format_bytes(size)}: smaller than one round of "
+                         f"{beam} x {format_bytes(sector)}; give a larger --index-size")
+    if spec.runtime <= 0:
+        raise UsageError("--runtime must be > 0, e.g. 5s")
+    if spec.engine == "fio":
+        from iobench.engines.fio import fio_binary
+
+        fio_binary()
+    from iobench.engines import batch
+
+    if batch.queue_kind() is None:
+        raise UsageError("the vector pattern needs io_uring or Linux native AIO (both "
+                         "refused here); check /proc/sys/fs/aio-max-nr or run on Linux")
+    return PatternOptions(index_size=size, sector=sector, hops=hops, beam_width=beam,
+                          concurrency=list(spec.concurrency), runtime_s=spec.runtime,
+                          engine=spec.engine, calibrated_from=cal["from"] if cal else None,
+                          calibration=cal)
+
+
+def _execute_pattern(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcome:
+    w = ctx.world
+    o = pattern_options(spec, options.target)
+    sp: dict[str, Any] = {k: v for k, v in o.__dict__.items() if k != "calibration"}
+    if o.calibration:
+        sp["calibration"] = o.calibration
+    if w.size > 1:
+        sp["ranks"] = w.size
+    rec = Recorder("infer-vector", "pattern", spec=sp, engine=spec.engine)
+    ready: dict[str, target_mod.Target] = {}
+    return runner.run(rec, lambda res: pattern_run(res, ready["tgt"], o, ctx), options, ctx,
+                      prepare=lambda res: _prepare(options, w, ready))
+
+
 # --- mode 1 ---------------------------------------------------------------------------
 def _dataset_key(o: DiskannOptions) -> str:
     return f"d{o.dim}-n{o.vectors}-q{o.queries}-c{o.clusters}-s{o.seed}-{o.metric}"
@@ -108,7 +205,7 @@ def _build_key(o: DiskannOptions) -> str:
 
 def estimate_bytes(o: DiskannOptions) -> int:
     """Vectors + queries + ground truth + the disk index (nodes in whole sectors) + PQ."""
-    from iobench.infer.vector.engine import node_bytes
+    from iobench.kinds.vector.engine import node_bytes
 
     nb = node_bytes(o.dim, o.graph_degree)
     per_sector = max(1, SECTOR // nb)
@@ -126,7 +223,7 @@ def _log_path(res: Recorder, w: dist.World, fallback: Path) -> Path:
 def prepare_dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path, log: Path
                     ) -> dict[str, Any]:
     """Vectors, queries and ground truth (once), then the index (once); on rank 0."""
-    from iobench.infer.vector import data, engine
+    from iobench.kinds.vector import data, engine
 
     info = data.read_json(root / "dataset.json")
     vectors = root / "vectors.bin"
@@ -179,20 +276,20 @@ def prepare_dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path, log: 
     return {"dataset": info, "build": built, "index_dir": str(idx)}
 
 
-def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions) -> None:
-    from iobench.infer.vector import data, engine
+def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions, ctx: Ctx) -> None:
+    from iobench.kinds.vector import data, engine
 
-    w = dist.world()
+    w = ctx.world
     root = dist.root_first(lambda: tgt.subdir(f"vector/diskann/{_dataset_key(o)}"), w)
     log = _log_path(res, w, root)
     prep = dist.root_first_value(lambda: prepare_dataset(o, tgt, root, log), w)
     idx = Path(prep["index_dir"])
     build = prep["build"]
-    res.metrics.update({"build_seconds": build["build_seconds"],
+    res.metrics.update({"build_s": build["build_seconds"],
                         "index_bytes": build["index_bytes"],
                         "disk_index_bytes": build["disk_index_bytes"],
                         "index_reused": build["reused"],
-                        "ground_truth_seconds": prep["dataset"]["ground_truth_seconds"]})
+                        "ground_truth_s": prep["dataset"]["ground_truth_seconds"]})
     res.spec["dataset"] = prep["dataset"]
     res.spec["build"] = build
     res.spec["sector_bytes"] = engine.sector_bytes(o.dim, o.graph_degree)
@@ -206,9 +303,12 @@ def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions) -> Non
     truth = data.load_array(root / "truth_ids.npy")
     mine = list(dist.split(len(queries), w))
     q_mine, t_mine = queries[mine], truth[mine]
-    searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log)
+    searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log,
+                               threads=max([2, *o.search_threads]))
     try:
         _sweep(res, o, searcher, idx, q_mine, t_mine, bool(mine), w)
+        if o.search_threads:
+            _threads_sweep(res, o, searcher, idx, q_mine, t_mine, w)
     finally:
         searcher.close()
     _headline(res, o)
@@ -221,7 +321,7 @@ def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions) -> Non
 
 def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.ndarray,
            t_mine: np.ndarray, mine: bool, w: dist.World) -> None:
-    from iobench.infer.vector import data, engine
+    from iobench.kinds.vector import data, engine
 
     build = res.spec["build"]
     dev = engine.device_of(engine.disk_index(idx))
@@ -262,6 +362,49 @@ def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: n
                             "DiskANN's caches may serve them")
 
 
+def _threads_sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path,
+                   q_mine: np.ndarray, t_mine: np.ndarray, w: dist.World) -> None:
+    """In-process concurrency (--search-threads): T threads search the queries, each
+    query timed on its own, every setting and state of the sweep; queries/s, p99 and
+    reads measured as in the one-at-a-time passes. Under mpirun: ranks x T in flight."""
+    from iobench.kinds.vector import data, engine
+
+    dev = engine.device_of(engine.disk_index(idx))
+    files = engine.index_files(idx)
+    curve: list[dict[str, Any]] = []
+    for t in o.search_threads:
+        for bw in o.beam_widths:
+            for cx in o.complexities:
+                for state in o.states:
+                    def one(t: int = t, bw: int = bw, cx: int = cx, state: str = state
+                            ) -> dict[str, Any]:
+                        if state == "cold":
+                            engine.evict(files)
+                        out = searcher.run_threads(q_mine, cx, bw, t, dev) if len(q_mine) \
+                            else _empty()
+                        out["hits"] = data.recall_hits(out.pop("found"), t_mine) \
+                            if len(q_mine) else 0
+                        out["hist"] = out["hist"].to_dict()
+                        out["evict"] = None
+                        return out
+
+                    w.barrier()
+                    per_rank = dist.collective(one, w, f"threads T={t} W={bw} L={cx} {state}")
+                    ph = _search_phase(per_rank, bw, cx, state, o, dev)
+                    ph["name"] = f"threads T={t} W={bw} L={cx} {state}"
+                    ph["metrics"]["threads"] = t
+                    ph["metrics"]["concurrency"] = t * ph["metrics"]["searchers"]
+                    res.add_phase(ph)
+                    curve.append({"threads": t, "beam_width": bw, "complexity": cx,
+                                  "state": state,
+                                  "queries_per_s": ph["metrics"]["queries_per_s"],
+                                  "p99_us": (ph["latency_ns"].get("p99") or 0) / 1e3,
+                                  "recall_at_10": ph["metrics"]["recall_at_10"]})
+    res.metrics["threads_curve"] = curve
+    res.metrics["max_threads_queries_per_s"] = max((c["queries_per_s"] for c in curve),
+                                                   default=0.0)
+
+
 def _empty() -> dict[str, Any]:
     now = time.time_ns()
     return {"queries": 0, "seconds": 0.0, "start_wall_ns": now, "end_wall_ns": now,
@@ -284,9 +427,9 @@ def _search_phase(per_rank: list[dict[str, Any]], bw: int, cx: int, state: str,
     rb = sum(r["read_bytes"] for r in active)
     m: dict[str, Any] = {
         "beam_width": bw, "complexity": cx, "state": state, "k": K,
-        "qps": nq / secs if secs > 0 else 0.0,
+        "queries_per_s": nq / secs if secs > 0 else 0.0,
         "recall_at_10": sum(r["hits"] for r in per_rank) / (nq * K) if nq else 0.0,
-        "read_bytes_per_query": rb / nq if nq else 0.0,
+        "query_read_bytes": rb / nq if nq else 0.0,
         "reads_4k_per_query": rb / SECTOR / nq if nq else 0.0,
         "reads_source": "measured: /proc/self/io read_bytes delta of the searching "
                         "process(es), not the engine's own count",
@@ -295,11 +438,12 @@ def _search_phase(per_rank: list[dict[str, Any]], bw: int, cx: int, state: str,
         # code or data) are counted in read_bytes too: nonzero means the figure is high
         "major_faults": sum(r.get("major_faults", 0) for r in active),
         "latency_unit": "per query (each search timed on its own)",
+        "op_unit": "query",
     }
     if all("device_reads" in r for r in active) and dev:
         m["device"] = dev
         m["device_reads_per_query"] = sum(r["device_reads"] for r in active) / len(active) / nq
-        m["device_bytes_per_query"] = sum(r["device_bytes"] for r in active) / len(active) / nq
+        m["query_device_bytes"] = sum(r["device_bytes"] for r in active) / len(active) / nq
         m["device_source"] = (f"measured: /proc/diskstats of {dev}, device-wide (other "
                               "processes' reads on the device are included)")
     ph = make_phase(f"search W={bw} L={cx} {state}", nbytes=rb, seconds=secs, ops=nq,
@@ -317,34 +461,38 @@ def _headline(res: Recorder, o: DiskannOptions) -> None:
           and (p["latency_ns"].get("p99") or 0) <= budget_ns]
     res.metrics["recall_at_10"] = max((p["metrics"]["recall_at_10"] for p in cells),
                                       default=0.0)
-    res.metrics["max_qps"] = max((p["metrics"]["qps"] for p in cells), default=0.0)
-    res.metrics["latency_budget_ms"] = o.latency_budget_s * 1e3
+    res.metrics["max_queries_per_s"] = max((p["metrics"]["queries_per_s"] for p in cells),
+                                           default=0.0)
+    res.metrics["latency_budget_us"] = o.latency_budget_s * 1e6
     good = [p for p in pool if p["metrics"]["recall_at_10"] >= RECALL_TARGET]
     if good:  # what the budget left out, so a miss still says what it would take
-        b = max(good, key=lambda p: p["metrics"]["qps"])
-        res.metrics["best_at_recall"] = {
-            "beam_width": b["metrics"]["beam_width"], "complexity": b["metrics"]["complexity"],
-            "qps": b["metrics"]["qps"], "recall_at_10": b["metrics"]["recall_at_10"],
-            "p99_ms": (b["latency_ns"].get("p99") or 0) / 1e6,
-            "reads_4k_per_query": b["metrics"]["reads_4k_per_query"]}
+        res.metrics["best_at_recall"] = _setting(max(good, key=_qps), state)
     if not ok:
-        res.metrics["qps"] = 0.0
+        res.metrics["queries_per_s"] = 0.0
         res.metrics["headline"] = None
         res.warnings.append(f"no {state} setting reached recall@10 >= {RECALL_TARGET} with "
                             f"p99 <= {o.latency_budget_s * 1e3:g} ms: give larger "
                             "--complexity values or a larger --latency-budget")
         return
-    best = max(ok, key=lambda p: p["metrics"]["qps"])
-    m = best["metrics"]
-    res.metrics["qps"] = m["qps"]
-    res.metrics["headline"] = {
-        "state": state, "beam_width": m["beam_width"], "complexity": m["complexity"],
-        "qps": m["qps"], "recall_at_10": m["recall_at_10"],
-        "p99_ms": (best["latency_ns"].get("p99") or 0) / 1e6,
-        "reads_4k_per_query": m["reads_4k_per_query"],
-        "read_bytes_per_query": m["read_bytes_per_query"]}
-    res.metrics["reads_per_query"] = m["reads_4k_per_query"]
-    res.metrics["p99_ms"] = res.metrics["headline"]["p99_ms"]
+    h = _setting(max(ok, key=_qps), state)
+    res.metrics["queries_per_s"] = h["queries_per_s"]
+    res.metrics["headline"] = h
+    res.metrics["reads_per_query"] = h["reads_4k_per_query"]
+    res.metrics["p99_us"] = h["p99_us"]
+
+
+def _qps(p: dict[str, Any]) -> float:
+    return float(p["metrics"]["queries_per_s"])
+
+
+def _setting(p: dict[str, Any], state: str) -> dict[str, Any]:
+    """One search setting as the headline (and best_at_recall) describe it."""
+    m = p["metrics"]
+    return {"state": state, "beam_width": m["beam_width"], "complexity": m["complexity"],
+            "queries_per_s": m["queries_per_s"], "recall_at_10": m["recall_at_10"],
+            "p99_us": (p["latency_ns"].get("p99") or 0) / 1e3,
+            "reads_4k_per_query": m["reads_4k_per_query"],
+            "query_read_bytes": m["query_read_bytes"]}
 
 
 # --- mode 2 ---------------------------------------------------------------------------
@@ -369,10 +517,10 @@ def calibrate(path: str) -> dict[str, Any]:
             "reads_per_query": reads, "from": str(path)}
 
 
-def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions) -> None:
-    from iobench.infer.vector import pattern
+def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions, ctx: Ctx) -> None:
+    from iobench.engines import batch, native
 
-    w = dist.world()
+    w = ctx.world
     root = dist.root_first(lambda: tgt.subdir("vector/pattern"), w)
     path = root / f"index-{o.index_size}.dat"
 
@@ -382,7 +530,8 @@ def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions) -> Non
         if path.exists() and path.stat().st_size == o.index_size:
             return
         tgt.check_space(o.index_size, "the vector index file")
-        pattern.layout(path, o.index_size)
+        with ctx.progress("layout", o.index_size) as prog:
+            native.layout([path], o.index_size, seed=LAYOUT_SEED, progress=prog)
 
     dist.collective(lambda: lay_out() if w.is_root else None, w, "layout")
     curve = []
@@ -395,9 +544,11 @@ def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions) -> Non
                 return {"queries": 0, "reads": 0, "bytes": 0, "seconds": 0.0,
                         "start_wall_ns": now, "end_wall_ns": now, "query_hist": {},
                         "read_hist": {}}
-            out = pattern.run(path, sector=o.sector, hops=o.hops, beam_width=o.beam_width,
-                              concurrency=share, runtime_s=o.runtime_s, seed=w.rank)
-            out["query_hist"] = out["query_hist"].to_dict()
+            out = batch.run_rounds(path, block_size=o.sector, rounds=o.hops,
+                                   batch=o.beam_width, streams=share,
+                                   runtime_s=o.runtime_s, seed=w.rank)
+            out["queries"] = out.pop("streams")
+            out["query_hist"] = out.pop("stream_hist").to_dict()
             out["read_hist"] = out["read_hist"].to_dict()
             return out
 
@@ -416,34 +567,46 @@ def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions) -> Non
             raise Terminated() if sigs[0] == signal.SIGTERM else KeyboardInterrupt
         res.add_phase(ph)
         m = ph["metrics"]
-        point = {"concurrency": c, "qps": m["qps"],
-                 "p99_ms": (ph["latency_ns"].get("p99") or 0) / 1e6,
+        point = {"concurrency": c, "queries_per_s": m["queries_per_s"],
+                 "p99_us": (ph["latency_ns"].get("p99") or 0) / 1e3,
                  "read_p99_us": (m["read_latency_ns"].get("p99") or 0) / 1e3,
-                 "iops": m["read_iops"], "gb_per_s": ph["gb_per_s"]}
+                 "reads_per_s": m["reads_per_s"], "gb_per_s": ph["gb_per_s"]}
         if o.engine == "fio" and w.is_root:
-            from iobench.infer import randread as rr
-
-            fph = rr.fio_cell([path], o.sector, c * o.beam_width, o.runtime_s, True,
-                              "libaio", o.index_size, root)
-            fph["name"] = f"fio randread qd={c * o.beam_width}"
-            fph["metrics"].update({"concurrency": c, "queue_depth": c * o.beam_width,
-                                   "what": "per-read figures at the pattern's queue depth "
-                                           "(no dependency between reads)"})
+            fph = _fio_beside(path, root, o, c)
             res.add_phase(fph)
-            point["fio_iops"] = fph["ops_per_s"]
+            point["fio_reads_per_s"] = fph["ops_per_s"]
             point["fio_read_p99_us"] = (fph["latency_ns"].get("p99") or 0) / 1e3
         curve.append(point)
-        res.metrics[f"c{c}.qps"] = point["qps"]
-        res.metrics[f"c{c}.p99_ms"] = point["p99_ms"]
+        res.metrics[f"c{c}.queries_per_s"] = point["queries_per_s"]
+        res.metrics[f"c{c}.p99_us"] = point["p99_us"]
     res.metrics["curve"] = curve
-    res.metrics["max_qps"] = max((p["qps"] for p in curve), default=0.0)
-    res.metrics["qps"] = res.metrics["max_qps"]
-    res.metrics["p99_ms"] = max((p["p99_ms"] for p in curve), default=0.0)
+    res.metrics["max_queries_per_s"] = max((p["queries_per_s"] for p in curve), default=0.0)
+    res.metrics["queries_per_s"] = res.metrics["max_queries_per_s"]
+    res.metrics["p99_us"] = max((p["p99_us"] for p in curve), default=0.0)
     res.metrics["read_p99_us"] = max((p["read_p99_us"] for p in curve), default=0.0)
     res.metrics["reads_per_query"] = o.hops * o.beam_width
     from iobench import cache as cache_mod
 
     res.cache = cache_mod.verdict("direct", "o_direct", o.index_size)
+
+
+LAYOUT_SEED = 0x7EC  # the index file's content stream (incompressible, never deduplicated)
+
+
+def _fio_beside(path: Path, root: Path, o: PatternOptions, c: int) -> dict[str, Any]:
+    """fio randread (libaio, O_DIRECT) on the same file, same sector size, at the
+    pattern's queue depth: per-read figures with no dependency between reads."""
+    from iobench.engines import IOSpec, fio
+
+    qd = c * o.beam_width
+    io = IOSpec(pattern="randread", size=o.index_size, block_size=o.sector, files=(path,),
+                jobs=1, queue_depth=qd, runtime=o.runtime_s, direct=True, ioengine="libaio")
+    ph = fio.run(io, root)[0]
+    ph["name"] = f"fio randread qd={qd}"
+    ph["metrics"].update({"concurrency": c, "queue_depth": qd, "sector_bytes": o.sector,
+                          "what": "per-read figures at the pattern's queue depth (no "
+                                  "dependency between reads)"})
+    return ph
 
 
 def _pattern_phase(per_rank: list[dict[str, Any]], c: int, o: PatternOptions
@@ -459,82 +622,17 @@ def _pattern_phase(per_rank: list[dict[str, Any]], c: int, o: PatternOptions
     nq = sum(r["queries"] for r in active)
     reads = sum(r["reads"] for r in active)
     nbytes = sum(r["bytes"] for r in active)
-    m = {"concurrency": c, "hops": o.hops, "beam_width": o.beam_width, "sector": o.sector,
-         "queries": nq, "reads": reads, "qps": nq / secs if secs > 0 else 0.0,
+    m = {"concurrency": c, "hops": o.hops, "beam_width": o.beam_width,
+         "sector_bytes": o.sector, "queries": nq, "reads": reads,
+         "queries_per_s": nq / secs if secs > 0 else 0.0,
          "reads_per_query": reads / nq if nq else 0.0,
-         "read_iops": reads / secs if secs > 0 else 0.0,
+         "reads_per_s": reads / secs if secs > 0 else 0.0,
          "read_latency_ns": rh.summary(), "queue_depth": c * o.beam_width,
-         "ranks": len(per_rank), "latency_unit": "per query (first submit to last "
-                                                 "completion of the last round)"}
+         "ranks": len(per_rank), "queue": active[0].get("queue", ""),
+         "latency_unit": "per query (first submit to last completion of the last round)",
+         "op_unit": "query"}
     ph = make_phase(f"pattern concurrency={c}", nbytes=nbytes, seconds=secs, ops=nq,
                     latency=qh, engine="native", direction="read", metrics=m)
     ph["read_histogram"] = rh.to_dict() if rh.count else None
     ph["start_wall_ns"], ph["end_wall_ns"] = t0, t1
     return ph
-
-
-# --- tables ---------------------------------------------------------------------------
-def _without_budget(b: dict[str, Any] | None) -> str:
-    if not b:
-        return ""
-    return (f" (best at that recall, any p99: {b['qps']:.1f} QPS at W={b['beam_width']} "
-            f"L={b['complexity']}, p99 {b['p99_ms']:.2f} ms)")
-
-
-def tables(result: Recorder) -> list[RenderableType]:
-    out: list[RenderableType] = []
-    if result.engine == "diskann":
-        t = Table(title="DiskANN search (diskannpy StaticDiskIndex): one row per beam width x "
-                        "complexity x cache state", title_justify="left")
-        for col in ("W", "L", "state", "QPS", "recall@10", "p50", "p99", "p99.9",
-                    "4 KiB reads/q", "KiB read/q"):
-            t.add_column(col, justify="left" if col == "state" else "right")
-        for p in result.phases:
-            m = p.get("metrics", {})
-            if "recall_at_10" not in m:
-                continue
-            lat = p["latency_ns"]
-            t.add_row(str(m["beam_width"]), str(m["complexity"]), m["state"],
-                      f"{m['qps']:.1f}", f"{m['recall_at_10']:.3f}", format_ns(lat.get("p50")),
-                      format_ns(lat.get("p99")), format_ns(lat.get("p99_9")),
-                      f"{m['reads_4k_per_query']:.1f}",
-                      f"{m['read_bytes_per_query'] / 1024:.1f}")
-        h = result.metrics.get("headline")
-        t.caption = ("QPS = queries/s; latency per query; reads measured from /proc/self/io "
-                     "(not DiskANN's own count). Headline: " +
-                     (f"{h['qps']:.1f} QPS at W={h['beam_width']} L={h['complexity']} "
-                      f"({h['state']}), recall@10 {h['recall_at_10']:.3f}, p99 "
-                      f"{h['p99_ms']:.2f} ms, {h['reads_4k_per_query']:.1f} reads/query"
-                      if h else f"no setting met recall@10 >= {RECALL_TARGET} within "
-                      f"{result.metrics.get('latency_budget_ms', 0):g} ms p99" +
-                      _without_budget(result.metrics.get("best_at_recall"))) +
-                     f". Build {result.metrics.get('build_seconds', 0):.1f} s"
-                     f"{' (reused)' if result.metrics.get('index_reused') else ''}, index "
-                     f"{format_bytes(result.metrics.get('index_bytes', 0))}.")
-        out.append(t)
-        return out
-    t = Table(title="DiskANN read pattern (no engine): QPS vs p99 over concurrency",
-              title_justify="left")
-    for col in ("queries in flight", "QPS", "query p50", "query p99", "read p50", "read p99",
-                "read IOPS", "GB/s", "fio IOPS", "fio read p99"):
-        t.add_column(col, justify="right")
-    fio = {p["metrics"].get("concurrency"): p for p in result.phases
-           if p["name"].startswith("fio ")}
-    for p in result.phases:
-        m = p.get("metrics", {})
-        if not p["name"].startswith("pattern"):
-            continue
-        f = fio.get(m["concurrency"])
-        t.add_row(str(m["concurrency"]), f"{m['qps']:.1f}", format_ns(p["latency_ns"]["p50"]),
-                  format_ns(p["latency_ns"]["p99"]), format_ns(m["read_latency_ns"]["p50"]),
-                  format_ns(m["read_latency_ns"]["p99"]), f"{m['read_iops']:.0f}",
-                  f"{p['gb_per_s']:.3f}", f"{f['ops_per_s']:.0f}" if f else "-",
-                  format_ns(f["latency_ns"].get("p99")) if f else "-")
-    sp = result.spec
-    t.caption = (f"{sp.get('hops')} rounds x {sp.get('beam_width')} reads of "
-                 f"{format_bytes(sp.get('sector', SECTOR))} per query (O_DIRECT, Linux AIO); "
-                 "QPS = queries/s; GB/s = 10^9 B/s; fio: randread at queue depth = queries "
-                 "in flight x beam width")
-    out.append(t)
-    return out
-

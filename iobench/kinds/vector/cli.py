@@ -1,4 +1,4 @@
-"""`iobench infer vector` (not yet moved to iobench/kinds/)."""
+"""`iobench infer vector`: options -> Spec -> run -> render."""
 
 from __future__ import annotations
 
@@ -7,23 +7,15 @@ from typing import Any
 
 import click
 
-from iobench.cli import (
-    DURATION,
-    INT_LIST,
-    SIZE,
-    common_run_options,
-)
-from iobench.kinds import infer_group
+from iobench import cli as cli_mod
+from iobench.cli import DURATION, INT_LIST, SIZE, common_run_options
+from iobench.kinds.vector.run import execute
+from iobench.kinds.vector.spec import Spec, build
 
-# the `iobench infer` group: randread and load are iobench/kinds/infer_*/ commands
-infer = infer_group.group
+GROUP = "infer"  # `iobench infer vector` (iobench.cli.KIND_COMMANDS adds it there)
 
 
-# --- vector (retrieval: a DiskANN index, or its read pattern; iobench/infer/vector/) -----
-from iobench.infer import vector as _vector  # noqa: E402,F401 (declares its suite metrics)
-
-
-@infer.command("vector")
+@click.command("vector")
 @common_run_options
 @click.option("--engine", type=click.Choice(["native", "fio", "diskann"]), default="native",
               show_default=True, help="diskann: a real DiskANN index (extra [vector]); "
@@ -46,9 +38,12 @@ from iobench.infer import vector as _vector  # noqa: E402,F401 (declares its sui
 @click.option("--states", default="cold,warm", show_default=True,
               help="[diskann] cold (index files evicted first), warm (again at once).")
 @click.option("--latency-budget", type=DURATION, default="10ms", show_default=True,
-              help="[diskann] Headline: best QPS at recall@10 >= 0.95 within this p99.")
+              help="[diskann] Headline: best queries/s at recall@10 >= 0.95 within this p99.")
 @click.option("--cache-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               help="[diskann] Graph nodes DiskANN caches in RAM.")
+@click.option("--search-threads", type=INT_LIST, default=None,
+              help="[diskann] Also search with diskannpy batch_search on these thread "
+                   "counts (in-process concurrency), e.g. 1,2,4.")
 @click.option("--index-size", type=SIZE, default="1GiB", show_default=True,
               help="[native/fio] Index file size (may be >= 5 x RAM; laid out once).")
 @click.option("--sector", type=SIZE, default=None, help="[native/fio] Bytes per read [4k].")
@@ -59,9 +54,14 @@ from iobench.infer import vector as _vector  # noqa: E402,F401 (declares its sui
               help="[native/fio] Time per concurrency.")
 @click.option("--calibrate", type=click.Path(path_type=Path), default=None,
               help="[native/fio] Take hops, beam width, sector from a --engine diskann result.")
-def vector_cmd(target: Path, json_out: bool, results_dir: Path, force: bool, engine: str,
-               **kw: Any) -> None:
+def command(target: Path, json_out: bool, results_dir: Path, force: bool,
+            **params: Any) -> None:
     """Vector search I/O: a real DiskANN index (--engine diskann) or its pattern at any size."""
-    from iobench.infer.vector import cli as vcli
+    spec = spec_from_params(params)
+    ctx = cli_mod.run_context(json_out)
+    cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx))
 
-    vcli.run(target, json_out, results_dir, force, engine, **kw)
+
+def spec_from_params(params: dict[str, Any]) -> Spec:
+    """Click's parsed params (the common run options removed) -> a checked Spec."""
+    return build(**params)
