@@ -38,9 +38,6 @@ _PHASE_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("GB/s", "gb_per_s", True), ("IOPS", "ops_per_s", True), ("seconds", "seconds", False),
     ("p50 us", "lat:p50", False), ("p99 us", "lat:p99", False), ("p99.9 us", "lat:p99_9", False),
 )
-_HIGHER = ("per_s", "iops", "au_pct", "accelerators_fed", "train_to_raw")
-_LOWER_SUFFIX = ("_us", "_ms", "_ns", "_s", "seconds")
-_LOWER_WORDS = ("latency", "stall", "wait", "errors", "waste", "cpu_util", "spread", "cv_pct")
 
 
 @dataclass(frozen=True)
@@ -92,19 +89,13 @@ def welch_df(a: Value, b: Value) -> float:
 
 
 def direction(metric: str, kind: str | None = None) -> bool | None:
-    """True: higher is better; False: lower is better; None: neither (a count, a size).
-
-    A declaration for the result's command wins; the suffix rules are the fallback for
-    metrics nobody declared.
-    """
+    """True: higher is better; False: lower is better; None: neither (a count, a size,
+    a setting) or not declared: the kind's declaration (iobench/kinds/<kind>/metrics.py)
+    is the only source, no guessing from the name."""
     declared = declared_better(kind, metric)
-    if declared is not None:
-        return None if declared == "neither" else declared == "higher"
-    if any(h in metric for h in _HIGHER):
-        return True
-    if metric.endswith(_LOWER_SUFFIX) or any(w in metric for w in _LOWER_WORDS):
-        return False
-    return None
+    if declared is None or declared == "neither":
+        return None
+    return declared == "higher"
 
 
 def _identity(r: Result) -> dict[str, Any]:

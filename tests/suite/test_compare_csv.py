@@ -100,7 +100,7 @@ def test_t_critical_values_and_welch_df():
     assert compare.welch_df(a, b) == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 4))
 
 
-def test_declared_direction_beats_the_suffix_rule():
+def test_the_direction_comes_from_the_declarations_only():
     # `young_interval_s` ends in _s but a longer optimal interval is neither better nor worse
     a, b = result(1.0, kind="checkpoint", name="x"), result(1.0, kind="checkpoint", name="x")
     a.metrics["young_interval_s"], b.metrics["young_interval_s"] = 100.0, 200.0
@@ -109,7 +109,9 @@ def test_declared_direction_beats_the_suffix_rule():
     assert row(rows, "result", "young_interval_s")[5].startswith("changed")
     assert row(rows, "result", "write_s")[5].startswith("worse")
     assert compare.direction("young_interval_s", "checkpoint") is None
-    assert compare.direction("young_interval_s") is False  # undeclared: the suffix rule
+    assert compare.direction("young_interval_s") is None  # no kind: no verdict, no guess
+    assert compare.direction("write_s", "checkpoint") is False
+    assert compare.direction("made_up_per_s", "checkpoint") is None  # undeclared
 
 
 @pytest.mark.parametrize(("field", "value", "label"), [
