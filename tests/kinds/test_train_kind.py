@@ -114,6 +114,13 @@ def test_a_new_workload_is_one_yaml_file(tmp_path):
         "--compute-time SECONDS"]
 
 
+def test_the_package_exposes_the_kind_by_name():
+    import iobench
+
+    assert iobench.train is train
+    assert iobench.train.run is train.run
+
+
 def test_bad_values_are_one_line_usage_errors(tmp_path):
     from iobench.errors import SpecError, UsageError
 
