@@ -243,16 +243,19 @@ def main() -> int:
             (n["p50"] - f["p50"]) / 1e3 for n, f in zip(res["native"], res["ref"], strict=True))
         rows.append(("4 KiB rand read QD1, O_DIRECT", res, "fio psync", 0.97, "IOPS"))
     if not only or "qd32" in only:
-        def rr_ring(kind: str) -> dict[str, Any]:
+        def rr_ring(kind: str, fixed: bool = True) -> dict[str, Any]:
             saved = list(aio._ring_kind)  # the probed queue, forced for this side
             aio._ring_kind[:] = [kind]
+            os.environ["IOBENCH_URING_FIXED"] = "1" if fixed else "0"
             try:
                 return rr(32)
             finally:
                 aio._ring_kind[:] = saved
+                os.environ.pop("IOBENCH_URING_FIXED", None)
 
         sides = [lambda: rr_ring("io_uring"), lambda: fio_rr("libaio", 32),
-                 lambda: fio_rr("io_uring", 32), lambda: rr_ring("libaio")]
+                 lambda: fio_rr("io_uring", 32), lambda: rr_ring("libaio"),
+                 lambda: rr_ring("io_uring", fixed=False)]
         four = rotated(sides, 2 * r, lambda x: x["iops"])
         for (eng, goal), res in zip((("libaio", 0.95), ("io_uring", 0.85)), four[:2],
                                     strict=True):
@@ -265,7 +268,7 @@ def main() -> int:
                          res, f"fio {eng} iodepth=32", goal, "IOPS"))
         # the noise floor on this host: the same figure between two fio engines, between
         # the native engine's two queues, and each side's own spread over the rounds
-        fl, fu, nl = four[0]["ref"], four[1]["ref"], four[2]["ref"]
+        fl, fu, nl, nf = four[0]["ref"], four[1]["ref"], four[2]["ref"], four[3]["ref"]
         nu = four[0]["native"]
 
         def per_round(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> str:
@@ -280,7 +283,9 @@ def main() -> int:
         noise.append("QD32 noise floor (same rounds): fio io_uring / fio libaio "
                      f"{per_round(fu, fl)}; native libaio ring / fio libaio "
                      f"{per_round(nl, fl)}; native io_uring / native libaio "
-                     f"{per_round(nu, nl)}; run-to-run spread: fio libaio {spread(fl)}, "
+                     f"{per_round(nu, nl)}; native io_uring with / without registered "
+                     f"buffers {per_round(nu, nf)} (CPU s/GB {four[0]['cpu_native']:.3f} / "
+                     f"{four[3]['cpu_ref']:.3f}); run-to-run spread: fio libaio {spread(fl)}, "
                      f"fio io_uring {spread(fu)}, native io_uring {spread(nu)}, "
                      f"native libaio {spread(nl)}")
 
@@ -339,8 +344,9 @@ def main() -> int:
               + ("inside" if fs["runtime_s_end_fsync1"] > fs["runtime_s_end_fsync0"] +
                  fs["sync_after_s_end_fsync1"] else "NOT inside") + " fio's runtime")
     print(f"units: GB/s = 10^9 B/s, random reads in IOPS; ratio = median of the per-round "
-          f"ratios of {r} alternating rounds ({4 * r} for the cached rows, {2 * r} rotating four "
-          "ways for QD32: native io_uring, fio libaio, fio io_uring, native libaio), min-max; "
+          f"ratios of {r} alternating rounds ({4 * r} for the cached rows, {2 * r} rotating five "
+          "ways for QD32: native io_uring, fio libaio, fio io_uring, native libaio, native "
+          "io_uring without registered buffers), min-max; "
           f"{size / 2**20:.0f} MiB per file; native depth queue: "
           f"{aio.ring_kind() or 'python'}; load average {la0[0]:.1f} -> {la1[0]:.1f} on "
           f"{os.cpu_count()} cores; {time.monotonic() - t_start:.0f} s")
