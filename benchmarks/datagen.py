@@ -13,6 +13,10 @@ the cores.
 
 Pass criteria (issue 13): median rate ratio >= 0.95; compressed/raw >= 0.99;
 duplicates = 0.
+
+--baseline CMD adds a third tool to the same alternating rounds: another iobench (an
+older checkout: `env PYTHONPATH=/tmp/old python -m iobench`), so a change to datagen is
+measured against what it replaces on the same host at the same moment.
 """
 
 from __future__ import annotations
@@ -68,8 +72,9 @@ def startup_cpu(tool: str) -> float:
     return _STARTUP_CPU[tool]
 
 
-def run_datagen(spec: Path, target: Path, size: int, jobs: int) -> dict:
-    cmd = [*IOBENCH, "datagen", str(spec), "--target", str(target),
+def run_datagen(spec: Path, target: Path, size: int, jobs: int,
+                iobench: list[str] | None = None) -> dict:
+    cmd = [*(iobench or IOBENCH), "datagen", str(spec), "--target", str(target),
            "--dataset-size", str(size), "--jobs", str(jobs), "--json", "--force",
            "--results-dir", str(target.parent / "bench-results")]
     out, cpu, wall = _run(cmd)
@@ -163,7 +168,10 @@ def main() -> None:
     ap.add_argument("--iobench", default=None,
                     help="command that runs iobench (default: this python -m iobench), "
                          "e.g. to measure another checkout")
+    ap.add_argument("--baseline", default=None,
+                    help="command of a second iobench run in the same rounds (before/after)")
     a = ap.parse_args()
+    baseline = a.baseline.split() if a.baseline else None
     if a.iobench:
         IOBENCH[:] = a.iobench.split()
     size = parse_size(a.size, "--size")
@@ -179,21 +187,33 @@ def main() -> None:
             spec = base / f"bench-{fmt}.yaml"
             spec.write_text(f"name: bench-{fmt}\n{SPECS[fmt]}")
             gen, fio, ratios = [], [], []
+            old, old_ratios, new_to_old = [], [], []
             t = base / "t"
             for k in range(a.rounds):
-                shutil.rmtree(t, ignore_errors=True)
-                if k % 2 == 0:
-                    f = run_fio(base / "fio", size, a.jobs)
-                    g = run_datagen(spec, t, size, a.jobs)
-                else:
-                    g = run_datagen(spec, t, size, a.jobs)
-                    f = run_fio(base / "fio", size, a.jobs)
+                tools = ["fio", "datagen"] + (["baseline"] if baseline else [])
+                got: dict[str, dict] = {}
+                for tool in tools[k % len(tools):] + tools[:k % len(tools)]:  # rotate
+                    shutil.rmtree(t, ignore_errors=True)
+                    if tool == "fio":
+                        got[tool] = run_fio(base / "fio", size, a.jobs)
+                    else:
+                        got[tool] = run_datagen(spec, t, size, a.jobs,
+                                                baseline if tool == "baseline" else None)
+                        if tool == "datagen":  # the audit below reads this tool's files
+                            shutil.rmtree(base / "t-audit", ignore_errors=True)
+                            t.rename(base / "t-audit")
+                g, f = got["datagen"], got["fio"]
                 gen.append(g)
                 fio.append(f)
                 ratios.append(g["bytes_per_s"] / f["bytes_per_s"])
+                if baseline:
+                    old.append(got["baseline"])
+                    old_ratios.append(got["baseline"]["bytes_per_s"] / f["bytes_per_s"])
+                    new_to_old.append(g["bytes_per_s"] / got["baseline"]["bytes_per_s"])
             rss = max(r["max_rss_bytes"] for r in gen)  # per worker, from the Result
-            au = audit(base / "t" / "datagen" / f"bench-{fmt}")
+            au = audit(base / "t-audit" / "datagen" / f"bench-{fmt}")
             shutil.rmtree(base / "t", ignore_errors=True)
+            shutil.rmtree(base / "t-audit", ignore_errors=True)
             ratio = statistics.median(ratios)
             rows.append((fmt, ratio, au))
             zr = f"{au['zstd_ratio']:.4f}" if au["zstd_ratio"] is not None else "n/a"
@@ -205,6 +225,10 @@ def main() -> None:
                         "datagen_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in gen],
                         "fio_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in fio],
                         "audit": au, "worker_max_rss_bytes": rss}
+            if baseline:
+                out[fmt].update(baseline_gb_per_s=[r["bytes_per_s"] / 1e9 for r in old],
+                                baseline_ratios=old_ratios, datagen_to_baseline=new_to_old,
+                                baseline_cpu_s_per_gb=[r["cpu_s_per_gb"] for r in old])
             print(f"{fmt:9s} datagen {_stats(g_bps)} GB/s | fio seqwrite end_fsync "
                   f"{_stats(f_bps)} GB/s | ratio {_stats(ratios)} "
                   f"{'PASS' if ratio >= 0.95 else 'FAIL'} | zstd {zr} "
@@ -214,6 +238,11 @@ def main() -> None:
                   f"{max(r['fsync_after_s'] for r in fio):.3f} s max | CPU s/GB datagen "
                   f"{_stats([r['cpu_s_per_gb'] for r in gen])} fio "
                   f"{_stats([r['cpu_s_per_gb'] for r in fio])}")
+            if baseline:
+                print(f"{'':9s} baseline {_stats([r['bytes_per_s'] / 1e9 for r in old])} GB/s"
+                      f" | baseline/fio {_stats(old_ratios)} | datagen/baseline "
+                      f"{_stats(new_to_old)} | CPU s/GB baseline "
+                      f"{_stats([r['cpu_s_per_gb'] for r in old])}")
     finally:
         if a.target is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -125,3 +125,18 @@ def test_content_incompressible_and_no_duplicate_blocks(tmp_path: Path, run) -> 
     assert len(zlib.compress(data, 6)) / len(data) >= 0.99
     blocks = np.frombuffer(data[: len(data) // 4096 * 4096], dtype=np.uint8).reshape(-1, 4096)
     assert len({b.tobytes() for b in blocks}) == blocks.shape[0]
+
+
+
+def test_variable_size_shards_are_written_biggest_first() -> None:
+    import importlib
+
+    run_mod = importlib.import_module("iobench.kinds.datagen.run")
+    spec = load_workload("unet3d")  # npz, 1 sample a file, stdev 68 MB
+    shards = list(range(12))
+    order = run_mod.largest_first(spec, shards)
+    assert sorted(order) == shards
+    sizes = {s: int(record_sizes(spec, s).sum()) for s in shards}
+    assert [sizes[s] for s in order] == sorted(sizes.values(), reverse=True)
+    fixed = load_workload("resnet50")  # every shard the same size: plan order kept
+    assert run_mod.largest_first(fixed, shards) == shards

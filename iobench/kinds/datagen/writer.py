@@ -58,14 +58,16 @@ def sync_now() -> bool:
 
 
 def sync_files(directory: Path, names: list[str]) -> None:
-    """fsync finished files and their directory (the parent's half of a commit)."""
+    """fsync finished files and the directories they were renamed in (the parent's half
+    of a commit; the dlio layout's files are in a subdirectory)."""
     for name in names:
         fd = os.open(directory / name, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    fsync_dir(directory)
+    for parent in sorted({(directory / name).parent for name in names}):
+        fsync_dir(parent)
 
 
 def _advance(n: int) -> None:
