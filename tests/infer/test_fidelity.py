@@ -7,6 +7,7 @@ load phase whose clock starts after the library is imported."""
 from __future__ import annotations
 
 import json
+import time
 import types
 import zlib
 from pathlib import Path
@@ -152,7 +153,8 @@ def test_library_is_imported_before_the_clock_starts(tiny, tiny_root, monkeypatc
         return real_clock()
 
     monkeypatch.setattr(load, "import_library", imp)
-    monkeypatch.setattr(load, "time", types.SimpleNamespace(monotonic_ns=clock))
+    monkeypatch.setattr(load, "time", types.SimpleNamespace(monotonic_ns=clock,
+                                                            process_time=time.process_time))
     paths = files.paths(files.plan(tiny, precision, fmt), tiny_root)
     opts = load.LoadOptions()
     first = load.load(method, paths, fmt, opts)

@@ -152,16 +152,20 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 # a model of ~17 M parameters (~34 MiB in bf16): enough cells that a signal sent when the
 # first cell ends lands while later ones run
-MODEL_YAML = """name: intr
+ARCH_YAML = """name: intr-arch
 description: interruption tests
 vocab_size: 1024
 hidden_size: 512
 intermediate_size: 2048
-num_layers: 4
-num_heads: 8
-num_kv_heads: 4
-context_length: 2048
-tie_embeddings: false
+num_hidden_layers: 4
+num_attention_heads: 8
+num_key_value_heads: 4
+max_position_embeddings: 2048
+tie_word_embeddings: false
+"""
+MODEL_YAML = """name: intr
+description: interruption tests
+model: {arch}
 shard_size: 8MiB
 """
 
@@ -177,6 +181,7 @@ steps:
 @pytest.fixture(scope="session")
 def specs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("intr-specs")
-    (root / "model.yaml").write_text(MODEL_YAML)
+    (root / "intr-arch.yaml").write_text(ARCH_YAML)
+    (root / "model.yaml").write_text(MODEL_YAML.format(arch=root / "intr-arch.yaml"))
     (root / "suite.yaml").write_text(SUITE_YAML)
     return {"model": root / "model.yaml", "suite": root / "suite.yaml"}

@@ -155,12 +155,12 @@ def test_randread_threads_and_files_split(mpirun, tmp_path, np_):
         mt = p["metrics"]
         assert p["ops"] > 0
         assert p["latency_ns"]["count"] == p["ops"]  # merged, not averaged
-        assert p["bytes"] == p["ops"] * mt["block_size"]
+        assert p["bytes"] == p["ops"] * mt["block_bytes"]
         assert mt["threads"] == mt["queue_depth"]  # the cell's threads over all ranks
         assert mt["files"] == 3
         assert mt["ranks"] == np_
-        assert d["metrics"][f"randread.bs{mt['block_size']}.qd{mt['queue_depth']}.iops"] == \
-            p["ops_per_s"]
+        key = f"randread.bs{mt['block_bytes']}.qd{mt['queue_depth']}.ops_per_s"
+        assert d["metrics"][key] == p["ops_per_s"]
     names = sorted(f.name for f in (tmp_path / "t" / "infer" / "randread").iterdir())
     assert names == sorted(f.name for f in (tmp_path / "t1" / "infer" / "randread").iterdir())
 

@@ -31,12 +31,7 @@ layout: deepspeed
 """
 INFER = """\
 name: {name}
-vocab_size: 256
-hidden_size: 256
-intermediate_size: 256
-num_layers: 1
-num_heads: 2
-num_kv_heads: 2
+model: tiny
 context_length: 128
 shard_size: 1MiB
 """
