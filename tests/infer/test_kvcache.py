@@ -340,18 +340,18 @@ def test_sessions_both_layouts_with_tiers(runner, tmp_path, layout):
 
 
 def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
-    """Each 256 KiB chunk read takes >= 100 ms: with queue depth 1 a restore of n chunks
-    takes >= 100 n ms, so within 550 ms the answer is 5 chunks = 1280 tokens (6 take
-    >= 600 ms; 5 have 50 ms to spare for a loaded machine's scheduling)."""
-    monkeypatch.setenv(THROTTLE_ENV, str(100e6 / (256 * TINY_BPT)))
+    """Each 256 KiB chunk read takes >= 200 ms: with queue depth 1 a restore of n chunks
+    takes >= 200 n ms, so within 1150 ms the answer is 5 chunks = 1280 tokens (6 take
+    >= 1200 ms; 5 have 150 ms to spare for a loaded machine's scheduling)."""
+    monkeypatch.setenv(THROTTLE_ENV, str(200e6 / (256 * TINY_BPT)))
     d = run(runner, tmp_path, "--users", "1", "--queue-depth", "1", "--requests", "2",
-            "--ttft", "550ms", "--capacity", "4MiB", "--search-requests", "1")
+            "--ttft", "1150ms", "--capacity", "4MiB", "--search-requests", "1")
     m = d["metrics"]
     assert m["max_context_tokens"] == 1280
     probes = {p["context_tokens"]: p["passed"] for p in m["ttft_probes"]}
     assert probes == {256: True, 512: True, 1024: True, 2048: False, 1536: False,
                       1280: True}
-    assert m["restore_p99_at_max_us"] >= 500_000
+    assert m["restore_p99_at_max_us"] >= 1_000_000
     assert m["recompute_at_max_us"] == pytest.approx(128_000.0)  # 1280 / 10000 tokens/s
     assert any(THROTTLE_ENV in w for w in d["warnings"])
     reads = next(p for p in d["phases"] if p["name"] == "kv chunk reads (storage)")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from iobench import cli as cli_mod
 from iobench.cli import DURATION, SEED, SIZE, SIZE0, common_run_options, engine_option
 from iobench.kinds.kvcache.run import execute
-from iobench.kinds.kvcache.spec import FSYNC, KV_DTYPES, LAYOUTS, build
+from iobench.kinds.kvcache.spec import FSYNC, KV_DTYPES, LAYOUTS, Spec, build
 
 
 @click.command("kvcache")
@@ -69,9 +70,15 @@ from iobench.kinds.kvcache.spec import FSYNC, KV_DTYPES, LAYOUTS, build
 @click.option("--fio-first", is_flag=True, hidden=True)  # benchmarks alternate the order
 @click.option("--verify", is_flag=True, help="CRC-32C check of every restored chunk.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def command(model_name: str, target: Path, json_out: bool, results_dir: Path, force: bool,
-            **params: object) -> None:
+def command(target: Path, json_out: bool, results_dir: Path, force: bool,
+            **params: Any) -> None:
     """KV-cache offload of MODEL: sessions restore stored prefixes, write new chunks."""
-    spec = build(model=model_name, **params)
+    spec = spec_from_params(params)
     ctx = cli_mod.run_context(json_out)
     cli_mod.finish(execute(spec, cli_mod.run_options(target, results_dir, force), ctx))
+
+
+def spec_from_params(params: dict[str, Any]) -> Spec:
+    """Click's parsed params (the common run options removed) -> a validated Spec."""
+    values = dict(params)
+    return build(model=values.pop("model_name"), **values)
