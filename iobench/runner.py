@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from iobench import dist, interrupt, sysinfo, verify
 from iobench import results as results_mod
@@ -172,9 +173,10 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
     created: list[Path] = []  # results directories this run made (removed on bad input)
     audit: verify.RunWindow | None = None
     try:
-        result.sysinfo = sysinfo.collect(options.target) if root else {}
+        result.sysinfo = _bad_path_is_input(lambda: sysinfo.collect(options.target)) \
+            if root else {}
         if options.save and root:
-            created = _missing_dirs(results_dir)
+            created = _bad_path_is_input(lambda: _missing_dirs(results_dir))
             path = _save_provisional(result, None, results_dir)
             result.run_dir = path.parent
         interrupt.end_startup()
@@ -185,7 +187,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
                                      "ranks_per_host": {h: hosts.count(h) for h in set(hosts)}}
         prepared = None
         if prepare is not None:
-            prepared = prepare(result)
+            prepared = _bad_path_is_input(lambda: prepare(result))
             if root:
                 if prepared is not None and "target" not in result.sysinfo:
                     result.sysinfo.update(sysinfo.target_info(prepared))
@@ -316,6 +318,25 @@ def note_fault(rec: Recorder, e: KeyboardInterrupt, ctx: Ctx) -> None:
     rec.mark(*_interrupt_reason(e, w))
     with interrupt.shield(), contextlib.suppress(OSError):
         results_mod.rewrite(rec, rec.run_dir / "result.json")
+
+
+T = TypeVar("T")
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
+                errno.EINVAL, errno.EACCES, errno.EPERM)
+
+
+def _bad_path_is_input(fn: Callable[[], T]) -> T:
+    """A path the kernel refuses while the target is prepared (a name too long, a loop of
+    links, read-only) is bad input: one line, exit 2, no result left."""
+    try:
+        return fn()
+    except OSError as e:
+        if e.errno not in _PATH_ERRNOS:
+            raise
+        name = str(e.filename) if e.filename is not None else "a path"
+        if len(name) > 120:
+            name = name[:60] + "..." + name[-40:]
+        raise UsageError(f"{name}: {e.strerror or e}; check the path") from None
 
 
 def _os_error(e: OSError) -> str:
