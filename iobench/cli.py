@@ -188,13 +188,15 @@ class Group(click.Group):
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        """Every command, registered on first use (see _register)."""
         _register()
-        return super().list_commands(ctx)
+        return self._commands
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _register()
-        return super().get_command(ctx, cmd_name)
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
