@@ -82,6 +82,9 @@ def _diskann(target: Path, json_out: bool, results_dir: Path, force: bool, w: di
             json_out=json_out, target=tgt.root)
 
 
+MAX_HOPS = 4096  # DiskANN-like searches take tens of rounds; a stop waits for a query
+
+
 def _pattern(target: Path, json_out: bool, results_dir: Path, force: bool, engine: str,
              w: dist.World, **kw: Any) -> None:
     size = kw["index_size"]
@@ -97,8 +100,8 @@ def _pattern(target: Path, json_out: bool, results_dir: Path, force: bool, engin
     beam = beams[0] if beams else (cal["beam_width"] if cal else 4)
     hops = kw["hops"] if kw["hops"] is not None else (cal["hops"] if cal else 16)
     sector = kw["sector"] if kw["sector"] is not None else (cal["sector"] if cal else SECTOR)
-    if hops <= 0:
-        raise UsageError(f"--hops {hops}: must be >= 1 (rounds of reads per query)")
+    if not 1 <= hops <= MAX_HOPS:  # a query in flight always finishes: bound its length
+        raise UsageError(f"--hops {hops}: give 1 to {MAX_HOPS} (rounds of reads per query)")
     if sector % 4096:
         raise UsageError(f"--sector {sector}: O_DIRECT reads need a multiple of 4096; give "
                          "4k or 8k")
