@@ -69,6 +69,16 @@ def test_vector_hops_capped(arena: Arena) -> None:
     arena.check()
 
 
+@pytest.mark.parametrize("flag", ["--users", "--search-users", "--queue-depth"])
+def test_kvcache_threads_capped(arena: Arena, flag: str) -> None:
+    """One thread per user: --users 100000 took over 2 GiB before it was refused (the
+    fuzz's memory growth at a random seed)."""
+    refused(arena.run("infer", "kvcache", "tiny", "--capacity", "8MiB", "--duration", "1s",
+                      "--target", arena.target, flag, "100000"), flag)
+    _no_result(arena)
+    arena.check()
+
+
 def test_read_threads_capped(arena: Arena) -> None:
     refused(arena.run("train", "tiny", "--target", arena.target, "--read-threads", "100000"),
             "--read-threads")
