@@ -97,17 +97,17 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
     from iobench.limits import MAX_THREADS
 
     if not 1 <= o.users <= MAX_THREADS:  # one thread per user: 100000 took > 2 GiB
-        raise UsageError(f"--users {o.users}: give 1 to {MAX_THREADS} (concurrent sessions, "
-                         "one thread each)")
+        raise UsageError(f"--users {o.users}: must be >= 1 and <= {MAX_THREADS} (concurrent "
+                         "sessions, one thread each)")
     if not 1 <= o.queue_depth <= MAX_THREADS:
-        raise UsageError(f"--queue-depth {o.queue_depth}: give 1 to {MAX_THREADS}")
+        raise UsageError(f"--queue-depth {o.queue_depth}: must be >= 1 and <= {MAX_THREADS}")
     if o.admit_after < 1:
         raise UsageError(f"--admit-after {o.admit_after}: must be >= 1 (1 admits every "
                          "chunk to storage; 2 as Dynamo)")
     if c.ttft_s <= 0:
         raise UsageError("--ttft must be > 0, e.g. 200ms")
     if not 1 <= c.search_users <= MAX_THREADS:
-        raise UsageError(f"--search-users {c.search_users}: give 1 to {MAX_THREADS}")
+        raise UsageError(f"--search-users {c.search_users}: must be >= 1 and <= {MAX_THREADS}")
     if c.prefill_rate <= 0:
         raise UsageError(f"--prefill-rate {c.prefill_rate:g}: must be > 0 tokens/s")
     if o.trace_speed < 0:
