@@ -130,7 +130,12 @@ def _missing_dirs(d: Path) -> list[Path]:
     """`d` and its parents that do not exist yet (innermost first)."""
     out: list[Path] = []
     d = d.absolute()
-    while not d.exists() and d != d.parent:
+    while d != d.parent:
+        try:
+            if d.exists():
+                break
+        except OSError:  # e.g. a name too long: creating it fails later, with one line
+            return []
         out.append(d)
         d = d.parent
     return out

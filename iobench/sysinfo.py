@@ -101,7 +101,10 @@ def collect(target: Path | None = None) -> dict[str, Any]:
 
 def target_info(target: Path) -> dict[str, Any]:
     """{"target": its path, mount and block device} once it exists, else {}."""
-    if not target.exists():
+    try:
+        if not target.exists():
+            return {}
+    except OSError:  # a name too long...: the target's own check gives the one line
         return {}
     m = mount_of(target)
     info: dict[str, Any] = {"path": str(target.resolve()), **m}

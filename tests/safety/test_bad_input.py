@@ -60,6 +60,25 @@ def test_non_utf8_yaml(arena: Arena, argv: list[str]) -> None:
     arena.check()
 
 
+def test_vector_hops_capped(arena: Arena) -> None:
+    """Found by the fuzz with a random seed: a huge --hops made one query endless (a stop
+    waits for the queries in flight), so the run never ended, even on SIGTERM."""
+    refused(arena.run("infer", "vector", "--index-size", "1MiB", "--runtime", "0.2s",
+                      "--target", arena.target, "--hops", str(232976236748075008)), "--hops")
+    _no_result(arena)
+    arena.check()
+
+
+@pytest.mark.parametrize("flag", ["--users", "--search-users", "--queue-depth"])
+def test_kvcache_threads_capped(arena: Arena, flag: str) -> None:
+    """One thread per user: --users 100000 took over 2 GiB before it was refused (the
+    fuzz's memory growth at a random seed)."""
+    refused(arena.run("infer", "kvcache", "tiny", "--capacity", "8MiB", "--duration", "1s",
+                      "--target", arena.target, flag, "100000"), flag)
+    _no_result(arena)
+    arena.check()
+
+
 def test_read_threads_capped(arena: Arena) -> None:
     refused(arena.run("train", "tiny", "--target", arena.target, "--read-threads", "100000"),
             "--read-threads")

@@ -63,8 +63,9 @@ class Spec:
             if v not in allowed:
                 raise UsageError(f"--{name.replace('_', '-')} {v!r}: choose one of "
                                  f"{', '.join(allowed)}")
-        if self.users < 1:
-            raise UsageError(f"--users {self.users}: must be >= 1 (concurrent sessions)")
+        if not 1 <= self.users <= MAX_THREADS:  # one thread per user: 100000 took > 2 GiB
+            raise UsageError(f"--users {self.users}: must be 1 to {MAX_THREADS} (concurrent "
+                             "sessions, one thread each)")
         if not 1 <= self.queue_depth <= MAX_THREADS:
             raise UsageError(f"--queue-depth {self.queue_depth}: must be 1 to {MAX_THREADS}")
         if self.admit_after < 1:
@@ -72,8 +73,8 @@ class Spec:
                              "chunk to storage; 2 as Dynamo)")
         if self.ttft <= 0:
             raise UsageError("--ttft must be > 0, e.g. 200ms")
-        if self.search_users < 1:
-            raise UsageError(f"--search-users {self.search_users}: must be >= 1")
+        if not 1 <= self.search_users <= MAX_THREADS:
+            raise UsageError(f"--search-users {self.search_users}: must be 1 to {MAX_THREADS}")
         if self.search_requests < 1:
             raise UsageError(f"--search-requests {self.search_requests}: must be >= 1")
         if self.max_context < 1:

@@ -59,6 +59,9 @@ class PatternOptions:
     calibration: dict[str, Any] | None = None
 
 
+MAX_HOPS = 4096  # DiskANN-like searches take tens of rounds; a stop waits for a query
+
+
 def free_bytes_at(path: Path) -> int:
     """Free bytes of the filesystem that holds (or would hold) `path`."""
     from iobench.target import _expand
@@ -153,8 +156,8 @@ def pattern_options(spec: Spec, target: Path) -> PatternOptions:
     beam = beams[0] if beams else (cal["beam_width"] if cal else 4)
     hops = spec.hops if spec.hops is not None else (cal["hops"] if cal else 16)
     sector = spec.sector if spec.sector is not None else (cal["sector"] if cal else SECTOR)
-    if hops <= 0:
-        raise UsageError(f"--hops {hops}: must be >= 1 (rounds of reads per query)")
+    if not 1 <= hops <= MAX_HOPS:  # a query in flight always finishes: bound its length
+        raise UsageError(f"--hops {hops}: give 1 to {MAX_HOPS} (rounds of reads per query)")
     if beam <= 0:
         raise UsageError(f"--beam-width {beam}: must be >= 1 (reads per round)")
     if sector <= 0 or sector % 4096:
