@@ -1,6 +1,6 @@
 """The command line: a Click group; each command parses -> builds a spec -> runs -> renders.
 
-Command bodies live with their workloads (iobench/workloads/*.py); this module holds the
+Command bodies live with their kinds (iobench/kinds/<kind>/cli.py); this module holds the
 group, the options every run command shares, and the small commands.
 """
 
@@ -321,6 +321,7 @@ KIND_COMMANDS: tuple[str, ...] = (
     "iobench.kinds.infer_load.cli",
     "iobench.kinds.kvcache.cli",
     "iobench.kinds.vector.cli",
+    "iobench.kinds.suite.cli",
 )
 
 # Kinds whose command sits in a command group (`iobench infer randread`): the kind's cli
@@ -335,7 +336,6 @@ KIND_GROUP_OF: dict[str, str] = {
 # Modules that add commands to `cli` themselves (not yet moved to iobench/kinds/).
 COMMAND_MODULES: tuple[str, ...] = (
     "iobench.commands",
-    "iobench.workloads.suite",
 )
 
 

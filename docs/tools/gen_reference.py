@@ -19,7 +19,6 @@ from pathlib import Path
 import click
 
 from iobench.cli import cli
-from iobench.suite import metrics as declared
 
 
 def _commands(group: click.Group, ctx: click.Context) -> list[tuple[click.Context, click.Command]]:
@@ -73,11 +72,6 @@ def metrics_page() -> str:
     for kind in kinds.KINDS:
         decl = kinds.metrics(kind)
         if decl is None:
-            legacy = declared.result_metrics(kind.replace("-", " "))
-            if not legacy:
-                continue
-            lines += ["", f"## `{kind}`", "", "| metric | meaning |", "|---|---|"]
-            lines += [f"| `{k}` | {v} |" for k, v in legacy.items()]
             continue
         lines += ["", f"## `{kind}`", ""]
         lines += _metric_rows(decl.result().values())
@@ -160,7 +154,7 @@ def _fields(cls: type, prefix: str = "") -> list[str]:
 def yaml_page() -> str:
     from iobench.kinds.checkpoint.model import Preset as CheckpointModel
     from iobench.kinds.infer_load.preset import Preset as InferenceModel
-    from iobench.suite.steps import StepSpec
+    from iobench.kinds.suite.steps import StepSpec
     from iobench.workload import AcceleratorTable, TrainingSpec
 
     kinds = [("Training workload (workloads/training/*.yaml)", TrainingSpec),

@@ -68,3 +68,15 @@ def scales(kind: str) -> tuple[dict[str, float], dict[str, float]]:
     """(result, phase) v1 name -> factor for renames from schema 1 that change the unit."""
     m = metrics(kind)
     return m.scales() if m is not None else ({}, {})
+
+
+def better(kind: str | None, metric: str) -> str | None:
+    """Which way is better for `metric` of a `kind` result ("higher", "lower",
+    "neither"), from the kind's declarations; None when nothing declares it."""
+    if kind is None:
+        return None
+    decl = metrics(kind.replace(" ", "-"))
+    if decl is None:
+        return None
+    m = decl.get(metric) or decl.get(metric, "phase")
+    return m.better if m is not None else None

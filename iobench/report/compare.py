@@ -10,7 +10,7 @@ The noise band a delta must exceed, per metric, from the best evidence available
   3. otherwise 5% (MLPerf asks repeated runs to agree within 5%).
 Suites are compared step by step (children matched by step id).
 
-Whether higher is better comes from the metric's declaration (iobench.suite.metrics
+Whether higher is better comes from the metric's declaration (iobench.kinds.suite.declared
 `BETTER`) where one exists, else from its unit suffix; a metric declared neutral (a size,
 a count, an interval) is reported as "changed", never as better or worse.
 
@@ -27,9 +27,9 @@ from typing import Any
 
 from rich.table import Table
 
+from iobench import kinds
 from iobench.errors import UsageError
 from iobench.results import Result
-from iobench.suite.metrics import declared_better
 
 NOISE_PCT = 5.0
 
@@ -92,7 +92,7 @@ def direction(metric: str, kind: str | None = None) -> bool | None:
     """True: higher is better; False: lower is better; None: neither (a count, a size,
     a setting) or not declared: the kind's declaration (iobench/kinds/<kind>/metrics.py)
     is the only source, no guessing from the name."""
-    declared = declared_better(kind, metric)
+    declared = kinds.better(kind, metric)
     if declared is None or declared == "neither":
         return None
     return declared == "higher"

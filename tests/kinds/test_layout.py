@@ -12,7 +12,6 @@ from iobench.kinds.base import Metrics
 PRESENT = [k for k in kinds.KINDS if importlib.util.find_spec(kinds.package(k)) is not None]
 
 
-@pytest.mark.xfail(reason="TEMPORARY while the kinds move (removed once all are in)")
 def test_every_kind_of_the_table_is_a_package():
     missing = sorted(set(kinds.KINDS) - set(PRESENT))
     assert missing == [], f"kinds without a package: {missing}"

@@ -10,9 +10,9 @@ import pytest
 from iobench import kinds
 from iobench.errors import SpecError
 from iobench.kinds.base import declare, metric
+from iobench.kinds.suite import criteria as crit
 from iobench.report import compare
 from iobench.results import Recorder, make_phase
-from iobench.suite import criteria as crit
 
 
 def test_one_declaration_is_enough(monkeypatch):

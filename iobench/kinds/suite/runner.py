@@ -22,9 +22,9 @@ import click
 
 from iobench import results as results_mod
 from iobench.errors import EXIT_INTERRUPTED, IobenchError
+from iobench.kinds.suite import criteria as crit
+from iobench.kinds.suite.steps import Step
 from iobench.results import Recorder
-from iobench.suite import criteria as crit
-from iobench.suite.steps import Step
 
 
 @dataclass

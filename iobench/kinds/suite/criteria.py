@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iobench.errors import SpecError, did_you_mean
-from iobench.suite import metrics as metrics_mod
+from iobench.kinds.suite import declared as metrics_mod
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -119,8 +119,8 @@ def check(criteria: list[Criterion], commands: Mapping[str, str]) -> None:
             if not known:
                 raise SpecError(
                     f"criterion {c.text!r}: command '{cmd}' declares no result metrics; "
-                    f"judge a phase instead ({c.step}.PHASE.{c.metric}) or declare them with "
-                    "iobench.suite.metrics.declare")
+                    f"judge a phase instead ({c.step}.PHASE.{c.metric}) or declare them in its "
+                    "kind's metrics.py (iobench/kinds/<kind>/)")
         else:
             known = metrics_mod.phase_fields(cmd)
         if c.metric not in known:

@@ -21,7 +21,7 @@ import yaml
 from iobench import presets
 from iobench import spec as spec_mod
 from iobench.errors import IobenchError, SpecError, UsageError, did_you_mean
-from iobench.suite import criteria as crit
+from iobench.kinds.suite import criteria as crit
 
 # Options the suite runner sets for every step: a suite file may not set them.
 RESERVED = ("target", "results-dir", "json", "force", "help")

@@ -1,1 +1,0 @@
-"""Workload runners: turn a spec into I/O phases (io, datagen, train, checkpoint, infer)."""
