@@ -212,7 +212,11 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
         message = e.format_message()
     except RunFailed as e:
         fault = w.fault() if w.size > 1 else None
-        if fault is not None:  # stopped because a peer did (e.g. the training step barrier)
+        if w.size > 1 and dist.dead_peers(w):  # e.g. its helper processes killed with it
+            result.mark(*_interrupt_reason(Terminated(), w))
+            code = EXIT_FAILED
+            world_fault = True
+        elif fault is not None:  # stopped because a peer did (e.g. the training step barrier)
             result.mark("failed", f"rank {fault[0]} ({fault[1]}) {fault[2]}; every rank "
                         "stopped, phases measured so far are kept")
             code = EXIT_INTERRUPTED if "interrupted" in fault[2] else EXIT_FAILED
@@ -304,15 +308,20 @@ def _audit(result: Recorder, window: verify.RunWindow, ranks: int) -> None:
     result.warnings.extend(a.get("warnings") or [])
 
 
-def note_fault(rec: Recorder, e: KeyboardInterrupt, ctx: Ctx) -> None:
+def note_fault(rec: Recorder, e: BaseException, ctx: Ctx) -> None:
     """Call at once when a body under MPI is interrupted (its signal, or a peer's fault),
     before anything that can take time (stopping helper processes): rank 0 rewrites its
     provisional result with the reason naming the rank, so a SIGKILL from mpirun a moment
     later still leaves a failed result that says what happened; another rank tells rank 0
-    now instead of after its own clean-up. The run still finishes as usual afterwards."""
+    now instead of after its own clean-up. Any other error counts only when a peer rank
+    is dead (its rank processes killed with the job). The run finishes as usual after."""
     w = ctx.world
     if w.size == 1:
         return
+    if not isinstance(e, KeyboardInterrupt):  # an error: a fault only if a peer is dead
+        if not (w.is_root and rec.run_dir is not None and dist.dead_peers(w)):
+            return
+        e = Terminated()
     if not w.is_root:
         if not isinstance(e, interrupt.PeerFault):
             what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"

@@ -460,9 +460,10 @@ def _body(result: Recorder, plan: Plan, spec: Spec, root: Path, ctx: Ctx) -> Non
                                              else "none", plan.checkpoint_bytes, reads=False)
         if spec.read:
             runner_.read_all()
-    except KeyboardInterrupt as e:  # the finished checkpoints' phases are kept
+    except BaseException as e:  # the finished checkpoints' phases are kept
         # under MPI: the reason (naming the rank) is on disk before the rank processes
-        # are stopped, in case mpirun SIGKILLs this rank while they are
+        # are stopped, in case mpirun SIGKILLs this rank while they are; then they are
+        # stopped at once (a rank process killed with the job fails the pool too)
         runner.note_fault(result, e, ctx)
         runner_.close(now=True)
         raise
