@@ -150,7 +150,7 @@ def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]
         engine.build(vec, idx, n, dim, engine.BuildParams("l2", 32, 64, max(8, dim // 8), 2),
                      log)
     q = mix.sample(nq, 1, 0)
-    s = engine.Searcher(idx, "l2", dim, 0, log)
+    s = engine.Searcher(idx, "l2", dim, 0, log, threads=4)
     try:
         s.run(q, 64, 4, None)  # warm both alike
         mine: list[float] = []
@@ -167,12 +167,32 @@ def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]
         _, ids_b = s.batch(q, 64, 4, threads=1)
         r = s.run(q, 64, 4, None)
         same = bool(np.array_equal(r["found"], ids_b.astype(np.int64)))
+        # in-process concurrency: T threads of iobench (each query timed) vs batch_search
+        # on T threads, alternating, the same queries, warm
+        curve = []
+        for t in (1, 2, 4):
+            ours_t: list[float] = []
+            p99_t: list[float] = []
+            batch_t: list[float] = []
+            for i in range(rounds):
+                for who in ("ours", "batch") if i % 2 == 0 else ("batch", "ours"):
+                    if who == "ours":
+                        rt = s.run_threads(q, 64, 4, t, None)
+                        ours_t.append(nq / rt["seconds"])
+                        p99_t.append(rt["hist"].percentile(99) / 1e3)
+                    else:
+                        secs, _ = s.batch(q, 64, 4, threads=t)
+                        batch_t.append(nq / secs)
+            curve.append({"threads": t, "iobench_qps": summary(ours_t),
+                          "iobench_p99_us": summary(p99_t),
+                          "batch_search_qps": summary(batch_t),
+                          "ratio": statistics.median(ours_t) / statistics.median(batch_t)})
     finally:
         s.close()
     return {"vectors": n, "dim": dim, "queries": nq, "beam_width": 4, "complexity": 64,
             "iobench_qps": summary(mine), "batch_search_qps": summary(theirs),
             "ratio": statistics.median(mine) / statistics.median(theirs),
-            "same_neighbours": same}
+            "same_neighbours": same, "threads": curve}
 
 
 def main() -> None:
@@ -209,6 +229,10 @@ def main() -> None:
     print(f"B QPS per-query wrapper {b['iobench_qps']['median']:.0f} vs batch_search "
           f"{b['batch_search_qps']['median']:.0f} (x{b['ratio']:.3f}); same neighbours: "
           f"{b['same_neighbours']}")
+    for c in b["threads"]:
+        print(f"B T={c['threads']}: iobench threads {c['iobench_qps']['median']:.0f} queries/s "
+              f"(p99 {c['iobench_p99_us']['median']:.0f} us) vs batch_search "
+              f"{c['batch_search_qps']['median']:.0f} (x{c['ratio']:.3f})")
 
 
 if __name__ == "__main__":
