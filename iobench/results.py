@@ -253,25 +253,7 @@ class Result:
     run_dir: Path | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "iobench_version": self.iobench_version,
-            "kind": self.kind,
-            "name": self.name,
-            "engine": self.engine,
-            "started_utc": self.started_utc,
-            "finished_utc": self.finished_utc,
-            "command_line": list(self.command_line),
-            "spec": _thaw(self.spec),
-            "sysinfo": _thaw(self.sysinfo),
-            "cache": _thaw(self.cache),
-            "status": {"state": self.status, "reason": self.reason},
-            "warnings": list(self.warnings),
-            "metrics": _thaw(self.metrics),
-            "phases": [p.to_dict() for p in self.phases],
-            "children": [_thaw(c) for c in self.children],
-            **({"audit": _thaw(self.audit)} if self.audit else {}),
-        }
+        return _document(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=_json_default)
@@ -362,25 +344,7 @@ class Recorder:
         self.reason = reason
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "iobench_version": self.iobench_version,
-            "kind": self.kind,
-            "name": self.name,
-            "engine": self.engine,
-            "started_utc": self.started_utc,
-            "finished_utc": self.finished_utc,
-            "command_line": self.command_line,
-            "spec": self.spec,
-            "sysinfo": self.sysinfo,
-            "cache": self.cache,
-            "status": {"state": self.status, "reason": self.reason},
-            "warnings": self.warnings,
-            "metrics": self.metrics,
-            "phases": self.phases,
-            "children": self.children,
-            **({"audit": self.audit} if self.audit else {}),
-        }
+        return _document(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=_json_default)
@@ -389,6 +353,29 @@ class Recorder:
         """The immutable Result of what was recorded (phases checked and typed)."""
         r = Result.from_dict(json.loads(self.to_json()), f"{self.kind} {self.name}")
         return dataclasses.replace(r, run_dir=self.run_dir)
+
+
+def _document(r: Result | Recorder) -> dict[str, Any]:
+    """A result as the results schema writes it (JSON-ready copies, never the live data)."""
+    return {
+        "schema_version": r.schema_version,
+        "iobench_version": r.iobench_version,
+        "kind": r.kind,
+        "name": r.name,
+        "engine": r.engine,
+        "started_utc": r.started_utc,
+        "finished_utc": r.finished_utc,
+        "command_line": list(r.command_line),
+        "spec": _thaw(r.spec),
+        "sysinfo": _thaw(r.sysinfo),
+        "cache": _thaw(r.cache),
+        "status": {"state": r.status, "reason": r.reason},
+        "warnings": list(r.warnings),
+        "metrics": _thaw(r.metrics),
+        "phases": [_thaw(p) for p in r.phases],
+        "children": [_thaw(c) for c in r.children],
+        **({"audit": _thaw(r.audit)} if r.audit else {}),
+    }
 
 
 def _json_default(o: Any) -> Any:
