@@ -64,7 +64,9 @@ def test_patterns_on_the_native_engines_files(tmp_path, pattern):
     if pattern.endswith("write"):
         assert p["metrics"]["includes_fsync"] is True
         data = fs[0].read_bytes()
-        assert len(zlib.compress(data, 1)) > 0.99 * len(data)  # refilled random buffers
+        # refilled random buffers: fio scrambles a random buffer per I/O, so a few blocks
+        # can repeat (0.9885 seen once); zeros or a constant pattern compress below 1%
+        assert len(zlib.compress(data, 1)) > 0.95 * len(data)
         assert data[:4096] != data[4096:8192]
 
 
