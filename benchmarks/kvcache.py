@@ -25,6 +25,7 @@ under TARGET/kvcache-bench/, removed after.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import sys
@@ -53,6 +54,32 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"
 
 
+def _cpu_s() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def with_cpu(fn: Any) -> Any:
+    """Run a native step; its phase gains cpu_s_per_gb (this process's user + system CPU
+    seconds, every thread, per 10^9 bytes moved)."""
+    def step() -> dict[str, Any]:
+        a = _cpu_s()
+        ph = fn()
+        cpu = _cpu_s() - a
+        ph["cpu_s_per_gb"] = cpu / (ph["gb_per_s"] * ph["seconds"]) if ph["gb_per_s"] else 0.0
+        return ph
+    return step
+
+
+def fio_cpu(ph: dict[str, Any]) -> dict[str, Any]:
+    """fio's CPU seconds per GB from its own usr/sys_cpu (percent of its runtime, per job)."""
+    m = ph["metrics"]
+    cpu = (m["usr_cpu_pct"] + m["sys_cpu_pct"]) / 100 * m["fio_runtime_s"] * m["fio_jobs"]
+    gb = ph["bytes"] / 1e9
+    ph["cpu_s_per_gb"] = cpu / gb if gb else 0.0
+    return ph
+
+
 def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb: int
              ) -> dict[str, Any]:
     """Restore the whole set, one request after another, for `runtime` seconds."""
@@ -66,7 +93,8 @@ def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb
         eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
     s = (time.monotonic_ns() - t0) / 1e9
     h = Histogram.merged(w.rec["compare"].flush() for w in every)
-    return {"gb_per_s": h.count * cb / s / 1e9, "latency_ns": {"p99": h.percentile(99)}}
+    return {"gb_per_s": h.count * cb / s / 1e9, "seconds": s,
+            "latency_ns": {"p99": h.percentile(99)}}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,
@@ -83,9 +111,9 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
         chunks = compare_set(st)
         eng.write_set(chunks)
         steps = {
-            "reads": lambda: eng.compare_native(chunks, runtime),
-            "restores": lambda: restores(eng, chunks, runtime, g.chunk_bytes),
-            "fio": lambda: fio_chunk_reads(st, chunks, g, qd, runtime, layout),
+            "reads": with_cpu(lambda: eng.compare_native(chunks, runtime)),
+            "restores": with_cpu(lambda: restores(eng, chunks, runtime, g.chunk_bytes)),
+            "fio": lambda: fio_cpu(fio_chunk_reads(st, chunks, g, qd, runtime, layout)),
         }
         order = list(steps)
         for i in range(rounds):
@@ -104,7 +132,8 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
              f"QD {qd}, {rounds} rotating rounds of {runtime:g} s (median, min-max); "
              f"native reads via {queue}:",
              f"  fio       GB/s {spread([b['gb_per_s'] for b in fp])}  chunk p99 ms "
-             f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}"]
+             f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}  CPU s/GB "
+             f"{spread([b['cpu_s_per_gb'] for b in fp])}"]
     for key in ("reads", "restores"):
         nat = runs[key]
         ratio = [a["gb_per_s"] / b["gb_per_s"] for a, b in zip(nat, fp, strict=True)]
@@ -113,7 +142,8 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
         ok = statistics.median(ratio) >= 0.9 and statistics.median(p99) <= 1.1
         good = good and ok
         lines.append(f"  {key:9} GB/s {spread([a['gb_per_s'] for a in nat])}  chunk p99 ms "
-                     f"{spread([a['latency_ns']['p99'] / 1e6 for a in nat])}")
+                     f"{spread([a['latency_ns']['p99'] / 1e6 for a in nat])}  CPU s/GB "
+                     f"{spread([a['cpu_s_per_gb'] for a in nat])}")
         lines.append(f"    per round / fio: GB/s {spread(ratio)} (>= 0.9), p99 {spread(p99)} "
                      f"(<= 1.1)  {'ok' if ok else 'MISSED'}")
     return good, lines
@@ -126,6 +156,8 @@ def main() -> int:
     ap.add_argument("--runtime", type=float, default=2.0)
     ap.add_argument("--capacity", default="256MiB")
     ap.add_argument("--only", choices=("file-per-chunk", "slab"), default=None)
+    ap.add_argument("--chunk-tokens", type=int, choices=[t for _, t, _ in CONFIGS],
+                    default=None, help="one configuration only (256: 32 MiB, 16: 2 MiB)")
     a = ap.parse_args()
     root = a.target / "kvcache-bench"
     if root.exists():
@@ -133,6 +165,8 @@ def main() -> int:
     ok = True
     try:
         for name, tokens, qd in CONFIGS:
+            if a.chunk_tokens and tokens != a.chunk_tokens:
+                continue
             for layout in ("file-per-chunk", "slab"):
                 if a.only and layout != a.only:
                     continue
