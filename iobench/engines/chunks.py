@@ -340,8 +340,6 @@ class ChunkReads:
                 i, _obj, res, _res2 = unpack(ev, 32 * k)
                 with self.lock:
                     t0, fd, own, done, batch, kind = self.inflight.pop(i)
-                if own:
-                    os.close(fd)
                 w.hold(i)
                 lat = now - t0
                 if res >= 0:
@@ -356,6 +354,8 @@ class ChunkReads:
                     err = e
                 finally:
                     release(i)  # starts the next waiting read from this thread
+                    if own:  # closed after the refill: off the path to the next read
+                        os.close(fd)
                 batch.done(err)
 
     def close(self) -> None:
