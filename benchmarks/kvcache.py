@@ -80,6 +80,9 @@ def with_cpu(fn: Any) -> Any:
 def fio_cpu(ph: dict[str, Any]) -> dict[str, Any]:
     """fio's CPU seconds per GB from its own usr/sys_cpu (percent of its runtime, per job)."""
     m = ph["metrics"]
+    mean = (ph.get("latency_ns") or {}).get("mean")
+    if mean and ph["seconds"]:  # Little's law, as for the restores
+        ph["in_flight_mean"] = mean * ph["ops"] / ph["seconds"] / 1e9
     cpu = (m["usr_cpu_pct"] + m["sys_cpu_pct"]) / 100 * m["fio_runtime_s"] * m["fio_jobs"]
     gb = ph["bytes"] / 1e9
     ph["cpu_s_per_gb"] = cpu / gb if gb else 0.0
@@ -153,7 +156,9 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
              f"native reads via {queue}:",
              f"  fio         GB/s {spread([b['gb_per_s'] for b in fp])}  chunk p99 ms "
              f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}  CPU s/GB "
-             f"{spread([b['cpu_s_per_gb'] for b in fp])}"]
+             f"{spread([b['cpu_s_per_gb'] for b in fp])}"
+             + (f"  in flight {spread([b['in_flight_mean'] for b in fp])}"
+                if all(b.get("in_flight_mean") for b in fp) else "")]
     for key in ("reads", "restores", "restores_2u"):
         nat = runs[key]
         ratio = [a["gb_per_s"] / b["gb_per_s"] for a, b in zip(nat, fp, strict=True)]
