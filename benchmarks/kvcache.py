@@ -11,13 +11,18 @@ does after its replay: up to 64 chunk files, or the slots of one slab file), the
   restores the replay's restore path: the whole set restored again and again as one
            request each (iobench.engines.chunks.ChunkReads, queue-depth reads in flight,
            every chunk's header checked), in a random order per restore;
+  restores_2u  the same with two users restoring at once (the queue-depth buffers shared:
+           still at most queue depth in flight): shows what the request barrier of one
+           user costs (context, not a goal);
   fio      randread, bs = chunk, iodepth = queue depth, libaio, direct=1 (the job file
            iobench.engines.fio.jobfile_for_chunks writes).
 The order rotates from round to round (each goes first, middle and last as often).
+Per engine also CPU s/GB (this process's user + system CPU; fio's own usr/sys_cpu) and,
+for restores, the mean number of reads in flight (the sum of their latencies / time).
 Short alternating rounds, because a shared machine's disk moves by more than the
 difference being measured; the ratio to fio is taken per round and its median reported
 with the min-max. Goals (issue 15): native / fio GB/s >= 0.9 and native chunk p99 <= 1.1 x
-fio's. Cache state: O_DIRECT for all three (the host page cache is bypassed; a
+fio's. Cache state: O_DIRECT for all (the host page cache is bypassed; a
 hypervisor's or array's cache is not). Writes at most --capacity (256 MiB) at a time
 under TARGET/kvcache-bench/, removed after.
 """
@@ -25,9 +30,11 @@ under TARGET/kvcache-bench/, removed after.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,20 +60,62 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"
 
 
-def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb: int
-             ) -> dict[str, Any]:
-    """Restore the whole set, one request after another, for `runtime` seconds."""
+def _cpu_s() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def with_cpu(fn: Any) -> Any:
+    """Run a native step; its phase gains cpu_s_per_gb (this process's user + system CPU
+    seconds, every thread, per 10^9 bytes moved)."""
+    def step() -> dict[str, Any]:
+        a = _cpu_s()
+        ph = fn()
+        cpu = _cpu_s() - a
+        ph["cpu_s_per_gb"] = cpu / (ph["gb_per_s"] * ph["seconds"]) if ph["gb_per_s"] else 0.0
+        return ph
+    return step
+
+
+def fio_cpu(ph: dict[str, Any]) -> dict[str, Any]:
+    """fio's CPU seconds per GB from its own usr/sys_cpu (percent of its runtime, per job)."""
+    m = ph["metrics"]
+    mean = (ph.get("latency_ns") or {}).get("mean")
+    if mean and ph["seconds"]:  # Little's law, as for the restores
+        ph["in_flight_mean"] = mean * ph["ops"] / ph["seconds"] / 1e9
+    cpu = (m["usr_cpu_pct"] + m["sys_cpu_pct"]) / 100 * m["fio_runtime_s"] * m["fio_jobs"]
+    gb = ph["bytes"] / 1e9
+    ph["cpu_s_per_gb"] = cpu / gb if gb else 0.0
+    return ph
+
+
+def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb: int,
+             users: int = 1) -> dict[str, Any]:
+    """Restore the whole set, one request after another, for `runtime` seconds, by
+    `users` concurrent users (each its own order; the --queue-depth buffers shared, so at
+    most queue depth reads in flight in all, as in the replay)."""
     every = [*eng.pool.workers, *([eng.aio.w] if eng.aio is not None else [])]
     for w in every:  # this round's chunk latencies only
         w.rec["compare"] = LatencyRecorder()
-    rng = np.random.default_rng(0)
     t0 = time.monotonic_ns()
     end = t0 + int(runtime * 1e9)
-    while time.monotonic_ns() < end:
-        eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
+
+    def user(u: int) -> None:
+        rng = np.random.default_rng(u)
+        while time.monotonic_ns() < end:
+            eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     s = (time.monotonic_ns() - t0) / 1e9
     h = Histogram.merged(w.rec["compare"].flush() for w in every)
-    return {"gb_per_s": h.count * cb / s / 1e9, "latency_ns": {"p99": h.percentile(99)}}
+    # the integral of reads in flight over time is the sum of their latencies
+    busy = (h.mean or 0.0) * h.count
+    return {"gb_per_s": h.count * cb / s / 1e9, "seconds": s, "in_flight_mean": busy / s / 1e9,
+            "latency_ns": {"p99": h.percentile(99)}}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,
@@ -75,7 +124,8 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
     slots = capacity // g.chunk_bytes
     st = store_mod.make(layout, root / layout, g, slots)
     eng = None
-    runs: dict[str, list[dict[str, Any]]] = {"reads": [], "restores": [], "fio": []}
+    runs: dict[str, list[dict[str, Any]]] = {"reads": [], "restores": [], "restores_2u": [],
+                                             "fio": []}
     try:
         if isinstance(st, store_mod.Slab):
             st.open()
@@ -83,13 +133,14 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
         chunks = compare_set(st)
         eng.write_set(chunks)
         steps = {
-            "reads": lambda: eng.compare_native(chunks, runtime),
-            "restores": lambda: restores(eng, chunks, runtime, g.chunk_bytes),
-            "fio": lambda: fio_chunk_reads(st, chunks, g, qd, runtime, layout),
+            "reads": with_cpu(lambda: eng.compare_native(chunks, runtime)),
+            "restores": with_cpu(lambda: restores(eng, chunks, runtime, g.chunk_bytes)),
+            "restores_2u": with_cpu(lambda: restores(eng, chunks, runtime, g.chunk_bytes, 2)),
+            "fio": lambda: fio_cpu(fio_chunk_reads(st, chunks, g, qd, runtime, layout)),
         }
         order = list(steps)
         for i in range(rounds):
-            k = i % 3
+            k = i % len(order)
             for key in (order[k:] + order[:k])[::(-1 if i % 2 else 1)]:
                 runs[key].append(steps[key]())
         queue = runs["reads"][0]["metrics"]["queue"]
@@ -103,17 +154,24 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
     lines = [f"{name} {tokens} tokens = {mib:g} MiB chunks, {layout} ({len(chunks)} chunks), "
              f"QD {qd}, {rounds} rotating rounds of {runtime:g} s (median, min-max); "
              f"native reads via {queue}:",
-             f"  fio       GB/s {spread([b['gb_per_s'] for b in fp])}  chunk p99 ms "
-             f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}"]
-    for key in ("reads", "restores"):
+             f"  fio         GB/s {spread([b['gb_per_s'] for b in fp])}  chunk p99 ms "
+             f"{spread([b['latency_ns']['p99'] / 1e6 for b in fp])}  CPU s/GB "
+             f"{spread([b['cpu_s_per_gb'] for b in fp])}"
+             + (f"  in flight {spread([b['in_flight_mean'] for b in fp])}"
+                if all(b.get("in_flight_mean") for b in fp) else "")]
+    for key in ("reads", "restores", "restores_2u"):
         nat = runs[key]
         ratio = [a["gb_per_s"] / b["gb_per_s"] for a, b in zip(nat, fp, strict=True)]
         p99 = [a["latency_ns"]["p99"] / b["latency_ns"]["p99"]
                for a, b in zip(nat, fp, strict=True)]
         ok = statistics.median(ratio) >= 0.9 and statistics.median(p99) <= 1.1
-        good = good and ok
-        lines.append(f"  {key:9} GB/s {spread([a['gb_per_s'] for a in nat])}  chunk p99 ms "
-                     f"{spread([a['latency_ns']['p99'] / 1e6 for a in nat])}")
+        if key != "restores_2u":  # a second user is context, not a goal
+            good = good and ok
+        depth = [a["in_flight_mean"] for a in nat if a.get("in_flight_mean")]
+        lines.append(f"  {key:11} GB/s {spread([a['gb_per_s'] for a in nat])}  chunk p99 ms "
+                     f"{spread([a['latency_ns']['p99'] / 1e6 for a in nat])}  CPU s/GB "
+                     f"{spread([a['cpu_s_per_gb'] for a in nat])}"
+                     + (f"  in flight {spread(depth)}" if depth else ""))
         lines.append(f"    per round / fio: GB/s {spread(ratio)} (>= 0.9), p99 {spread(p99)} "
                      f"(<= 1.1)  {'ok' if ok else 'MISSED'}")
     return good, lines
@@ -126,6 +184,8 @@ def main() -> int:
     ap.add_argument("--runtime", type=float, default=2.0)
     ap.add_argument("--capacity", default="256MiB")
     ap.add_argument("--only", choices=("file-per-chunk", "slab"), default=None)
+    ap.add_argument("--chunk-tokens", type=int, choices=[t for _, t, _ in CONFIGS],
+                    default=None, help="one configuration only (256: 32 MiB, 16: 2 MiB)")
     a = ap.parse_args()
     root = a.target / "kvcache-bench"
     if root.exists():
@@ -133,6 +193,8 @@ def main() -> int:
     ok = True
     try:
         for name, tokens, qd in CONFIGS:
+            if a.chunk_tokens and tokens != a.chunk_tokens:
+                continue
             for layout in ("file-per-chunk", "slab"):
                 if a.only and layout != a.only:
                     continue

@@ -4,11 +4,16 @@ chunk-read loop that runs beside fio.
 
 - Pool: queue-depth threads running tasks (chunk writes and their fsync, RAM-tier
   copies, reads where Linux AIO is missing), each holding one chunk buffer while it runs;
+  a task's timed I/O goes through its Worker (read, write, copy: the latency into the
+  worker's histogram of that kind, bytes and ops counted), so a caller only says what to
+  read or write;
 - ChunkReads: "restore these chunks with up to queue depth in flight": storage chunk
   reads through Linux AIO (iobench.engines.aio.AioContext), as fio's libaio. A read
   starts as soon as a buffer is free; the thread that frees a buffer (the reaper, right
   after a completion) starts the next waiting read itself, so the device is refilled
   without a hand-off to another Python thread (a GIL switch costs up to 5 ms);
+- restore: pool tasks and AIO reads as one batch, waited for and timed (a request);
+- timed: one timed call (a per-turn fsync) into a latency recorder;
 - read_random: random whole-chunk reads of a chunk set for a time with `depth` in
   flight, through the compiled io_uring/AIO ring (aio.run_ring), the Python AIO loop
   (aio.run_depth) or, without AIO, threads: the loops `iobench io` uses.
@@ -26,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -63,7 +68,7 @@ class Batch:
             raise self.error
 
 
-Waiting = tuple[Callable[[], tuple[int, int, bool]], Callable[..., None], Batch]
+Waiting = tuple[Callable[[], tuple[int, int, bool]], Callable[..., None], Batch, str]
 
 
 class Buffers:
@@ -109,9 +114,13 @@ class Buffers:
                 return  # else the read failed to start: the buffer goes on
 
 
+T = TypeVar("T")
+
+
 class Worker:
-    """Latency recorders and counters of one pool thread (or of the AIO reaper), and the
-    buffer it holds for the task at hand."""
+    """Latency recorders, bytes and ops per kind of I/O (`recorders`: "read", "write",
+    ...) and the caller's own counters of one pool thread (or of the AIO reaper), and the
+    buffer it holds for the task at hand. read/write/copy are the timed I/Os."""
 
     def __init__(self, bufs: Buffers, recorders: Sequence[str], counters: Sequence[str]
                  ) -> None:
@@ -119,11 +128,52 @@ class Worker:
         self.mv = bufs.mvs[0]
         self.arr = bufs.arrs[0]
         self.rec = {k: LatencyRecorder() for k in recorders}
+        self.bytes = dict.fromkeys(recorders, 0)
+        self.ops = dict.fromkeys(recorders, 0)
         self.n = dict.fromkeys(counters, 0)
         self.first_error: str | None = None
 
     def hold(self, i: int) -> None:
         self.mv, self.arr = self.bufs.mvs[i], self.bufs.arrs[i]
+
+    def read(self, kind: str, read: Callable[[memoryview], int], expected: int,
+             min_ns_per_byte: float = 0.0) -> int:
+        """One timed chunk read into the held buffer (`read(buffer)` returns the bytes
+        read): its latency goes into rec[kind]; bytes and ops count when it read
+        `expected` bytes (a short read is the caller's error to raise). min_ns_per_byte
+        (the tests' throttled reader) sleeps out what the read took less than that."""
+        mono = time.monotonic_ns
+        a = mono()
+        n = read(self.mv)
+        if min_ns_per_byte:
+            wait = a + int(n * min_ns_per_byte) - mono()
+            if wait > 0:
+                time.sleep(wait / 1e9)
+        self.rec[kind].add(mono() - a)
+        if n == expected:
+            self.bytes[kind] += n
+            self.ops[kind] += 1
+        return n
+
+    def write(self, kind: str, write: Callable[[memoryview], object], nbytes: int) -> None:
+        """One timed chunk write of the held buffer (`write(buffer)`, with its fsync if
+        the caller's write does one): latency into rec[kind], nbytes and one op counted
+        when it returns."""
+        mono = time.monotonic_ns
+        a = mono()
+        write(self.mv)
+        self.rec[kind].add(mono() - a)
+        self.bytes[kind] += nbytes
+        self.ops[kind] += 1
+
+    def copy(self, kind: str, dst: np.ndarray, src: np.ndarray) -> None:
+        """One timed memory copy (a RAM-tier chunk): latency into rec[kind], counted."""
+        mono = time.monotonic_ns
+        a = mono()
+        np.copyto(dst, src)
+        self.rec[kind].add(mono() - a)
+        self.bytes[kind] += src.nbytes
+        self.ops[kind] += 1
 
 
 class Pool:
@@ -185,18 +235,25 @@ class Pool:
     def total(self, key: str, extra: Sequence[Worker] = ()) -> int:
         return sum(w.n[key] for w in [*self.workers, *extra])
 
+    def bytes(self, kind: str, extra: Sequence[Worker] = ()) -> int:
+        return sum(w.bytes[kind] for w in [*self.workers, *extra])
+
+    def ops(self, kind: str, extra: Sequence[Worker] = ()) -> int:
+        return sum(w.ops[kind] for w in [*self.workers, *extra])
+
 
 _EVENT = struct.Struct("<QQqq")  # struct io_event
 
 
 class ChunkReads:
     """Whole-chunk reads through Linux AIO into the pool's buffers, at most one per
-    buffer in flight. `submit(opener, done, batch)`: when a buffer is free, `opener()`
-    gives (fd, offset, the lane closes fd) and the read starts; on completion
-    `done(worker, result, latency_ns)` runs on the reaper thread with the worker holding
-    the chunk's buffer (result < 0: -errno; worker None when the read never started),
-    then `batch` hears of it (with what `done` raised). Latency is submission to reaping,
-    as fio's libaio reports it."""
+    buffer in flight. `submit(opener, done, batch, kind)`: when a buffer is free,
+    `opener()` gives (fd, offset, the lane closes fd) and the read starts; on completion
+    its latency goes into the reaper's rec[kind] (result >= 0) and its bytes and op are
+    counted (a whole chunk), then `done(worker, result, latency_ns)` runs on the reaper
+    thread with the worker holding the chunk's buffer (result < 0: -errno; worker None
+    when the read never started), then `batch` hears of it (with what `done` raised).
+    Latency is submission to reaping, as fio's libaio reports it."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -208,7 +265,7 @@ class ChunkReads:
             cb.aio_nbytes = len(bufs.mvs[i])
             cb.aio_buf = aio.buffer_address(b)
         self.w = pool.new_worker()  # the reaper's recorders and counters
-        self.inflight: dict[int, tuple[int, int, bool, Callable[..., None], Batch]] = {}
+        self.inflight: dict[int, tuple[int, int, bool, Callable[..., None], Batch, str]] = {}
         self.lock = threading.Lock()
         self.closing = False
         bufs.starter = self._start
@@ -216,14 +273,14 @@ class ChunkReads:
         self.reaper.start()
 
     def submit(self, opener: Callable[[], tuple[int, int, bool]], done: Callable[..., None],
-               batch: Batch) -> None:
-        item = (opener, done, batch)
+               batch: Batch, kind: str = "read") -> None:
+        item = (opener, done, batch, kind)
         i = self.pool.buffers.take(item)
         if i is not None and not self._start(i, item):
             self.pool.buffers.release(i)
 
     def _start(self, i: int, item: Waiting) -> bool:
-        opener, done, batch = item
+        opener, done, batch, kind = item
         try:
             fd, off, own = opener()
         except BaseException as e:  # noqa: BLE001 - handed to the submitter
@@ -233,7 +290,7 @@ class ChunkReads:
         cb.aio_fildes = fd
         cb.aio_offset = off
         with self.lock:
-            self.inflight[i] = (time.monotonic_ns(), fd, own, done, batch)
+            self.inflight[i] = (time.monotonic_ns(), fd, own, done, batch, kind)
         try:
             self.ctx.submit_slot(i)
         except OSError as e:
@@ -257,6 +314,8 @@ class ChunkReads:
         ev = self.ctx.ev_view
         unpack = _EVENT.unpack_from
         release = self.pool.buffers.release
+        w = self.w
+        sizes = [len(mv) for mv in self.pool.buffers.mvs]
         while True:
             with self.lock:
                 if self.closing and not self.inflight:
@@ -267,7 +326,7 @@ class ChunkReads:
                 with self.lock:
                     items = list(self.inflight.items())
                     self.inflight.clear()
-                for i, (_t, fd, own, done, batch) in items:
+                for i, (_t, fd, own, done, batch, _k) in items:
                     if own:
                         os.close(fd)
                     release(i)
@@ -280,17 +339,23 @@ class ChunkReads:
             for k in range(n):
                 i, _obj, res, _res2 = unpack(ev, 32 * k)
                 with self.lock:
-                    t0, fd, own, done, batch = self.inflight.pop(i)
-                if own:
-                    os.close(fd)
-                self.w.hold(i)
+                    t0, fd, own, done, batch, kind = self.inflight.pop(i)
+                w.hold(i)
+                lat = now - t0
+                if res >= 0:
+                    w.rec[kind].add(lat)
+                    if res == sizes[i]:
+                        w.bytes[kind] += res
+                        w.ops[kind] += 1
                 err: BaseException | None = None
                 try:
-                    done(self.w, res, now - t0)
+                    done(w, res, lat)
                 except BaseException as e:  # noqa: BLE001 - handed to the submitter
                     err = e
                 finally:
                     release(i)  # starts the next waiting read from this thread
+                    if own:  # closed after the refill: off the path to the next read
+                        os.close(fd)
                 batch.done(err)
 
     def close(self) -> None:
@@ -299,6 +364,37 @@ class ChunkReads:
         self.reaper.join(60)
         self.pool.buffers.starter = None
         self.ctx.close()
+
+
+Opener = Callable[[], tuple[int, int, bool]]
+
+
+def restore(pool: Pool, reads: ChunkReads | None, tasks: Sequence[Callable[[Worker], None]],
+            storage: Sequence[tuple[Opener, Callable[..., None]]], kind: str = "read") -> int:
+    """Restore one request's chunks: `tasks` on the pool (RAM copies; reads where there is
+    no AIO lane), `storage` (opener, done) through the AIO lane `reads`, all at once (up to
+    queue depth in flight), waited for; returns ns from the first submission to the last
+    completion. The first error of any raises here."""
+    n = len(tasks) + len(storage)
+    if not n:
+        return 0
+    b = Batch(n)
+    t0 = time.monotonic_ns()
+    pool.submit(tasks, b)
+    if storage:
+        assert reads is not None, "storage reads need the AIO lane"
+        for opener, done in storage:
+            reads.submit(opener, done, b, kind)
+    b.wait()
+    return time.monotonic_ns() - t0
+
+
+def timed(rec: LatencyRecorder, fn: Callable[[], T]) -> T:
+    """Run fn once (a per-turn fsync), its latency into rec; returns what fn returned."""
+    a = time.monotonic_ns()
+    out = fn()
+    rec.add(time.monotonic_ns() - a)
+    return out
 
 
 def read_random(fds: Sequence[int], offsets: Sequence[int], block_size: int, depth: int,

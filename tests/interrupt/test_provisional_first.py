@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import fio, io
+from iobench.kinds import fio, io, kvcache
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -63,7 +63,14 @@ def _fio(target: Path, options: RunOptions, ctx: Any) -> Any:
     return fio.execute(fio.build(job), options, ctx)
 
 
-KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io, "fio": _fio}
+def _kvcache(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = kvcache.build(model="tiny", capacity="4MiB", users=1, requests=2, search=False,
+                         queue_depth=2)
+    return kvcache.execute(spec, options, ctx)
+
+
+KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {
+    "io": _io, "fio": _fio, "kvcache": _kvcache}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from iobench.engines import chunks as chunk_io
-from iobench.engines.chunks import Batch, ChunkReads, Pool, Worker
+from iobench.engines.chunks import ChunkReads, Pool, Worker
 from iobench.engines.native import aligned_buffer
 from iobench.errors import RunFailed
 from iobench.kinds.kvcache.geometry import Geometry
@@ -43,8 +43,7 @@ COUNTERS = ("requests", "requests_restored", "chunks", "ram_hits", "storage_hits
             "chunks_computed", "skipped_full", "skipped_dup", "verify_errors",
             "turn_syncs")
 RECORDERS = ("read", "write", "ram", "compare")
-WORKER_COUNTERS = ("read_bytes", "reads", "write_bytes", "writes", "ram_bytes", "ram_copies",
-                   "compare_bytes", "compare_reads", "verify_errors")
+WORKER_COUNTERS = ("verify_errors",)  # bytes and ops per recorder: the engine's Worker
 
 
 @dataclass
@@ -123,38 +122,28 @@ class Engine:
         cb = self.geom.chunk_bytes
         return self.ram_arr[slot * cb:(slot + 1) * cb]
 
-    def _read(self, w: Worker, uid: int, gen: int, slot: int, kind: str) -> int:
-        mono = time.monotonic_ns
-        a = mono()
-        n = self.store.read(uid, gen, slot, w.mv)
-        if self.throttle:
-            wait = a + int(n * self.throttle) - mono()
-            if wait > 0:
-                time.sleep(wait / 1e9)
-        b = mono()
-        w.rec[kind].add(b - a)
-        if n != self.geom.chunk_bytes:
-            raise RunFailed(f"chunk {uid}: short read ({n} of {self.geom.chunk_bytes} bytes): "
+    def _read(self, w: Worker, uid: int, gen: int, slot: int, kind: str) -> None:
+        """One storage chunk read on a pool thread (no AIO lane, or the throttled reader)."""
+        cb = self.geom.chunk_bytes
+        n = w.read(kind, lambda mv: self.store.read(uid, gen, slot, mv), cb, self.throttle)
+        if n != cb:
+            raise RunFailed(f"chunk {uid}: short read ({n} of {cb} bytes): "
                             "a chunk file was truncated or removed by someone else")
-        return b - a
 
     def _opener(self, uid: int, gen: int, slot: int
                 ) -> Callable[[], tuple[int, int, bool]]:
         return lambda: self.store.open_read(uid, gen, slot)
 
-    def _landed(self, w: Worker | None, res: int, lat: int, uid: int, kind: str) -> Worker:
-        """An AIO read finished: raise on failure, record its latency."""
+    def _landed(self, w: Worker | None, res: int, uid: int) -> Worker:
+        """An AIO read finished (the lane recorded and counted it): raise on failure."""
         if w is None or res < 0:
             raise OSError(-res, f"chunk {uid}: read failed: {os.strerror(-res)}")
-        w.rec[kind].add(lat)
         if res != self.geom.chunk_bytes:
             raise RunFailed(f"chunk {uid}: short read ({res} of {self.geom.chunk_bytes} "
                             "bytes): a chunk file was truncated or removed by someone else")
         return w
 
     def _restored_from_storage(self, w: Worker, st: Step) -> bool:
-        w.n["read_bytes"] += self.geom.chunk_bytes
-        w.n["reads"] += 1
         ok = self._check(w, st.uid, st.gen)
         if ok and st.ram_slot >= 0:  # promotion: the read lands in host RAM
             np.copyto(self._ram_view(st.ram_slot), w.arr)
@@ -164,7 +153,7 @@ class Engine:
         def done(w: Worker | None, res: int, lat: int) -> None:
             ok = False
             try:
-                ok = self._restored_from_storage(self._landed(w, res, lat, st.uid, "read"), st)
+                ok = self._restored_from_storage(self._landed(w, res, st.uid), st)
             finally:
                 self.tiers.restored(st, ok)
         return done
@@ -172,17 +161,13 @@ class Engine:
     def _restore(self, steps: Sequence[Step]) -> None:
         """Every chunk of a stored prefix, all at once (RAM copies on the pool threads,
         storage reads through AIO or the threads), returning when the last is in."""
-        if not steps:
-            return
-        b = Batch(len(steps))
         if self.aio is None:
-            self.pool.submit([self._restore_task(s) for s in steps], b)
+            chunk_io.restore(self.pool, None, [self._restore_task(s) for s in steps], [])
         else:
-            self.pool.submit([self._restore_task(s) for s in steps if s.tier == "ram"], b)
-            for s in steps:
-                if s.tier != "ram":
-                    self.aio.submit(self._opener(s.uid, s.gen, s.slot), self._restore_aio(s), b)
-        b.wait()
+            chunk_io.restore(self.pool, self.aio,
+                             [self._restore_task(s) for s in steps if s.tier == "ram"],
+                             [(self._opener(s.uid, s.gen, s.slot), self._restore_aio(s))
+                              for s in steps if s.tier != "ram"])
 
     def _check(self, w: Worker, uid: int, gen: int | None) -> bool:
         err = self.codec.check(w.arr, uid, gen, self.o.verify)
@@ -196,11 +181,7 @@ class Engine:
             ok = False
             try:
                 if st.tier == "ram":
-                    a = time.monotonic_ns()
-                    np.copyto(w.arr, self._ram_view(st.ram_slot))
-                    w.rec["ram"].add(time.monotonic_ns() - a)
-                    w.n["ram_bytes"] += self.geom.chunk_bytes
-                    w.n["ram_copies"] += 1
+                    w.copy("ram", w.arr, self._ram_view(st.ram_slot))
                     self._check(w, st.uid, None)
                     ok = True
                 else:
@@ -218,11 +199,9 @@ class Engine:
                 if st.slot >= 0:
                     for vu, vg in st.evicted:
                         self.store.remove(vu, vg)
-                    a = time.monotonic_ns()
-                    self.store.write(st.uid, st.gen, st.slot, w.mv, self.sync_chunk)
-                    w.rec["write"].add(time.monotonic_ns() - a)
-                    w.n["write_bytes"] += self.geom.chunk_bytes
-                    w.n["writes"] += 1
+                    w.write("write", lambda mv: self.store.write(st.uid, st.gen, st.slot, mv,
+                                                                 self.sync_chunk),
+                            self.geom.chunk_bytes)
                     stored = True
                 if st.ram_slot >= 0:
                     np.copyto(self._ram_view(st.ram_slot), w.arr)
@@ -264,9 +243,7 @@ class Engine:
         if self.sync_turn:
             slots = {s.slot for s in plan.write if s.slot >= 0}
             if slots:
-                a = time.monotonic_ns()
-                n["turn_syncs"] += self.store.sync(slots)
-                u.fsync.add(time.monotonic_ns() - a)
+                n["turn_syncs"] += chunk_io.timed(u.fsync, lambda: self.store.sync(slots))
 
     def _take(self) -> bool:
         """Count one more request against --requests; False when the cap is reached."""
@@ -368,20 +345,20 @@ class Engine:
                        ops=counters["requests_restored"], latency=req, direction="read",
                        metrics={"latency_unit": "per request: every chunk of its stored "
                                 "prefix, RAM and storage, queueing included"}),
-            make_phase("kv chunk reads (storage)", nbytes=p.total("read_bytes", x), seconds=s,
-                       ops=p.total("reads", x), latency=p.hist("read", x), direction="read",
+            make_phase("kv chunk reads (storage)", nbytes=p.bytes("read", x), seconds=s,
+                       ops=p.ops("read", x), latency=p.hist("read", x), direction="read",
                        metrics={"queue": self.queue,
                                 "latency_unit": "per chunk read (one O_DIRECT read of the "
                                 "chunk; AIO: submission to completion)"}),
-            make_phase("kv chunk writes (storage)", nbytes=p.total("write_bytes"), seconds=s,
-                       ops=p.total("writes"), latency=p.hist("write"), direction="write",
+            make_phase("kv chunk writes (storage)", nbytes=p.bytes("write"), seconds=s,
+                       ops=p.ops("write"), latency=p.hist("write"), direction="write",
                        metrics={"latency_unit": "per chunk write (one pwrite, O_DIRECT"
                                 + (", + fsync" if self.sync_chunk else "") + ")"}),
         ]
         if self.ram is not None:
             phases.append(make_phase(
-                "kv chunk copies (RAM tier)", nbytes=p.total("ram_bytes"), seconds=s,
-                ops=p.total("ram_copies"), latency=p.hist("ram"), engine="ram",
+                "kv chunk copies (RAM tier)", nbytes=p.bytes("ram"), seconds=s,
+                ops=p.ops("ram"), latency=p.hist("ram"), engine="ram",
                 direction="read", metrics={"latency_unit": "per chunk memcpy"}))
         lag = Histogram.merged(u.lag.flush() for u in users)
         if lag.count:
@@ -430,18 +407,13 @@ class Engine:
 
         def done(c: tuple[int, int, int]) -> Callable[[Worker | None, int, int], None]:
             def fn(w: Worker | None, res: int, lat: int) -> None:
-                self._check(self._landed(w, res, lat, c[0], "compare"), c[0], c[1])
+                self._check(self._landed(w, res, c[0]), c[0], c[1])
             return fn
 
-        t0 = time.monotonic_ns()
         if self.aio is None:
-            self.pool.run([task(c) for c in chunks])
-        else:
-            b = Batch(len(chunks))
-            for c in chunks:
-                self.aio.submit(self._opener(*c), done(c), b)
-            b.wait()
-        return time.monotonic_ns() - t0
+            return chunk_io.restore(self.pool, None, [task(c) for c in chunks], [])
+        return chunk_io.restore(self.pool, self.aio, [],
+                                [(self._opener(*c), done(c)) for c in chunks], "compare")
 
     def probe(self, n: int, users: int, per_user: int, restores: int
               ) -> tuple[Histogram, int, int]:

@@ -79,20 +79,32 @@ def config(spec: Spec) -> Config:
 
 def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.Outcome:
     """Run the KV-cache offload; the Outcome says how it ended (the exit code a command
-    gives). Bad input raises a one-line UsageError before anything is written."""
+    gives). Bad input raises a one-line UsageError before anything is written.
+
+    Before runner.run only what needs no other rank (this process's own input: the model,
+    the profile or trace, chunk vs capacity); the target, its free space and the other
+    ranks come after the provisional result exists, in prepare()."""
     ctx = ctx or default_ctx()
     spec.validate()
     w = ctx.world
     c = config(spec)
     with target_mod.locked():
-        m, g, profile, trace = dist.root_first(lambda: check(c, options.target, w.size), w)
-        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                         wait=options.wait > 0), w)
+        m, g, profile, trace = check_input(c)
         rec = Recorder(kind="infer-kvcache", name=m.name, spec=spec_dict(c, m, g, w.size),
                        engine=spec.engine)
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, lambda r: body(r, c, tgt, g, profile, trace, w), opts, ctx)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(r: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            dist.root_first(lambda: check_target(c, g, options.target, w.size), w)
+            tgt = dist.root_first(lambda: target_mod.prepare(
+                options.target, force=options.force, wait=options.wait > 0), w)
+            root = dist.root_first(lambda: tgt.subdir(f"kvcache/{c.layout}"), w)
+            ready.update(tgt=tgt, root=root)
+            return tgt.root
+
+        return runner.run(rec, lambda r: body(r, c, ready["tgt"], ready["root"], g, profile,
+                                              trace, w), options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
@@ -134,11 +146,11 @@ def _slab_bytes_present(target: Path) -> int:
     return total
 
 
-def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, Any]:
-    """Every bad input, before anything is written: (model, geometry, profile, trace)."""
+def check_input(c: Config) -> tuple[Any, geo.Geometry, Any, Any]:
+    """This process's own bad input, before the target or another rank is touched:
+    (model, geometry, profile, trace)."""
     from iobench import model as model_mod
 
-    o = c.opts
     m = model_mod.load(c.model)
     g = geo.geometry(m, c.chunk_tokens, c.kv_dtype, c.tp)
     cb = g.chunk_bytes
@@ -155,6 +167,14 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
         trace = trace_mod.load(c.trace)
     else:
         profile = prof_mod.load(c.profile)
+    return m, g, profile, trace
+
+
+def check_target(c: Config, g: geo.Geometry, target: Path, ranks: int) -> None:
+    """The bad input that depends on the host and the target (RAM, free space, fio),
+    before anything is written (run by rank 0 in prepare, root_first)."""
+    o = c.opts
+    cb = g.chunk_bytes
     mem = c.cpu_cache + o.queue_depth * cb
     if mem > 0.9 * _available_ram():
         raise UsageError(f"--cpu-cache {format_bytes(c.cpu_cache)} + --queue-depth "
@@ -175,7 +195,6 @@ def check(c: Config, target: Path, ranks: int) -> tuple[Any, geo.Geometry, Any, 
         from iobench.engines.fio import fio_binary
 
         fio_binary()
-    return m, g, profile, trace
 
 
 def _us(h: Any, key: str) -> float | None:
@@ -189,13 +208,12 @@ def _stamp(phases: list[dict[str, Any]], start_mono: int, end_mono: int) -> None
         dist.stamp(p, a, b)
 
 
-def body(res: Recorder, c: Config, tgt: target_mod.Target, g: geo.Geometry, profile: Any,
-         trace: Any, w: dist.World) -> None:
+def body(res: Recorder, c: Config, tgt: target_mod.Target, root: Path, g: geo.Geometry,
+         profile: Any, trace: Any, w: dist.World) -> None:
     o = c.opts
     cb = g.chunk_bytes
     slots = c.capacity // cb
     ram_slots = c.cpu_cache // cb
-    root = dist.root_first(lambda: tgt.subdir(f"kvcache/{c.layout}"), w)
     store = store_mod.make(c.layout, root / f"rank-{w.rank:03d}", g, slots)
     eng: Engine | None = None
     try:

@@ -56,7 +56,8 @@ class Spec:
 
     def validate(self) -> Spec:
         """Refuse what cannot run, in one line naming the value and the fix (the model,
-        profile, trace, capacity and free space are checked by run.check)."""
+        profile, trace and capacity are checked by run.check_input, RAM and free space by
+        run.check_target)."""
         for name, allowed in (("layout", LAYOUTS), ("kv_dtype", KV_DTYPES), ("fsync", FSYNC),
                               ("engine", ENGINES)):
             v = getattr(self, name)
