@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import fio, io
+from iobench.kinds import fio, io, vector
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -63,7 +63,13 @@ def _fio(target: Path, options: RunOptions, ctx: Any) -> Any:
     return fio.execute(fio.build(job), options, ctx)
 
 
-KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io, "fio": _fio}
+def _vector(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = vector.build(index_size="1MiB", hops=2, concurrency="2", runtime="0.1s")
+    return vector.execute(spec, options, ctx)
+
+
+KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io, "fio": _fio,
+                                                             "vector": _vector}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
