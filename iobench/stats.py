@@ -78,7 +78,10 @@ class Histogram:
         self.count += int(v.size)
         self.total += int(v.sum(dtype=np.int64))
         vf = v.astype(np.float64)
-        self.sumsq += float(np.dot(vf, vf))
+        # einsum, not np.dot: a BLAS call wakes OpenBLAS's worker threads, which then
+        # spin in sched_yield and take a core from the I/O loop that calls this per step
+        # (measured: 3x the CPU per read of a 4 KiB ring at depth 32 on 2 cores)
+        self.sumsq += float(np.einsum("i,i->", vf, vf))
         lo, hi = int(v.min()), int(v.max())
         self.min = lo if self.min is None else min(self.min, lo)
         self.max = hi if self.max is None else max(self.max, hi)

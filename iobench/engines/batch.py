@@ -39,13 +39,16 @@ STEP_READS = 65536  # latencies per step (bounded memory however long the run)
 
 def queue_kind() -> str | None:
     """How run_rounds queues reads here: the compiled ring's kind (io_uring, libaio),
-    "python-aio" (ctypes Linux AIO), or None (no asynchronous reads on this kernel)."""
+    "python-aio" (ctypes Linux AIO), or "threads" (pread threads: neither is allowed;
+    IOBENCH_BATCH_QUEUE=threads forces it)."""
     from iobench.engines import aio
 
+    if os.environ.get("IOBENCH_BATCH_QUEUE") == "threads":  # tests: force the fallback
+        return "threads"
     kind = aio.ring_kind()
     if kind is not None:
         return kind
-    return "python-aio" if aio.available() else None
+    return "python-aio" if aio.available() else "threads"
 
 
 def run_rounds(path: Path, *, block_size: int, rounds: int, batch: int, streams: int,
@@ -56,7 +59,7 @@ def run_rounds(path: Path, *, block_size: int, rounds: int, batch: int, streams:
 
     Returns {streams, reads, bytes, seconds, start_wall_ns, end_wall_ns, stream_hist,
     read_hist, queue, loop, in_flight_mean, interrupted (the signal number or 0)}.
-    `queue` forces one of io_uring, libaio (the compiled ring) or python-aio (benchmarks,
+    `queue` forces one of io_uring, libaio (the compiled ring), python-aio or threads (benchmarks,
     tests); by default the best this kernel allows (queue_kind()).
     """
     from iobench.engines.native import O_DIRECT
@@ -70,6 +73,10 @@ def run_rounds(path: Path, *, block_size: int, rounds: int, batch: int, streams:
             return _run_ring(kind, fd, path, block_size=block_size, rounds=rounds,
                              batch=batch, streams=streams, runtime_s=runtime_s, seed=seed,
                              should_stop=should_stop, max_streams=max_streams)
+        if kind == "threads":
+            return _run_threads(fd, path, sector=block_size, hops=rounds, beam_width=batch,
+                                concurrency=streams, runtime_s=runtime_s, seed=seed,
+                                should_stop=should_stop, max_queries=max_streams)
         return _run_python(fd, path, sector=block_size, hops=rounds, beam_width=batch,
                            concurrency=streams, runtime_s=runtime_s, seed=seed,
                            should_stop=should_stop, max_queries=max_streams)
@@ -334,3 +341,103 @@ def _run_python(fd: int, path: Path, *, sector: int, hops: int, beam_width: int,
             "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
             "stream_hist": query_hist, "read_hist": read_hist, "queue": "linux-aio",
             "loop": "python", "interrupted": signals[0] if signals else 0}
+
+
+def _run_threads(fd: int, path: Path, *, sector: int, hops: int, beam_width: int,
+                 concurrency: int, runtime_s: float, seed: int,
+                 should_stop: Callable[[], bool] | None, max_queries: int) -> dict[str, Any]:
+    """The fallback where neither io_uring nor Linux AIO is allowed: `beam_width` threads
+    per stream, each issuing one os.preadv per round (the GIL released), a round ending
+    when all of them returned (a barrier), so a round's reads are in flight together and
+    the next round waits for all of them. Read latency is the preadv call's duration."""
+    from iobench.engines.native import aligned_buffer
+
+    nsect = os.fstat(fd).st_size // sector
+    mono = time.monotonic_ns
+    lock = threading.Lock()
+    read_hist, query_hist = Histogram(), Histogram()
+    errors: list[BaseException] = []
+    state = {"started": 0, "stopping": False}
+    deadline = mono() + int(runtime_s * 1e9) if runtime_s > 0 else 0
+
+    def may_start() -> bool:  # under `lock`
+        if state["stopping"] or (max_queries and state["started"] >= max_queries):
+            return False
+        if (deadline and mono() >= deadline) or errors or \
+                (should_stop is not None and should_stop()):
+            state["stopping"] = True
+            return False
+        state["started"] += 1
+        return True
+
+    def stream(q: int) -> None:
+        s = {"round": 0, "start": 0, "go": False}
+        with lock:
+            s["go"] = may_start()
+        s["start"] = mono()
+        qlat: list[int] = []
+
+        def round_done() -> None:  # one thread runs this when the round's reads all returned
+            s["round"] += 1
+            if s["round"] < hops:
+                return
+            now = mono()
+            qlat.append(now - s["start"])
+            s["round"] = 0
+            with lock:
+                s["go"] = may_start()
+            s["start"] = mono()
+
+        bar = threading.Barrier(beam_width, action=round_done)
+
+        def reader(j: int) -> None:
+            buf = aligned_buffer(sector)
+            rng = np.random.default_rng([seed, q, j, time.monotonic_ns()])
+            lat: list[int] = []
+            try:
+                while s["go"] and not errors:
+                    off = int(rng.integers(0, nsect)) * sector
+                    a = mono()
+                    got = os.preadv(fd, [buf], off)
+                    lat.append(mono() - a)
+                    if got != sector:
+                        raise RunFailed(f"{path}: a read returned {got} of {sector} bytes")
+                    bar.wait()
+            except threading.BrokenBarrierError:
+                pass
+            except BaseException as e:  # noqa: BLE001 (re-raised by the caller)
+                errors.append(e)
+                bar.abort()
+            with lock:
+                read_hist.record_many(lat)
+
+        ts = [threading.Thread(target=reader, args=(j,), name=f"vector-read-{q}-{j}")
+              for j in range(beam_width)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        with lock:
+            query_hist.record_many(qlat)
+
+    t0 = mono()
+    w0 = time.time_ns()
+    with _Signals() as sigs:
+        streams = [threading.Thread(target=stream, args=(q,), name=f"vector-query-{q}")
+                   for q in range(concurrency)]
+        for t in streams:
+            t.start()
+        for t in streams:
+            while t.is_alive():
+                t.join(0.1)
+                if sigs.got:
+                    with lock:
+                        state["stopping"] = True
+        t1 = mono()
+    if errors:
+        raise RunFailed(f"{path}: a read failed: {errors[0]}")
+    return {"streams": query_hist.count, "reads": read_hist.count,
+            "bytes": read_hist.count * sector, "seconds": (t1 - t0) / 1e9,
+            "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
+            "stream_hist": query_hist, "read_hist": read_hist, "queue": "threads",
+            "loop": "threads", "interrupted": sigs.got[0] if sigs.got else 0}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import fio, io, kvcache
+from iobench.kinds import fio, io, kvcache, vector
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -69,8 +69,17 @@ def _kvcache(target: Path, options: RunOptions, ctx: Any) -> Any:
     return kvcache.execute(spec, options, ctx)
 
 
+def _vector(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = vector.build(index_size="1MiB", hops=2, concurrency="2", runtime="0.1s")
+    return vector.execute(spec, options, ctx)
+
+
 KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {
-    "io": _io, "fio": _fio, "kvcache": _kvcache}
+    "io": _io,
+    "fio": _fio,
+    "kvcache": _kvcache,
+    "vector": _vector,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

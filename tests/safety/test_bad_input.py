@@ -69,6 +69,18 @@ def test_vector_hops_capped(arena: Arena) -> None:
     arena.check()
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--concurrency", "50000000"),
+                                            ("--search-threads", "50000000")])
+def test_vector_counts_capped(arena: Arena, flag: str, value: str) -> None:
+    """--concurrency 50000000 ended in a traceback (exit 1): reads in flight are bounded by
+    one ring's depth, the AIO limit and memory; search threads by MAX_THREADS."""
+    extra = ["--engine", "diskann"] if flag == "--search-threads" else []
+    refused(arena.run("infer", "vector", *extra, "--index-size", "1MiB", "--runtime",
+                      "0.2s", "--target", arena.target, flag, value), flag)
+    _no_result(arena)
+    arena.check()
+
+
 @pytest.mark.parametrize("flag", ["--users", "--search-users", "--queue-depth"])
 def test_kvcache_threads_capped(arena: Arena, flag: str) -> None:
     """One thread per user: --users 100000 took over 2 GiB before it was refused (the

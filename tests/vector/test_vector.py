@@ -246,14 +246,38 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
     assert len(blocks) == 256
 
 
-@pytest.mark.parametrize("ring", ["compiled", "python"])
+def test_pattern_thread_fallback(runner: Any, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without io_uring and AIO (forced here) mode 2 runs on pread threads, not fails:
+    reads per query = hops x beam, bytes = reads x sector."""
+    monkeypatch.setenv("IOBENCH_BATCH_QUEUE", "threads")
+    hops, beam = 3, 2
+    r = _invoke(runner, ["infer", "vector", "--target", str(tmp_path / "t"), "--results-dir",
+                         str(tmp_path / "r"), "--json", "--index-size", "4MiB", "--hops",
+                         str(hops), "--beam-width", str(beam), "-c", "1,3", "--runtime",
+                         "0.2s"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    phases = [p for p in doc["phases"] if p["name"].startswith("pattern")]
+    assert len(phases) == 2
+    for p in phases:
+        m = p["metrics"]
+        assert m["queries"] >= 1
+        assert m["reads"] == m["queries"] * hops * beam
+        assert p["bytes"] == m["reads"] * 4096
+        assert m["read_latency_ns"]["count"] == m["reads"]
+        assert p["histogram"]["count"] == m["queries"]
+
+
+@pytest.mark.parametrize("ring", ["compiled", "python", "threads"])
 def test_pattern_direct_counts_and_dependency(ring: str) -> None:
-    """Without a delay: counts are exact on the compiled ring and the Python AIO loop."""
+    """Without a delay: counts are exact on the compiled ring, the Python AIO loop and the
+    pread-thread fallback."""
     import tempfile
 
     from iobench.engines import aio, native
 
-    queue = "python-aio" if ring == "python" else aio.ring_kind()
+    queue = {"python": "python-aio", "threads": "threads"}.get(ring) or aio.ring_kind()
     if queue is None:
         pytest.skip("the compiled helper or its ring is not available here")
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as d:  # O_DIRECT: not tmpfs
@@ -265,7 +289,7 @@ def test_pattern_direct_counts_and_dependency(ring: str) -> None:
     assert out["reads"] == 7 * 5 * 3
     assert out["stream_hist"].count == 7
     assert out["read_hist"].count == 105
-    assert out["loop"] == ("python" if ring == "python" else "compiled")
+    assert out["loop"] == {"python": "python", "threads": "threads"}.get(ring, "compiled")
 
 
 def test_pattern_with_fio_beside(runner: Any, tmp_path: Path, have_fio: None) -> None:

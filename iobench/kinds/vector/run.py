@@ -140,7 +140,23 @@ def _execute_diskann(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcom
                       prepare=lambda res: _prepare(options, w, ready))
 
 
-def pattern_options(spec: Spec, target: Path) -> PatternOptions:
+RING_DEPTH = 4096  # iobench._fastio.Ring: the most reads one ring keeps in flight
+
+
+def max_queue_depth(sector: int) -> int:
+    """The most reads one process keeps in flight: one compiled ring's depth, the kernel's
+    AIO request limit (/proc/sys/fs/aio-max-nr), and read buffers within a quarter of RAM."""
+    top = RING_DEPTH
+    try:
+        with open("/proc/sys/fs/aio-max-nr", encoding="ascii") as f:
+            top = min(top, int(f.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(top, ram // 4 // max(4096, sector)))
+
+
+def pattern_options(spec: Spec, target: Path, ranks: int = 1) -> PatternOptions:
     """Mode 2's parameters: the free space first (before any other check), then the
     calibration (a mode-1 result) and what follows from it."""
     size = spec.index_size
@@ -160,6 +176,14 @@ def pattern_options(spec: Spec, target: Path) -> PatternOptions:
         raise UsageError(f"--hops {hops}: give 1 to {MAX_HOPS} (rounds of reads per query)")
     if beam <= 0:
         raise UsageError(f"--beam-width {beam}: must be >= 1 (reads per round)")
+    top = max_queue_depth(sector)
+    share = -(-max(spec.concurrency) // max(1, ranks))  # queries in flight on one rank
+    if share * beam > top:
+        raise UsageError(f"--concurrency {max(spec.concurrency)}: {share} queries x "
+                         f"--beam-width {beam} = {share * beam} reads in flight per process, "
+                         f"more than {top} (one ring's depth, the AIO limit and a quarter "
+                         f"of RAM in read buffers); give --concurrency <= "
+                         f"{top // beam * max(1, ranks)}")
     if sector <= 0 or sector % 4096:
         raise UsageError(f"--sector {sector}: O_DIRECT reads need a multiple of 4096; give "
                          "4k or 8k")
@@ -185,7 +209,7 @@ def pattern_options(spec: Spec, target: Path) -> PatternOptions:
 
 def _execute_pattern(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcome:
     w = ctx.world
-    o = pattern_options(spec, options.target)
+    o = pattern_options(spec, options.target, w.size)
     sp: dict[str, Any] = {k: v for k, v in o.__dict__.items() if k != "calibration"}
     if o.calibration:
         sp["calibration"] = o.calibration

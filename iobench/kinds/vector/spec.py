@@ -118,6 +118,11 @@ class Spec:
             raise UsageError(f"--cache-nodes {self.cache_nodes}: give 0 or more")
         if self.search_threads and min(self.search_threads) < 1:
             raise UsageError("--search-threads: give threads >= 1, e.g. 1,2,4")
+        from iobench.limits import MAX_THREADS
+
+        if self.search_threads and max(self.search_threads) > MAX_THREADS:
+            raise UsageError(f"--search-threads {max(self.search_threads)}: at most "
+                             f"{MAX_THREADS} threads per process")
         return self
 
     def beams(self) -> tuple[int, ...]:
