@@ -187,6 +187,7 @@ def main() -> None:
             spec = base / f"bench-{fmt}.yaml"
             spec.write_text(f"name: bench-{fmt}\n{SPECS[fmt]}")
             gen, fio, ratios = [], [], []
+            cpu_ratios: list[float] = []  # per round: datagen's CPU per GB / fio's
             old, old_ratios, new_to_old = [], [], []
             t = base / "t"
             for k in range(a.rounds):
@@ -206,6 +207,8 @@ def main() -> None:
                 gen.append(g)
                 fio.append(f)
                 ratios.append(g["bytes_per_s"] / f["bytes_per_s"])
+                cpu_ratios.append(g["cpu_s_per_gb"] / f["cpu_s_per_gb"]
+                                  if f["cpu_s_per_gb"] > 0 else float("nan"))
                 if baseline:
                     old.append(got["baseline"])
                     old_ratios.append(got["baseline"]["bytes_per_s"] / f["bytes_per_s"])
@@ -224,6 +227,7 @@ def main() -> None:
                         "fio_fsync_after_s": [r["fsync_after_s"] for r in fio],
                         "datagen_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in gen],
                         "fio_cpu_s_per_gb": [r["cpu_s_per_gb"] for r in fio],
+                        "cpu_ratios": cpu_ratios,
                         "audit": au, "worker_max_rss_bytes": rss}
             if baseline:
                 out[fmt].update(baseline_gb_per_s=[r["bytes_per_s"] / 1e9 for r in old],
@@ -237,7 +241,8 @@ def main() -> None:
                   f"{rss / 2**20:.0f} MiB | fio extra fsync "
                   f"{max(r['fsync_after_s'] for r in fio):.3f} s max | CPU s/GB datagen "
                   f"{_stats([r['cpu_s_per_gb'] for r in gen])} fio "
-                  f"{_stats([r['cpu_s_per_gb'] for r in fio])}")
+                  f"{_stats([r['cpu_s_per_gb'] for r in fio])}, paired ratio "
+                  f"{_stats(cpu_ratios)}")
             if baseline:
                 print(f"{'':9s} baseline {_stats([r['bytes_per_s'] / 1e9 for r in old])} GB/s"
                       f" | baseline/fio {_stats(old_ratios)} | datagen/baseline "

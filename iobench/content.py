@@ -28,6 +28,32 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+_BASES: dict[tuple[str, int], np.ndarray] = {}
+
+
+def _base_block(kind: str, seed: int) -> np.ndarray:
+    """The 1 MiB base block of (kind, seed), made once per process and shared read-only:
+    it depends on neither the stream nor the offset, and drawing it (PCG64) cost more
+    than filling a small file from it (datagen makes one Content per file)."""
+    got = _BASES.get((kind, seed))
+    if got is not None:
+        return got
+    rng = np.random.default_rng([seed, 0x10BE])
+    if kind == "random":
+        base = rng.integers(0, 2**63, size=BASE // 8, dtype=np.uint64, endpoint=False)
+        base ^= rng.integers(0, 2, size=BASE // 8, dtype=np.uint64) << np.uint64(63)
+    elif kind == "bf16":
+        w = rng.normal(0.0, 0.02, size=BASE // 2).astype(np.float32)
+        base = (w.view(np.uint32) >> np.uint32(16)).astype(np.uint16).view(np.uint64)
+    else:
+        base = np.zeros(BASE // 8, dtype=np.uint64)
+    base.setflags(write=False)
+    if len(_BASES) >= 16:  # a few seeds per process in practice; bound it anyway
+        _BASES.clear()
+    _BASES[(kind, seed)] = base
+    return base
+
+
 class Content:
     """Reproducible content for one stream (e.g. one file): bytes at offset o are a pure
     function of (kind, seed, stream, o)."""
@@ -38,15 +64,7 @@ class Content:
         self.kind = kind
         self.seed = int(seed)
         self.stream = int(stream)
-        rng = np.random.default_rng([self.seed, 0x10BE])
-        if kind == "random":
-            self._base = rng.integers(0, 2**63, size=BASE // 8, dtype=np.uint64, endpoint=False)
-            self._base ^= rng.integers(0, 2, size=BASE // 8, dtype=np.uint64) << np.uint64(63)
-        elif kind == "bf16":
-            w = rng.normal(0.0, 0.02, size=BASE // 2).astype(np.float32)
-            self._base = (w.view(np.uint32) >> np.uint32(16)).astype(np.uint16).view(np.uint64)
-        else:
-            self._base = np.zeros(BASE // 8, dtype=np.uint64)
+        self._base = _base_block(kind, self.seed)
         with np.errstate(over="ignore"):
             self._key = np.uint64((self.seed * 0x100000001B3 + self.stream * 0x9E3779B1) % 2**64)
             self._key_mix = splitmix64(np.array([self._key], dtype=np.uint64))[0]
