@@ -40,6 +40,7 @@ _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 FAULT_TAG = 7301  # point-to-point tag of fault notices
 PEER_TAG = 7302  # point-to-point tag of the ranks' check-in (gather_peers)
+COLL_TAG = 7303  # point-to-point tag of the polled gather/bcast
 WATCH_POLL_S = 0.1
 
 
@@ -264,17 +265,44 @@ class MPIWorld(World):
     def barrier(self, what: str = "a barrier") -> None:
         self._wait(self.comm.Ibarrier(), what)
 
+    # gather/bcast are point to point and polled, never a blocking MPI collective: after a
+    # barrier a peer may be interrupted before it joins a blocking gather, which no signal
+    # or fault notice could then end on this rank (the issue 11 checkpoint race)
+    def _poll(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + collective_timeout_s()
+        pause = 0.0001
+        while not done():
+            self._check(what, deadline)
+            time.sleep(pause)
+            pause = min(0.01, pause * 2)
+
+    def _recv(self, source: int, what: str) -> Any:
+        self._poll(lambda: bool(self.comm.Iprobe(source=source, tag=COLL_TAG)), what)
+        return self.comm.recv(source=source, tag=COLL_TAG)  # already there: returns at once
+
+    def _send_all(self, obj: Any, dests: Sequence[int], what: str) -> None:
+        reqs = [self.comm.isend(obj, dest=d, tag=COLL_TAG) for d in dests]
+
+        def done() -> bool:
+            reqs[:] = [r for r in reqs if not r.Test()]
+            return not reqs
+
+        self._poll(done, what)
+
     def gather(self, obj: T) -> list[T] | None:
-        self.barrier("a gather")
-        return self.comm.gather(obj, root=0)
+        if self.rank == 0:
+            return [obj, *(self._recv(r, "a gather") for r in range(1, self.size))]
+        self._send_all(obj, [0], "a gather")
+        return None
 
     def allgather(self, obj: T) -> list[T]:
-        self.barrier("an allgather")
-        return self.comm.allgather(obj)
+        return self.bcast(self.gather(obj))  # type: ignore[arg-type]
 
     def bcast(self, obj: T) -> T:
-        self.barrier("a broadcast")
-        return self.comm.bcast(obj, root=0)
+        if self.rank == 0:
+            self._send_all(obj, range(1, self.size), "a broadcast")
+            return obj
+        return self._recv(0, "a broadcast")
 
 
 EXIT_INTERRUPTED_OR_FAILED = 1

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import fio, io, kvcache, vector
+from iobench.kinds import checkpoint, datagen, fio, io, kvcache, train, vector
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -74,10 +74,31 @@ def _vector(target: Path, options: RunOptions, ctx: Any) -> Any:
     return vector.execute(spec, options, ctx)
 
 
+def _checkpoint(target: Path, options: RunOptions, ctx: Any) -> Any:
+    return checkpoint.execute(checkpoint.build(model="tiny", count=1, cache="allow"),
+                              options, ctx)
+
+
+def _datagen(target: Path, options: RunOptions, ctx: Any) -> Any:
+    return datagen.execute(datagen.build(workload="tiny", jobs=1), options, ctx)
+
+
+def _train(target: Path, options: RunOptions, ctx: Any) -> Any:
+    # a data set on the target, written by a world of one: the target is ready, so only
+    # the order of the provisional result and the first collective decides
+    made = datagen.execute(datagen.build(workload="tiny", jobs=1),
+                           RunOptions(target=target, results_dir=target.parent / "dg"))
+    assert made.code == 0, made.message
+    return train.execute(train.build(workload="tiny", epochs=1, cache="allow"), options, ctx)
+
+
 KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {
-    "io": _io,
+    "checkpoint": _checkpoint,
+    "datagen": _datagen,
     "fio": _fio,
+    "io": _io,
     "kvcache": _kvcache,
+    "train": _train,
     "vector": _vector,
 }
 

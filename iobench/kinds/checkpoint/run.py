@@ -86,28 +86,36 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None,
     w = ctx.world
     ms, plan = r.model, r.plan
     with target_mod.locked():
-        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                         wait=options.wait > 0), w)
-        dist.root_first(lambda: tgt.subdir("checkpoint"), w)
-        root = tgt.claim(f"checkpoint/{ms.name}")  # a checked plain name, below our own dir
-        if spec.write:
-            if w.is_root:  # an earlier run's checkpoints of this model: ours to replace
-                safepath.rmtree(root)
-                safepath.makedirs(root)
-            w.barrier()
-            if spec.space_check and w.is_root:
-                tgt.check_space(r.spec_dict["plan"]["peak_disk_bytes"],
-                                f"checkpoint {ms.name} ({spec.count} x "
-                                f"{plan.checkpoint_bytes} bytes"
-                                + (f", keeping {spec.keep}" if spec.keep else "") + ")")
-            if spec.cache == "direct":
-                _probe_direct(root)
         rec = Recorder(kind="checkpoint", name=ms.name, spec=r.spec_dict, engine=spec.engine)
         if r.dlio is not None:
             r.dlio.announce(rec.warnings)
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, lambda res: _body(res, plan, spec, root, ctx), opts, ctx)
+        ready: dict[str, Path] = {}  # what prepare() made, for the body
+
+        def prepare(res: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            tgt = dist.root_first(lambda: target_mod.prepare(
+                options.target, force=options.force, wait=options.wait > 0), w)
+            dist.root_first(lambda: tgt.subdir("checkpoint"), w)
+            root = tgt.claim(f"checkpoint/{ms.name}")  # a checked plain name, below our own dir
+            if spec.write:
+                def fresh() -> None:  # an earlier run's checkpoints of this model: ours
+                    safepath.rmtree(root)
+                    safepath.makedirs(root)
+                    if spec.space_check:
+                        tgt.check_space(r.spec_dict["plan"]["peak_disk_bytes"],
+                                        f"checkpoint {ms.name} ({spec.count} x "
+                                        f"{plan.checkpoint_bytes} bytes"
+                                        + (f", keeping {spec.keep}" if spec.keep else "")
+                                        + ")")
+
+                dist.root_first_value(fresh, w)  # rank 0's; the others wait for its word
+                if spec.cache == "direct":
+                    _probe_direct(root)
+            ready["root"] = root
+            return tgt.root
+
+        return runner.run(rec, lambda res: _body(res, plan, spec, ready["root"], ctx),
+                          options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:

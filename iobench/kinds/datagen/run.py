@@ -543,17 +543,21 @@ def resolve(spec: Spec) -> Resolved:
 
 def _directory(r: Resolved, options: RunOptions, ctx: Ctx,
                verify: bool) -> tuple[target_mod.Target, Path]:
-    tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                     wait=options.wait > 0), ctx.world)
     name = r.training.name
-    have = list_datasets(tgt.root)
-    others = [x for x in have if x != name]
-    # a second workload's data beside the first is refused once, when it is added
-    if others and name not in have and not (options.force or verify):
-        raise TargetError(
-            f"--target {tgt.root}: already holds the {', '.join(others)} data set(s); pass "
-            f"--force to add {name} beside them, or use another --target")
-    return tgt, tgt.subdir(f"{DATAGEN_DIR}/{name}")
+
+    def prepare_target() -> target_mod.Target:
+        tgt = target_mod.prepare(options.target, force=options.force, wait=options.wait > 0)
+        have = list_datasets(tgt.root)
+        others = [x for x in have if x != name]
+        # a second workload's data beside the first is refused once, when it is added
+        if others and name not in have and not (options.force or verify):
+            raise TargetError(
+                f"--target {tgt.root}: already holds the {', '.join(others)} data set(s); "
+                f"pass --force to add {name} beside them, or use another --target")
+        return tgt
+
+    tgt = dist.root_first(prepare_target, ctx.world)
+    return tgt, dist.root_first(lambda: tgt.subdir(f"{DATAGEN_DIR}/{name}"), ctx.world)
 
 
 def what_if(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> dict[str, Any]:
@@ -584,7 +588,6 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
     if spec.auto_size and not ctx.json_out:
         _say(ctx, f"--auto-size: {ts.files} files; " + "; ".join(r.reasons))
     with target_mod.locked():
-        tgt, directory = _directory(r, options, ctx, spec.verify)
         spec_d = {**to_dict(ts), "content": spec.content, "jobs": r.jobs,
                   "verify": spec.verify}
         if r.dlio is not None:
@@ -592,8 +595,16 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
         rec = Recorder("datagen", ts.name, spec_d)
         if r.dlio is not None:
             r.dlio.announce(rec.warnings)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(res: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            tgt, directory = _directory(r, options, ctx, spec.verify)
+            ready.update(tgt=tgt, directory=directory)
+            return tgt.root
 
         def body(res: Recorder) -> None:
+            tgt, directory = ready["tgt"], ready["directory"]
             if spec.verify:  # reading every file once is enough: rank 0 does it under MPI
                 if ctx.world.is_root:
                     run_verify(res, ts.name, directory, r.jobs, ctx)
@@ -601,9 +612,7 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
                 generate(res, ts, spec.content, directory, tgt, r.jobs, options.force, ctx)
                 check_size(res, spec.dataset_size, r.host_ram if spec.auto_size else None)
 
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, body, opts, ctx)
+        return runner.run(rec, body, options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:

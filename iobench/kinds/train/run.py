@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from iobench import cache as cache_mod
@@ -414,77 +415,90 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
     w = ctx.world
     target = options.target
     with target_mod.locked():
-        def prepare() -> target_mod.Target:
-            if not target.exists():
-                raise UsageError(f"--target {target}: does not exist; generate the data set "
-                                 f"first: iobench datagen {workload.name} --target {target}")
-            return target_mod.prepare(target, force=options.force, wait=options.wait > 0)
-
-        tgt = dist.root_first(prepare, w)
-        from iobench.kinds.train import dataset as ds_mod
-
-        def open_dataset() -> tuple[Any, Dataset]:
-            if spec.data_folder is not None:
-                assert imp is not None
-                assert imp.dlio_format is not None
-                dg, ds = ds_mod.open_dlio_folder(spec.data_folder, workload, imp.dlio_format)
-            else:
-                dg, ds = ds_mod.open_for_training(tgt.root, workload)
-            if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
-                dg = dataclasses.replace(dg, _index={})
-            return dg, ds
-
-        # rank 0 checks the manifest and indexes every shard once; the other ranks receive
-        # the sample table instead of reading every shard's index again (and every rank
-        # derives the same per-epoch shuffle from the seed)
-        dg, ds = dist.root_first_value(open_dataset, w)
-        if spec.decode:
-            ds.decode = ds_mod.decoder(dg)
-            ds.stream_decode = ds_mod.stream_decoder(dg)
-        n_acc = spec.accelerators or 1
-        _check_steps(ds, workload, n_acc if not spec.find_max else 1)
-        checkpoint_every = spec.checkpoint_every
-        checkpoint_size = spec.checkpoint_size
-        if spec.dlio_checkpoint_epochs:  # a DLIO checkpoint every N epochs: in steps
-            from iobench.kinds.train.plan import steps_per_epoch
-
-            per_epoch = steps_per_epoch(ds.table.count, n_acc, workload.batch_size)
-            checkpoint_every = spec.dlio_checkpoint_epochs * (
-                min(per_epoch, spec.max_steps) if spec.max_steps else per_epoch)
-        if spec.dlio_checkpoint_sizing and checkpoint_size is not None:
-            # DLIO 2.0.0 sizing: under type all_ranks every accelerator (DLIO rank) writes
-            checkpoint_size = imp.checkpoint_sizing.total_bytes(n_acc)
-        if checkpoint_size is not None:
-            tgt.check_space(2 * checkpoint_size, f"checkpoints of "
-                            f"{format_bytes(checkpoint_size)} during training (two kept)")
-        o = TrainOptions(
-            accelerator=spec.accelerator.lower(), accelerators=n_acc, compute_s=compute_s,
-            compute_source=source, epochs=spec.epochs or workload.epochs, engine=spec.engine,
-            cache=spec.cache, read_threads=spec.read_threads or workload.read_threads,
-            prefetch=spec.prefetch, decode=spec.decode, runs=spec.runs,
-            seed=workload.seed if spec.seed is None else spec.seed,
-            block_size=spec.block_size, max_steps=spec.max_steps, find_max=spec.find_max,
-            probe_steps=spec.probe_steps, checkpoint_every=checkpoint_every or 0,
-            checkpoint_size=checkpoint_size or 0, checkpoint_mode=spec.checkpoint_mode,
-            read_rate_limit=float(spec.read_rate_limit or 0),
-            au_excludes_stalls=imp is not None)
-        spec_d = {**to_dict(workload), "options": dataclasses.asdict(o),
-                  "dataset": {"directory": str(dg.root), "files": len(ds.files),
-                              "samples": ds.table.count, "bytes": dg.total_bytes,
-                              "sample_bytes": ds.table.total_bytes}}
+        # what needs no other rank and not the target; the rest is prepare()'s, after the
+        # provisional result exists (a rank killed there still leaves one)
+        rec = Recorder(kind="train", name=workload.name, spec=to_dict(workload),
+                       engine=spec.engine)
         if imp is not None:
-            spec_d["dlio"] = imp.record()  # where the workload came from, key by key
-            if imp.checkpoint_sizing is not None and o.checkpoint_every:
-                spec_d["dlio"]["checkpoint_sizing"] = imp.checkpoint_sizing.record(n_acc)
-        rec = Recorder(kind="train", name=workload.name, spec=spec_d, engine=spec.engine)
-        if imp is not None:
+            rec.spec["dlio"] = imp.record()
             warning = imp.warning()
             if warning is not None:
                 rec.warnings.append(warning)
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, lambda r: run_training(r, workload, o, ds, tgt, dg.total_bytes,
-                                                      ctx), opts, ctx)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(r: Recorder) -> Path:
+            def prepare_target() -> target_mod.Target:
+                if not target.exists():
+                    raise UsageError(f"--target {target}: does not exist; generate the data set "
+                                     f"first: iobench datagen {workload.name} --target {target}")
+                return target_mod.prepare(target, force=options.force, wait=options.wait > 0)
+
+            tgt = dist.root_first(prepare_target, w)
+            from iobench.kinds.train import dataset as ds_mod
+
+            def open_dataset() -> tuple[Any, Dataset]:
+                if spec.data_folder is not None:
+                    assert imp is not None
+                    assert imp.dlio_format is not None
+                    dg, ds = ds_mod.open_dlio_folder(spec.data_folder, workload, imp.dlio_format)
+                else:
+                    dg, ds = ds_mod.open_for_training(tgt.root, workload)
+                if w.size > 1:  # the sample table travels in `ds`: the shard indexes need not
+                    dg = dataclasses.replace(dg, _index={})
+                return dg, ds
+
+            # rank 0 checks the manifest and indexes every shard once; the other ranks receive
+            # the sample table instead of reading every shard's index again (and every rank
+            # derives the same per-epoch shuffle from the seed)
+            dg, ds = dist.root_first_value(open_dataset, w)
+            if spec.decode:
+                ds.decode = ds_mod.decoder(dg)
+                ds.stream_decode = ds_mod.stream_decoder(dg)
+            n_acc = spec.accelerators or 1
+            _check_steps(ds, workload, n_acc if not spec.find_max else 1)
+            checkpoint_every = spec.checkpoint_every
+            checkpoint_size = spec.checkpoint_size
+            if spec.dlio_checkpoint_epochs:  # a DLIO checkpoint every N epochs: in steps
+                from iobench.kinds.train.plan import steps_per_epoch
+
+                per_epoch = steps_per_epoch(ds.table.count, n_acc, workload.batch_size)
+                checkpoint_every = spec.dlio_checkpoint_epochs * (
+                    min(per_epoch, spec.max_steps) if spec.max_steps else per_epoch)
+            if spec.dlio_checkpoint_sizing and checkpoint_size is not None:
+                # DLIO 2.0.0 sizing: under type all_ranks every accelerator (DLIO rank) writes
+                checkpoint_size = imp.checkpoint_sizing.total_bytes(n_acc)
+            if checkpoint_size is not None:
+                tgt.check_space(2 * checkpoint_size, f"checkpoints of "
+                                f"{format_bytes(checkpoint_size)} during training (two kept)")
+            o = TrainOptions(
+                accelerator=spec.accelerator.lower(), accelerators=n_acc, compute_s=compute_s,
+                compute_source=source, epochs=spec.epochs or workload.epochs, engine=spec.engine,
+                cache=spec.cache, read_threads=spec.read_threads or workload.read_threads,
+                prefetch=spec.prefetch, decode=spec.decode, runs=spec.runs,
+                seed=workload.seed if spec.seed is None else spec.seed,
+                block_size=spec.block_size, max_steps=spec.max_steps, find_max=spec.find_max,
+                probe_steps=spec.probe_steps, checkpoint_every=checkpoint_every or 0,
+                checkpoint_size=checkpoint_size or 0, checkpoint_mode=spec.checkpoint_mode,
+                read_rate_limit=float(spec.read_rate_limit or 0),
+                au_excludes_stalls=imp is not None)
+            spec_d = {**to_dict(workload), "options": dataclasses.asdict(o),
+                      "dataset": {"directory": str(dg.root), "files": len(ds.files),
+                                  "samples": ds.table.count, "bytes": dg.total_bytes,
+                                  "sample_bytes": ds.table.total_bytes}}
+            if imp is not None:
+                spec_d["dlio"] = imp.record()  # where the workload came from, key by key
+                if imp.checkpoint_sizing is not None and o.checkpoint_every:
+                    spec_d["dlio"]["checkpoint_sizing"] = imp.checkpoint_sizing.record(n_acc)
+            r.spec.clear()
+            r.spec.update(spec_d)
+            ready.update(o=o, ds=ds, tgt=tgt, total=dg.total_bytes)
+            return tgt.root
+
+        def body(r: Recorder) -> None:
+            run_training(r, workload, ready["o"], ready["ds"], ready["tgt"], ready["total"],
+                         ctx)
+
+        return runner.run(rec, body, options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
