@@ -73,7 +73,7 @@ def test_aio_time_based_wraps_and_stops(tmp_path, ring):
                   queue_depth=4, direct=True, runtime=0.3)
     p = native.run(spec)[0]
     assert p["ops"] > 64  # more than one pass over the 64 blocks
-    assert 0.25 < p["seconds"] < 3
+    assert p["seconds"] >= 0.3 * 0.98  # ran its runtime (no upper bound: not a speed test)
     assert p["bytes"] == p["ops"] * 4096
 
 

@@ -46,7 +46,8 @@ def test_io_direct_queue_depth_runtime(runner, tmp_path):
                           "--results-dir", str(tmp_path / "r")])
     p = d["phases"][0]
     assert d["cache"]["method"] == "o_direct"
-    assert 0.25 < p["seconds"] < 3
+    assert p["seconds"] >= 0.3 * 0.98  # time-based: runs (at least) its runtime; no upper
+    # bound (a busy machine may overshoot the deadline by a scheduling delay)
     assert p["bytes"] == p["ops"] * 4096
     assert len(d["phases"][0]["timeline"]["bytes"]) >= 1
 
