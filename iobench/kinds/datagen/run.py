@@ -11,16 +11,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import multiprocessing as mp
 import os
-import signal
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from iobench import dist, interrupt, runner, safepath
+from iobench import dist, interrupt, procpool, runner, safepath
 from iobench import target as target_mod
 from iobench.content import Content
 from iobench.errors import RunFailed, SpecError, TargetError, UsageError
@@ -132,18 +130,14 @@ def plan_info(spec: TrainingSpec, p: plan_mod.Plan, tgt: target_mod.Target, dire
 
 
 # --- generation ------------------------------------------------------------------------
-def _init_worker(counter: Any, parent_pid: int | None = None) -> None:
-    # Ctrl-C goes to the whole process group: only the parent handles it and stops the
-    # pool, so workers never die half-way through a manifest update they do not own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _init_worker(slot: int, counter: Any, parent_pid: int | None = None) -> None:
+    # Ctrl-C and SIGTERM go to the whole process group: only the parent handles them and
+    # stops the workers (procpool ignores both in its workers and kills them by PID).
     interrupt.die_with_parent(parent_pid)  # a SIGKILLed parent leaves no worker behind
-    writer.set_progress_counter(counter, defer_sync=True)
+    writer.set_progress_counter(counter, slot, defer_sync=True)
 
 
-def _init_verify_worker(parent_pid: int | None = None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _init_verify_worker(slot: int, parent_pid: int | None = None) -> None:
     interrupt.die_with_parent(parent_pid)
 
 
@@ -281,11 +275,13 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
     need = p.est_bytes * len(todo) // max(1, spec.files)
     skipped = spec.files - len(all_todo)
     failure: str | None = None
-    mpc = mp.get_context("fork")
-    counter = mpc.Value("q", 0)
+    nproc = max(1, min(jobs, len(todo) or 1))
+    counter = procpool.counter(nproc)
     written = 0
     worker_rss = 0
-    pool = (mpc.Pool(max(1, min(jobs, len(todo) or 1)), _init_worker, (counter, os.getpid()))
+    pool = (procpool.ProcPool(nproc, plan_mod.generate_shard,
+                              [writer.ShardJob(spec, s, directory, content) for s in todo],
+                              _init_worker, (counter, os.getpid()))
             if todo else None)
     # the clock starts once the workers exist (as fio's runtime starts after its jobs
     # forked) and stops when the last file's fsync returned
@@ -321,18 +317,10 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
     try:
         with ctx.progress(f"datagen {spec.name}", need) as bar:
             if pool is not None:
-                it = pool.imap_unordered(
-                    plan_mod.generate_shard,
-                    [writer.ShardJob(spec, s, directory, content) for s in todo], chunksize=1)
                 seen = 0
-                while True:
-                    try:
-                        shard, recs, rss = it.next(timeout=0.2)
-                    except mp.TimeoutError:
-                        pass
-                    except StopIteration:
-                        break
-                    else:
+                for got in pool.results(timeout=0.2):
+                    if got is not None:
+                        shard, recs, rss = got
                         worker_rss = max(worker_rss, rss)
                         names = [r.name for r in recs]
                         pending.append((syncer.submit(writer.sync_files, directory, names),
@@ -342,7 +330,7 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
                     if time.monotonic() - last_save >= _SAVE_EVERY_S:
                         save(m)
                         last_save = time.monotonic()
-                    now = counter.value
+                    now = sum(counter)
                     bar.advance(now - seen)
                     seen = now
                 settle(wait=True)
@@ -352,8 +340,7 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
     finally:
         with interrupt.shield():  # a second Ctrl-C cannot cut the workers' shutdown short
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                pool.stop()  # bounded: kills and reaps by PID, no shared lock to wait on
             syncer.shutdown(wait=True, cancel_futures=True)
             interrupt.take()  # already stopping: the first signal is the one reported
         with contextlib.suppress(BaseException):
@@ -361,7 +348,7 @@ def generate(result: Recorder, spec: TrainingSpec, content: str, directory: Path
                           and x[0].exception() is None]
             settle(wait=True)  # files whose fsync finished count; the rest are redone
         seconds = time.perf_counter() - t0
-        nbytes = int(counter.value)
+        nbytes = int(sum(counter))
         save(m)
         if w.size > 1:  # one manifest and one phase for the whole world
             def part() -> tuple[int, int, int, int, int]:
@@ -459,22 +446,18 @@ def run_verify(result: Recorder, spec_name: str, directory: Path, jobs: int,
             checks.append((directory / name, int(e["size"]), int(e["crc32c"])))
     t0 = time.perf_counter()
     nbytes = 0
-    mpc = mp.get_context("fork")
-    # Forked workers would inherit the runner's SIGTERM handler (which raises in the
-    # parent to keep a partial result): reset it, or Pool.terminate can hang on a worker
-    # that turned SIGTERM into an exception half-way through a queue operation.
-    pool = mpc.Pool(max(1, min(jobs, len(checks) or 1)), _init_verify_worker, (os.getpid(),))
+    # procpool: workers ignore the signals the runner turns into a partial result, and a
+    # stop kills them by PID (bounded, whatever they were doing)
+    pool = procpool.ProcPool(jobs, _check_file, checks, _init_verify_worker, (os.getpid(),))
     try:
-        for name, problem, n in pool.imap_unordered(_check_file, checks, chunksize=1):
-            nbytes += n
-            if problem:
-                bad.append((name, problem))
-    except BaseException:
-        pool.terminate()
-        pool.join()
-        raise
-    pool.close()  # all results are in: let the workers exit on their own
-    pool.join()
+        for got in pool.results(timeout=0.5):
+            if got is not None:
+                name, problem, n = got
+                nbytes += n
+                if problem:
+                    bad.append((name, problem))
+    finally:
+        pool.stop()
     seconds = time.perf_counter() - t0
     result.add_phase(make_phase("verify", nbytes=nbytes, seconds=seconds, ops=len(checks),
                                 direction="read",

@@ -45,9 +45,10 @@ _progress: Any = None
 _defer_sync = False
 
 
-def set_progress_counter(counter: Any, defer_sync: bool = False) -> None:
+def set_progress_counter(counter: Any, slot: int = 0, defer_sync: bool = False) -> None:
+    """`counter` is a lock-free array (procpool.counter); this process adds to `slot`."""
     global _progress, _defer_sync
-    _progress = counter
+    _progress = (counter, slot)
     _defer_sync = defer_sync
 
 
@@ -71,9 +72,9 @@ def sync_files(directory: Path, names: list[str]) -> None:
 
 
 def _advance(n: int) -> None:
-    if _progress is not None:
-        with _progress.get_lock():
-            _progress.value += n
+    if _progress is not None:  # no lock: a worker killed here cannot wedge the parent
+        counter, slot = _progress
+        counter[slot] += n
 
 
 def crc32c(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
