@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import fio, io
+from iobench.kinds import fio, infer_load, infer_randread, io
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -63,7 +63,19 @@ def _fio(target: Path, options: RunOptions, ctx: Any) -> Any:
     return fio.execute(fio.build(job), options, ctx)
 
 
-KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {"io": _io, "fio": _fio}
+def _infer_load(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = infer_load.build(model="tiny", precisions="bf16", methods="pread", chunk="256k")
+    return infer_load.execute(spec, options, ctx)
+
+
+def _infer_randread(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = infer_randread.build(file_size="64KiB", files=2, block_sizes="4k",
+                                queue_depths="1", runtime="0.05s", cache="allow")
+    return infer_randread.execute(spec, options, ctx)
+
+
+KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {
+    "io": _io, "fio": _fio, "infer-load": _infer_load, "infer-randread": _infer_randread}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

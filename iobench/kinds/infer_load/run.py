@@ -36,16 +36,25 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
     m, ps = plans(spec)
     w = ctx.world
     with target_mod.locked():
-        tgt = dist.root_first(lambda: target_mod.prepare(options.target, force=options.force,
-                                                         wait=options.wait > 0), w)
         spec_dict: dict[str, Any] = {"model": m.name, **spec.to_dict(),
                                      "model_spec": m.to_dict()}
         if w.size > 1:
             spec_dict["ranks"] = w.size
         rec = Recorder("infer-load", m.name, spec=spec_dict, engine="native")
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, lambda r: measure(spec, m, ps, tgt, r, ctx), opts, ctx)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(r: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            tgt = dist.root_first(lambda: target_mod.prepare(
+                options.target, force=options.force, wait=options.wait > 0), w)
+            ready.update(tgt=tgt, root=dist.root_first(
+                lambda: tgt.subdir(f"infer/models/{m.name}"), w))
+            return tgt.root
+
+        def body(r: Recorder) -> None:
+            measure(spec, m, ps, ready["tgt"], ready["root"], r, ctx)
+
+        return runner.run(rec, body, options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
@@ -59,11 +68,10 @@ def _residency(paths: list[Path]) -> dict[str, Any]:
 
 
 def measure(spec: Spec, m: preset.InferenceModel, plans: list[files_mod.ModelPlan],
-            tgt: target_mod.Target, res: Recorder, ctx: Ctx) -> None:
+            tgt: target_mod.Target, root: Path, res: Recorder, ctx: Ctx) -> None:
     w = ctx.world
     fmt = spec.format
     opts = load_mod.LoadOptions(threads=spec.threads, chunk=spec.chunk, discard=spec.discard)
-    root = dist.root_first(lambda: tgt.subdir(f"infer/models/{m.name}"), w)
 
     def write_weights() -> None:  # rank 0 writes; the others read what it wrote
         todo = [p for p in plans if not files_mod.is_complete(p, root)]
