@@ -325,21 +325,39 @@ class untimed:  # noqa: N801 - used as `with verify.untimed():`
     records it, so the run's byte audit leaves it out (and shows it) instead of warning
     about it. The calling thread's own counters are read (other threads may be moving
     measured bytes meanwhile); `children=True` reads the process's, for a block that
-    runs and reaps a child process (fio) while nothing else moves bytes."""
+    runs and reaps a child process (fio) while nothing else moves bytes.
 
-    def __init__(self, children: bool = False) -> None:
+    `mirror=True` is for messages on a pipe to a worker process of this run (a rank
+    process, a replica): the worker counts the bytes this thread wrote as its rchar and
+    the bytes it read as its wchar, and they reach this process's counters when it is
+    reaped; both halves are recorded. A run whose workers exchange every message this
+    way is judged on equality, not only on a lower bound (judge_run's `workers`)."""
+
+    def __init__(self, children: bool = False, mirror: bool = False) -> None:
         self.thread = not children
+        self.mirror = mirror
 
     def __enter__(self) -> untimed:
+        own = _SELF_READ[0]
         self.io0 = proc_io(self.thread)
+        # that read itself lands in rchar inside the window; it is already counted as
+        # the audit's own /proc read (own_proc_read_bytes), so not here again
+        self.own_read = _SELF_READ[0] - own
         return self
 
     def __exit__(self, *exc: object) -> None:
         io1 = proc_io(self.thread)
+        delta = {k: v - self.io0[k] for k, v in io1.items() if k in self.io0}
+        if "rchar" in delta:
+            delta["rchar"] -= self.own_read
+        if self.mirror:
+            moved = delta.get("rchar", 0) + delta.get("wchar", 0)
+            delta["rchar"] = delta["wchar"] = moved
         for w in _OPEN:
-            for k, v in io1.items():
-                if k in self.io0:
-                    w.untimed[k] = w.untimed.get(k, 0) + v - self.io0[k]
+            for k, v in delta.items():
+                w.untimed[k] = w.untimed.get(k, 0) + v
+            if self.mirror:
+                w.workers_accounted = True
 
 
 ELF_HEADER_READ = 832  # what the dynamic loader read(2)s of each shared object (x86-64)
@@ -386,6 +404,7 @@ class RunWindow:
         self.device = device_of(target) if target is not None and str(target) else None
         self.untimed: dict[str, int] = {}
         self.nested: dict[str, int] = {}  # runs inside this one (suite steps): their own audit
+        self.workers_accounted = False  # worker pipes declared with untimed(mirror=True)
         self.imported: list[str] = []
         self.null = startup_allowance("native")
         self.self0 = _SELF_READ[0]
@@ -409,21 +428,54 @@ class RunWindow:
         return self
 
 
+COUNTERS = ("rchar", "wchar", "read_bytes", "write_bytes")
+NO_COUNTER = "none"  # metrics.byte_counter: no counter of this process tree sees the bytes
+
+
 def phase_counter(phase: Mapping[str, Any], ioengine: str | None = None) -> str | None:
     """The /proc/self/io counter that sees a phase's bytes, or None when no counter of
     this process does: not a read or write, bytes counted in other phases too (metrics
     `summary`), bytes moved on other hosts (fio client/server: `client`, `clients`) or in
-    memory (engine `ram`)."""
+    memory (engine `ram`), or a kind says so (metrics `byte_counter: none`: pages of a
+    mapping touched, not read(2)). A kind whose phase is seen by another counter than
+    its queue implies names it in `byte_counter` (e.g. 'read_bytes')."""
+    return None if left_out(phase, ioengine) else _counter(phase, ioengine)
+
+
+def _counter(phase: Mapping[str, Any], ioengine: str | None) -> str:
     m = phase.get("metrics") or {}
-    if phase.get("direction") not in ("read", "write") or phase.get("engine") == "ram":
-        return None
-    if m.get("summary") or "client" in m or "clients" in m or m.get("rank") is not None:
-        return None
+    if m.get("byte_counter") in COUNTERS:
+        return str(m["byte_counter"])
     a = (m.get("verify") or {}).get("audit") or {}
     if a.get("counter"):
         return str(a["counter"])
     return counter_for(str(phase["direction"]), m.get("queue"),
                        ioengine if phase.get("engine") == "fio" else None)
+
+
+def left_out(phase: Mapping[str, Any], ioengine: str | None = None) -> str | None:
+    """Why the run's byte audit does not count this phase's bytes, or None if it does."""
+    m = phase.get("metrics") or {}
+    engine = m.get("ioengine") or (ioengine if phase.get("engine") == "fio" else None)
+    if phase.get("direction") not in ("read", "write"):
+        return f"direction {phase.get('direction')}: no bytes to a file"
+    if phase.get("engine") == "ram":
+        return "moved in memory (engine ram)"
+    if m.get("summary"):
+        return "an aggregate: its bytes are in other phases too"
+    if "client" in m or "clients" in m:
+        return "moved on other hosts (fio client/server)"
+    if m.get("rank") is not None:
+        return "one MPI rank's share"
+    if m.get("byte_counter") == NO_COUNTER:
+        return str(m.get("byte_counter_why") or "no counter of this process sees them")
+    if m.get("direct") is False and m.get("byte_counter") not in COUNTERS and \
+            counter_for("read", m.get("queue"), engine) == "read_bytes":
+        # Linux AIO / io_uring bypass rchar/wchar, and buffered they hit the page cache,
+        # which read_bytes/write_bytes (the block layer) do not see either
+        return ("buffered AIO/io_uring: rchar/wchar do not see it and the block layer only "
+                "what missed the page cache")
+    return None
 
 
 _BLOCK = ("read_bytes", "write_bytes")
@@ -444,9 +496,13 @@ def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
     measured: dict[str, int] = {}
     by_direction = {"read": 0, "write": 0}
     fio_phases = 0
+    unaudited: list[dict[str, Any]] = []
     for p in phases:
         c = phase_counter(p, ioengine)
         if c is None:
+            if p.get("direction") in ("read", "write") and p.get("bytes"):
+                unaudited.append({"phase": p.get("name"), "bytes": int(p["bytes"]),
+                                  "why": left_out(p, ioengine)})
             continue
         measured[c] = measured.get(c, 0) + int(p["bytes"])
         by_direction[str(p["direction"])] += int(p["bytes"])
@@ -464,16 +520,17 @@ def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
         "nested_bytes": dict(rw.nested), "own_proc_read_bytes": rw.self_read, "checks": [],
         "cpu_s": round(cpu, 4), "cpu_s_per_gb": round(cpu / (moved / 1e9), 4) if moved else None,
         "tolerance_pct": TOLERANCE * 100, "surplus_floor_bytes": SURPLUS_FLOOR,
-        "warnings": []}
+        "left_out": unaudited, "warnings": []}
     if ranks > 1:  # the counters are this process's, the phases every rank's
         out["skipped"] = (f"under MPI ({ranks} ranks) /proc/self/io counts rank 0 only; the "
                           "phases carry every rank's bytes")
         out.pop("checks")
+        out["verdict"] = "skipped"
         return out
     warn: list[str] = out["warnings"]
     # worker processes (not fio) ran and were reaped: their pipes to this process count
     # in rchar/wchar too, so those counters can only bound the bytes from below
-    workers = (w.cpu1[1] - w.cpu0[1]) > 0 and not fio_phases
+    workers = (w.cpu1[1] - w.cpu0[1]) > 0 and not fio_phases and not rw.workers_accounted
     if workers:
         out["note"] = ("worker processes ran: their pipe traffic counts in rchar/wchar, so "
                        "a surplus there is not judged (a shortfall is)")
@@ -510,7 +567,42 @@ def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
                 warn.append(f"byte audit: {w.device} moved {dev:,} bytes for the {want:,} "
                             f"{direction} bytes measured past the page cache: they did not "
                             "all reach it")
-    out["agrees"] = not warn
+    judged = bool(out["checks"])
+    out["agrees"] = not warn if judged or warn else None
+    out["verdict"] = ("differs" if warn else "agrees" if judged
+                      else "unchecked")  # no phase's bytes are seen by a counter here
+    return out
+
+
+def summarise_steps(children: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A suite's audit: each step's result carries its own (judge_run, measured while the
+    step ran); the suite lists every step's verdict and is `differs` if any step's is,
+    `agrees` if every judged step agrees, `unchecked` if none could be judged."""
+    rows: list[dict[str, Any]] = []
+    for c in children:
+        a = c.get("audit") or {}
+        verdict = a.get("verdict") or ("error" if a.get("error") else
+                                       "none" if not a else
+                                       "agrees" if a.get("agrees") else "differs")
+        row: dict[str, Any] = {"step": c.get("step_id"), "kind": c.get("kind"),
+                               "verdict": verdict}
+        if a.get("warnings"):
+            row["warnings"] = list(a["warnings"])
+        if a.get("error"):
+            row["error"] = a["error"]
+        rows.append(row)
+    verdicts = [r["verdict"] for r in rows]
+    out: dict[str, Any] = {"steps": rows,
+                           "counts": {v: verdicts.count(v) for v in sorted(set(verdicts))}}
+    bad = [r for r in rows if r["verdict"] == "differs"]
+    out["warnings"] = [f"byte audit: step '{r['step']}' differs: {w}"
+                       for r in bad for w in r.get("warnings") or ["(see its result)"]]
+    if bad:
+        out["verdict"], out["agrees"] = "differs", False
+    elif "agrees" in verdicts:
+        out["verdict"], out["agrees"] = "agrees", True
+    else:
+        out["verdict"], out["agrees"] = "unchecked", None
     return out
 
 
@@ -522,6 +614,12 @@ def audit_line(a: Mapping[str, Any]) -> str:
         return ""
     if a.get("skipped"):
         return f"byte audit: {a['skipped']}"
+    if "counts" in a:  # a suite: its steps' own audits
+        counts = ", ".join(f"{n} {v}" for v, n in a["counts"].items())
+        return f"byte audit ({a['verdict']}): steps: {counts}"
+    if a.get("verdict") == "unchecked":
+        why = "; ".join(sorted({str(x["why"]) for x in a.get("left_out") or []}))
+        return "byte audit: nothing to check" + (f" ({why})" if why else "")
     parts = []
     for c in a.get("checks") or []:
         sign = ("=" if c["bound"] == "equal" else ">=") if c["agrees"] else "!="

@@ -298,6 +298,12 @@ ENGINE_PHASE_METRICS: dict[str, Metric] = {m.name: m for m in (
            "block)", phase=True),
     metric("verify", "neither", "achieved depth, byte audit, CPU per GB (iobench.verify)",
            unit="text", phase=True),
+    metric("byte_counter", "neither", "the /proc/self/io counter that sees the phase's "
+           "bytes when the queue does not imply it, or 'none' (e.g. mapped pages touched): "
+           "the run's byte audit (iobench.verify.judge_run) judges it on that counter or "
+           "leaves it out", unit="text", phase=True, optional=True),
+    metric("byte_counter_why", "neither", "why the byte audit leaves the phase out "
+           "(byte_counter 'none')", unit="text", phase=True, optional=True),
     metric("rank", "neither", "the MPI rank of a per-rank phase", unit="count", phase=True),
     metric("summary", "neither", "the phase's bytes are also counted in other phases (an "
            "aggregate): the run's byte audit (iobench.verify.judge_run) leaves it out",

@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 from iobench import dist, interrupt
-from iobench.kinds import checkpoint, datagen, fio, io, kvcache, train, vector
+from iobench.kinds import (
+    checkpoint,
+    datagen,
+    fio,
+    infer_load,
+    infer_randread,
+    io,
+    kvcache,
+    train,
+    vector,
+)
 from iobench.kinds.base import Ctx, RunOptions
 
 
@@ -92,10 +102,23 @@ def _train(target: Path, options: RunOptions, ctx: Any) -> Any:
     return train.execute(train.build(workload="tiny", epochs=1, cache="allow"), options, ctx)
 
 
+def _infer_load(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = infer_load.build(model="tiny", precisions="bf16", methods="pread", chunk="256k")
+    return infer_load.execute(spec, options, ctx)
+
+
+def _infer_randread(target: Path, options: RunOptions, ctx: Any) -> Any:
+    spec = infer_randread.build(file_size="64KiB", files=2, block_sizes="4k",
+                                queue_depths="1", runtime="0.05s", cache="allow")
+    return infer_randread.execute(spec, options, ctx)
+
+
 KINDS: dict[str, Callable[[Path, RunOptions, Any], Any]] = {
     "checkpoint": _checkpoint,
     "datagen": _datagen,
     "fio": _fio,
+    "infer-load": _infer_load,
+    "infer-randread": _infer_randread,
     "io": _io,
     "kvcache": _kvcache,
     "train": _train,

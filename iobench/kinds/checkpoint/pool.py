@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from iobench import interrupt
+from iobench import interrupt, verify
 from iobench.errors import RunFailed
 from iobench.kinds.checkpoint.rankio import RankJob, read_rank, reset_peak_rss, write_rank
 
@@ -79,8 +79,11 @@ class RankPool:
         assert len(jobs) == self.n
         with self.counter.get_lock():
             self.counter.value = 0
-        for c, job in zip(self.conns, jobs, strict=True):
-            c.send((op, job))
+        # the messages to and from the rank processes cross pipes: both ends count them
+        # (rchar, wchar), none is a measured byte (iobench.verify.untimed(mirror=True))
+        with verify.untimed(mirror=True):
+            for c, job in zip(self.conns, jobs, strict=True):
+                c.send((op, job))
         results: list[dict[str, Any] | None] = [None] * self.n
         pending = dict(enumerate(self.conns))
         seen = 0
@@ -94,7 +97,8 @@ class RankPool:
             for c in ready:
                 i = next(k for k, v in pending.items() if v is c)
                 try:
-                    results[i] = self.conns[i].recv()
+                    with verify.untimed(mirror=True):
+                        results[i] = self.conns[i].recv()
                 except EOFError:
                     raise RunFailed(f"rank {i} (pid {self.procs[i].pid}) died during {op} "
                                     f"(exit code {self.procs[i].exitcode}); out of memory? "
@@ -124,7 +128,7 @@ class RankPool:
                     c.close()
             return
         for c in self.conns:
-            with contextlib.suppress(OSError, BrokenPipeError):
+            with contextlib.suppress(OSError, BrokenPipeError), verify.untimed(mirror=True):
                 c.send(None)
         for p in self.procs:
             p.join(2)

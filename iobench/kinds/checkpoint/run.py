@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from iobench import cache as cache_mod
-from iobench import dist, runner, safepath
+from iobench import dist, runner, safepath, verify
 from iobench import spec as spec_mod
 from iobench import target as target_mod
 from iobench.errors import RunFailed, UsageError
@@ -303,14 +303,15 @@ class Runner:
                     for path, lst in r["crc32c"].items():
                         crcs[Path(path).name] = lst
                 files = [f for r in p.ranks for f in p.files[r]]
-                self._on_root(layout.write_manifest, step_path, p.layout, {
+                self._on_root(_untimed(layout.write_manifest), step_path, p.layout, {
                     "model": p.spec.name, "layout": p.layout, "step": step, "seed": seed,
                     "content": "random", "chunk_bytes": CHUNK, "ranks": list(p.ranks),
                     "mode": p.mode, "scale": p.scale,
                     "parallelism": dataclasses.asdict(p.spec.parallelism)}, files, crcs)
             if p.layout == "deepspeed":
                 # DeepSpeed's tag file, written after every rank saved (as rank 0 does)
-                self._on_root(safepath.write_file, self.root / "latest", f"global_step{step}")
+                self._on_root(_untimed(safepath.write_file), self.root / "latest",
+                              f"global_step{step}")
             self.written.append((step, step_path))
             if self.spec.keep and len(self.written) > self.spec.keep:
                 old_step, old = self.written.pop(0)
@@ -322,7 +323,8 @@ class Runner:
         found = []
         for d in self.root.iterdir() if self.root.is_dir() else []:
             if d.is_dir() and (d / layout.manifest_name(self.plan.layout)).exists():
-                doc = layout.read_manifest(d, self.plan.layout)
+                with verify.untimed():  # bookkeeping, not a measured byte
+                    doc = layout.read_manifest(d, self.plan.layout)
                 found.append((int(doc["step"]), d))
         if not found:
             raise UsageError(
@@ -332,7 +334,8 @@ class Runner:
         return found[-self.spec.count:]
 
     def _read_jobs(self, step_path: Path) -> tuple[list[RankJob], list[Path], tuple[int, ...]]:
-        doc = layout.read_manifest(step_path, self.plan.layout)
+        with verify.untimed():  # bookkeeping, not a measured byte
+            doc = layout.read_manifest(step_path, self.plan.layout)
         ranks = tuple(int(r) for r in doc["ranks"])
         by_rank: dict[int, list[FileJob]] = {r: [] for r in ranks}
         paths = []
@@ -387,6 +390,15 @@ class Runner:
             more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
             raise RunFailed(f"restore verification failed: {m['path']}: offset {m['offset']}: "
                             f"{m['what']}{more}")
+
+
+def _untimed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` with its I/O declared untimed (manifests, DeepSpeed's `latest`): the run's
+    byte audit leaves it out (iobench.verify.untimed)."""
+    def call(*args: Any) -> Any:
+        with verify.untimed():
+            return fn(*args)
+    return call
 
 
 def finish_metrics(result: Recorder, plan: Plan, spec: Spec) -> None:

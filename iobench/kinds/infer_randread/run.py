@@ -8,9 +8,11 @@ randread` is options -> Spec -> run -> render.
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 from iobench import cache as cache_mod
-from iobench import dist, runner
+from iobench import dist, runner, verify
 from iobench import target as target_mod
 from iobench.errors import UsageError
 from iobench.kinds.base import Ctx, RunOptions, default_ctx
@@ -29,21 +31,29 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> runner.O
         fio_binary()  # missing fio: one line, before anything is written
     w = ctx.world
     with target_mod.locked():
-        def prepare() -> target_mod.Target:  # on rank 0 first: bad input is reported once
-            if spec.files < w.size:
-                raise UsageError(f"--files {spec.files}: under mpirun each of the {w.size} "
-                                 f"ranks reads its own files; give --files {w.size} or more")
-            return target_mod.prepare(options.target, force=options.force,
-                                      wait=options.wait > 0)
-
-        tgt = dist.root_first(prepare, w)
         spec_dict = spec.to_dict()
         if w.size > 1:
             spec_dict["ranks"] = w.size
         rec = Recorder("infer-randread", "randread", spec=spec_dict, engine=spec.engine)
-        opts = RunOptions(target=tgt.root, results_dir=options.results_dir,
-                          force=options.force, wait=options.wait, save=options.save)
-        return runner.run(rec, lambda r: measure(spec, tgt, r, ctx), opts, ctx)
+        ready: dict[str, Any] = {}  # what prepare() made, for the body
+
+        def prepare(r: Recorder) -> Path:
+            # after the provisional result exists: a rank killed here still leaves one
+            def target() -> target_mod.Target:  # rank 0 first: bad input reported once
+                if spec.files < w.size:
+                    raise UsageError(f"--files {spec.files}: under mpirun each of the "
+                                     f"{w.size} ranks reads its own files; give --files "
+                                     f"{w.size} or more")
+                return target_mod.prepare(options.target, force=options.force,
+                                          wait=options.wait > 0)
+
+            tgt = dist.root_first(target, w)
+            ready.update(tgt=tgt, root=dist.root_first(lambda: tgt.subdir("infer/randread"),
+                                                       w))
+            return tgt.root
+
+        return runner.run(rec, lambda r: measure(spec, ready["tgt"], ready["root"], r, ctx),
+                          options, ctx, prepare=prepare)
 
 
 def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
@@ -51,7 +61,7 @@ def run(spec: Spec, options: RunOptions, ctx: Ctx | None = None) -> Result:
     return execute(spec, options, ctx).result
 
 
-def measure(spec: Spec, tgt: target_mod.Target, res: Recorder, ctx: Ctx) -> None:
+def measure(spec: Spec, tgt: target_mod.Target, root: Path, res: Recorder, ctx: Ctx) -> None:
     """Lay out the files, then measure every cell and add its phase and metrics.
 
     Under mpirun rank r lays out and reads its own files (dist.split) and runs its share
@@ -59,7 +69,6 @@ def measure(spec: Spec, tgt: target_mod.Target, res: Recorder, ctx: Ctx) -> None
     """
     w = ctx.world
     nfiles, file_size, engine = spec.files, spec.file_size, spec.engine
-    root = dist.root_first(lambda: tgt.subdir("infer/randread"), w)
     every = rr.file_set(root, nfiles)
     mine = list(dist.split(nfiles, w))
     paths = [every[i] for i in mine]
@@ -72,7 +81,7 @@ def measure(spec: Spec, tgt: target_mod.Target, res: Recorder, ctx: Ctx) -> None
         tgt.check_space(file_size * len(missing), "the random-read file set")
         from iobench.engines import native
 
-        with ctx.progress("layout", file_size * len(missing)) as prog:
+        with ctx.progress("layout", file_size * len(missing)) as prog, verify.untimed():
             for i in missing:  # stream i: no two files share a block, whoever lays out
                 native.layout([every[i]], file_size, progress=prog, first_stream=i)
 

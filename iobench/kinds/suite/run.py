@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from iobench import results as results_mod
-from iobench import runner
+from iobench import runner, verify
 from iobench import target as target_mod
 from iobench.errors import RunFailed, UsageError
 from iobench.kinds.base import Ctx, RunOptions, default_ctx
@@ -95,6 +95,9 @@ def execute(spec: Spec, options: RunOptions, ctx: Ctx | None = None,
                 raise
             finally:
                 suite_runner.judge(r, criteria, outcomes, steps)
+                # each step's result carries its own byte audit: the suite summarises them
+                r.audit = verify.summarise_steps(r.children)
+                r.warnings.extend(w for w in r.audit["warnings"] if w not in r.warnings)
                 bad = [o for o in outcomes if o.state in ("failed", "error")]
                 if bad and r.status == "ok":
                     r.mark("failed", "; ".join(f"step '{o.id}' {o.state}: {o.reason}"
