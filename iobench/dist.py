@@ -177,6 +177,12 @@ class MPIWorld(World):
         if self.fault() is not None:
             raise self._peer_fault()  # type: ignore[misc]
         if time.monotonic() > deadline:
+            if self.missing and not self.peers:  # the check-in: rank 0 knows who is absent
+                names = ", ".join(f"rank {r}" for r in self.missing)
+                raise RunFailed(f"{names} never checked in: rank {self.rank} "
+                                f"({self.hostname()}) waited {collective_timeout_s():.0f} s "
+                                f"for {what} (hung or dead during start-up; see "
+                                "IOBENCH_MPI_TIMEOUT)")
             raise RunFailed(f"rank {self.rank} ({self.hostname()}) waited "
                             f"{collective_timeout_s():.0f} s for the other ranks in {what}; "
                             "a rank is stuck (see IOBENCH_MPI_TIMEOUT)")

@@ -213,3 +213,47 @@ def test_a_rank_killed_at_the_start_still_leaves_a_failed_result_naming_it(mpiru
                 os.kill(p, signal.SIGKILL)
         if proc.poll() is None:
             proc.communicate()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("how", ["hangs", "dies"])
+def test_a_rank_that_never_checks_in_is_named(mpirun, tmp_path, how):
+    """Rank 1 of the job is not iobench at all (mpirun's MPMD form): a process that joins
+    MPI and then hangs or dies without ever checking in. Rank 0 must end (its check-in wait
+    is bounded by IOBENCH_MPI_TIMEOUT, or mpirun ends it when rank 1 dies) with a failed
+    result that names rank 1, and leave no process."""
+    res = tmp_path / "r"
+    peer = ("from mpi4py import MPI; import time; MPI.COMM_WORLD.Get_rank(); "
+            + ("time.sleep(3600)" if how == "hangs" else "import os; os._exit(3)"))
+    cmd = ["mpirun", "--oversubscribe", "-np", "1", sys.executable, "-m", "iobench",
+           *_args("io", tmp_path, None), "--results-dir", str(res), ":",
+           "-np", "1", sys.executable, "-c", peer]
+    env = {**mpi_env(), "IOBENCH_MPI_TIMEOUT": "5"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    seen: list[int] = []
+    try:
+        _wait(lambda: bool(list(res.glob("*/result.json"))), proc, "the provisional result")
+        seen += descendants(proc.pid)
+        try:
+            out, err = proc.communicate(timeout=BOUND_S + 5)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"mpirun: still running {BOUND_S + 5} s with rank 1 never checking in")
+        assert proc.returncode != 0
+        assert "Traceback" not in err, err[-3000:]
+        files = list(res.glob("*/result.json"))
+        assert len(files) == 1, files
+        d = json.loads(files[0].read_text())
+        assert d["status"]["state"] == "failed", d["status"]
+        assert "rank 1" in d["status"]["reason"], (d["status"]["reason"], err[-2000:])
+        deadline = time.monotonic() + 10
+        while _alive(seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(seen)
+    finally:
+        for p in _alive([*seen, *descendants(proc.pid)]):
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
