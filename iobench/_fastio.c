@@ -109,6 +109,7 @@ typedef struct {
     int ring_fd;
     int fixed;            /* io_uring: the slot buffers are registered (READ_FIXED) */
     int submit_each;      /* rounds: one system call per round (see Ring_rounds) */
+    int pump_each;        /* pump: one system call per refill (as fio's iodepth_batch=1) */
     void *sq_ptr, *cq_ptr;
     size_t sq_sz, cq_sz, sqes_sz;
     unsigned *sq_head, *sq_tail, *sq_mask, *sq_array;
@@ -287,6 +288,7 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     r->last_ns = 0;
     r->fixed = 0;
     r->submit_each = !getenv_off("IOBENCH_ROUNDS_SUBMIT_EACH");
+    r->pump_each = !getenv_off("IOBENCH_PUMP_SUBMIT_EACH");
     if (r->kind == KIND_URING && !getenv_off("IOBENCH_URING_FIXED")) {
         /* register the slot buffers once (as fio's fixedbufs=1): the kernel pins them
          * now instead of on every O_DIRECT request. Refused (RLIMIT_MEMLOCK for a user,
@@ -443,6 +445,13 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
         unsigned got = 0;
         if (r->kind == KIND_URING) {
             r->unsubmitted += nsub;
+            /* each refill reaches the device on its own (no plugged batch), as fio
+             * submits by default; then one call waits for a completion */
+            while (r->pump_each && r->unsubmitted > 1) {
+                long k1 = syscall(__NR_io_uring_enter, r->ring_fd, 1, 0, 0, NULL, 0);
+                if (k1 < 0) { if (errno == EINTR) continue; break; }
+                r->unsubmitted -= (unsigned)k1;
+            }
             long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 1,
                              IORING_ENTER_GETEVENTS, NULL, 0);
             if (k < 0 && errno != EINTR) {
@@ -470,8 +479,8 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
         } else {
             unsigned sent = 0;
             while (sent < nsub) {
-                long k = syscall(__NR_io_submit, r->aio_ctx, (long)(nsub - sent),
-                                 r->iocbp + sent);
+                long n = r->pump_each ? 1 : (long)(nsub - sent);
+                long k = syscall(__NR_io_submit, r->aio_ctx, n, r->iocbp + sent);
                 if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
                 sent += (unsigned)k;
             }
