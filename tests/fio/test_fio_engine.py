@@ -13,6 +13,7 @@ import pytest
 
 from iobench.engines import IOSpec, fio
 from iobench.engines.native import layout
+from iobench.engines.proctree import descendants
 from iobench.errors import RunFailed
 
 pytestmark = [pytest.mark.fio, pytest.mark.usefixtures("have_fio")]
@@ -39,6 +40,13 @@ def fio_children() -> list[int]:
         if comm == "fio" and ppid == me:
             out.append(int(d.name))
     return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 @pytest.mark.parametrize("pattern", ["seqwrite", "seqread", "randread", "randwrite"])
@@ -152,7 +160,9 @@ def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             total = 0
-            for pid in fio_children():
+            # fio's job runs in a process forked by the fio fio_children() finds: count
+            # every fio below this test (the parent's own rchar is only its set-up)
+            for pid in [q for q in descendants(os.getpid()) if _comm(q) == "fio"]:
                 try:
                     for line in Path(f"/proc/{pid}/io").read_text().splitlines():
                         if line.startswith("rchar:"):

@@ -206,6 +206,8 @@ def _engine(tmp_path, layout, slots=16, ram_slots=0, **opts):
     if isinstance(st, store.Slab):
         st.open()
     tiers = Tiers(ram_slots, slots, opts.pop("admit_after", 1), opts.pop("promote", True))
+    # --requests decides, not the default 30 s duration (a busy machine may need longer)
+    opts.setdefault("duration_s", 3600.0)
     o = Options(users=2, queue_depth=4, requests=40, **opts)
     return Engine(st, g, tiers, o, ram_slots * g.chunk_bytes), st, g
 
