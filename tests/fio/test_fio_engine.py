@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -13,7 +14,6 @@ import pytest
 
 from iobench.engines import IOSpec, fio
 from iobench.engines.native import layout
-from iobench.engines.proctree import descendants
 from iobench.errors import RunFailed
 
 pytestmark = [pytest.mark.fio, pytest.mark.usefixtures("have_fio")]
@@ -40,13 +40,6 @@ def fio_children() -> list[int]:
         if comm == "fio" and ppid == me:
             out.append(int(d.name))
     return out
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 @pytest.mark.parametrize("pattern", ["seqwrite", "seqread", "randread", "randwrite"])
@@ -156,20 +149,24 @@ def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
     fs = files(tmp_path, 1)
     layout(fs, MiB)
     spec = IOSpec(pattern="randread", size=MiB, block_size=4096, files=fs, jobs=1, runtime=30)
-    def interrupt_once_reading() -> None:  # readiness: fio has read 1 MiB, no fixed delay
+    def interrupt_once_reading() -> None:
+        # readiness: fio's first status document (--status-interval) shows bytes read, in
+        # the output file named on its command line; no fixed delay, whatever the load
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            total = 0
-            # fio's job runs in a process forked by the fio fio_children() finds: count
-            # every fio below this test (the parent's own rchar is only its set-up)
-            for pid in [q for q in descendants(os.getpid()) if _comm(q) == "fio"]:
+            outputs = []
+            for pid in fio_children():
                 try:
-                    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-                        if line.startswith("rchar:"):
-                            total += int(line.split()[1])
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-            if total >= MiB:
+                outputs += [a[len(b"--output="):].decode() for a in argv
+                            if a.startswith(b"--output=")]
+            try:
+                text = "".join(Path(o).read_text() for o in outputs)
+            except OSError:
+                text = ""
+            if any(int(n) > 0 for n in re.findall(r'"io_bytes"\s*:\s*(\d+)', text)):
                 break
             time.sleep(0.01)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
