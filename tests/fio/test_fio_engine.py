@@ -171,6 +171,9 @@ def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
             time.sleep(0.01)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
 
+    # Python's own SIGINT handler, whatever this process inherited (a shell starting the
+    # suite in the background sets SIGINT to ignored, and Python then keeps it ignored)
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=interrupt_once_reading, daemon=True)
     t0 = time.monotonic()
     watcher.start()
@@ -178,6 +181,7 @@ def test_ctrl_c_stops_fio_and_keeps_partial_phases(tmp_path):
         fio.run(spec, tmp_path)
     elapsed = time.monotonic() - t0
     watcher.join()
+    signal.signal(signal.SIGINT, old_handler)
     assert fio_children() == []
     (p,) = fio.partial_phases(e.value)
     assert p["name"] == "randread"
