@@ -75,6 +75,22 @@ def _wait(cond, proc, what: str, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
+def _ended_failed_naming_rank_1(proc, err: str, res: Path, job: list[int]) -> None:
+    """mpirun failed without a traceback; one result, failed, naming rank 1; within 10 s
+    no process of the job is left."""
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err[-3000:]
+    files = list(res.glob("*/result.json"))
+    assert len(files) == 1, files
+    d = json.loads(files[0].read_text())
+    assert d["status"]["state"] == "failed", d["status"]
+    assert "rank 1" in d["status"]["reason"], (d["status"]["reason"], err[-2000:])
+    deadline = time.monotonic() + 10
+    while _alive(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(job)
+
+
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("mpifault")
@@ -196,17 +212,7 @@ def test_a_rank_killed_at_the_start_still_leaves_a_failed_result_naming_it(mpiru
         except subprocess.TimeoutExpired:
             pytest.fail(f"mpirun -np 2 io: still running {BOUND_S} s after SIGKILL of rank 1 "
                         "at the start (deadlock)")
-        assert proc.returncode != 0
-        assert "Traceback" not in err, err[-3000:]
-        files = list(res.glob("*/result.json"))
-        assert len(files) == 1, files
-        d = json.loads(files[0].read_text())
-        assert d["status"]["state"] == "failed", d["status"]
-        assert "rank 1" in d["status"]["reason"], d["status"]["reason"]
-        deadline = time.monotonic() + 10
-        while _alive(job) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(job)
+        _ended_failed_naming_rank_1(proc, err, res, job)
     finally:
         for p in _alive([*seen, *descendants(proc.pid)]):
             with contextlib.suppress(OSError):
@@ -239,17 +245,7 @@ def test_a_rank_that_never_checks_in_is_named(mpirun, tmp_path, how):
             out, err = proc.communicate(timeout=BOUND_S + 5)
         except subprocess.TimeoutExpired:
             pytest.fail(f"mpirun: still running {BOUND_S + 5} s with rank 1 never checking in")
-        assert proc.returncode != 0
-        assert "Traceback" not in err, err[-3000:]
-        files = list(res.glob("*/result.json"))
-        assert len(files) == 1, files
-        d = json.loads(files[0].read_text())
-        assert d["status"]["state"] == "failed", d["status"]
-        assert "rank 1" in d["status"]["reason"], (d["status"]["reason"], err[-2000:])
-        deadline = time.monotonic() + 10
-        while _alive(seen) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(seen)
+        _ended_failed_naming_rank_1(proc, err, res, seen)
     finally:
         for p in _alive([*seen, *descendants(proc.pid)]):
             with contextlib.suppress(OSError):
