@@ -240,6 +240,22 @@ static inline char *slot_buf(Ring *r, unsigned s) {
     return r->bufs + (size_t)s * ((r->block + 4095) / 4096 * 4096);
 }
 
+/* hand every aimed io_uring entry to the kernel; on an error set *err, and entries that
+ * never reached the kernel leave the in-flight count */
+static void uring_flush(Ring *r, int *err) {
+    while (r->unsubmitted) {
+        long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0, 0, NULL, 0);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            *err = errno;
+            r->inflight -= r->unsubmitted; /* never reached the kernel */
+            r->unsubmitted = 0;
+            return;
+        }
+        r->unsubmitted -= (unsigned)k;
+    }
+}
+
 static int getenv_off(const char *name) {
     const char *v = getenv(name);
     return v && strcmp(v, "0") == 0;
@@ -416,18 +432,7 @@ static PyObject *Ring_pump(Ring *r, PyObject *args) {
             if (nsub) {
                 if (r->kind == KIND_URING) {
                     r->unsubmitted += nsub;
-                    while (r->unsubmitted) {
-                        long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0, 0,
-                                         NULL, 0);
-                        if (k < 0) {
-                            if (errno == EINTR) continue;
-                            err = errno;
-                            r->inflight -= r->unsubmitted; /* never reached the kernel */
-                            r->unsubmitted = 0;
-                            break;
-                        }
-                        r->unsubmitted -= (unsigned)k;
-                    }
+                    uring_flush(r, &err);
                 } else {
                     unsigned sent = 0;
                     while (sent < nsub) {
@@ -653,18 +658,7 @@ static PyObject *Ring_rounds(Ring *r, PyObject *args) {
                      * wait (one io_uring_enter submits them and waits), unless the step
                      * ends here */
                     r->unsubmitted += nsub;
-                    while ((r->submit_each || over) && r->unsubmitted) {
-                        long k = syscall(__NR_io_uring_enter, r->ring_fd, r->unsubmitted, 0,
-                                         0, NULL, 0);
-                        if (k < 0) {
-                            if (errno == EINTR) continue;
-                            err = errno;
-                            r->inflight -= r->unsubmitted;
-                            r->unsubmitted = 0;
-                            break;
-                        }
-                        r->unsubmitted -= (unsigned)k;
-                    }
+                    if (r->submit_each || over) uring_flush(r, &err);
                 } else {
                     unsigned sent = 0;
                     while (sent < nsub) {
