@@ -9,7 +9,10 @@ A. mode 2 (the DiskANN read pattern, native AIO) vs fio randread (libaio, O_DIRE
    Three shapes: 1 hop x 1 read x 32 queries (no rounds: the harness alone, same shape as
    fio), 1 x 4 x 8 (reads issued and awaited in groups of 4), 8 x 4 x 8 (DiskANN-like).
 B. mode 1 (a real DiskANN index): QPS with iobench's per-query timing wrapper vs
-   diskannpy's own batch_search (one thread, the same queries, warm) (goal: >= 0.95).
+   diskannpy's own batch_search (one thread, the same queries, warm) (goal: >= 0.95),
+   interleaved in blocks of 50 queries; with every hop reading storage ("storage") and
+   with every node in DiskANN's RAM cache ("cached": CPU-bound, the harness's share at
+   its largest); then P searcher processes (--search-procs) vs batch_search on P threads.
 
     python benchmarks/vector.py --target /tmp/vbench [--size 256MiB] [--rounds 3]
 """
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from iobench.engines import batch, native
-from iobench.kinds.vector import data, engine
+from iobench.kinds.vector import data, engine, fleet
 from iobench.units import parse_size
 
 
@@ -136,6 +139,33 @@ def _ring_ok(kind: str) -> bool:
     return True
 
 
+def _interleaved(s: Any, q: np.ndarray, rounds: int, block: int) -> dict[str, Any]:
+    """The wrapper (`Searcher.run`: each query timed) vs `batch_search` (one thread) on the
+    same queries, in blocks of `block` queries, each block searched by both back to back
+    (which goes first alternates by block and round): drift of the disk between the two
+    sides is limited to one block (~0.1 s). Per round: batch seconds / wrapper seconds."""
+    ours_s: list[float] = []
+    theirs_s: list[float] = []
+    for r in range(rounds):
+        mine = theirs = 0.0
+        for k, lo in enumerate(range(0, len(q), block)):
+            qb = q[lo:lo + block]
+            for who in ("ours", "batch") if (k + r) % 2 == 0 else ("batch", "ours"):
+                if who == "ours":
+                    mine += s.run(qb, 64, 4, None)["seconds"]
+                else:
+                    theirs += s.batch(qb, 64, 4, threads=1)[0]
+        ours_s.append(mine)
+        theirs_s.append(theirs)
+    ratios = [t / m for m, t in zip(ours_s, theirs_s, strict=True)]
+    nq = len(q)
+    return {"iobench_qps": summary([nq / x for x in ours_s]),
+            "batch_search_qps": summary([nq / x for x in theirs_s]),
+            "ratio": summary(ratios),
+            "overhead_us_per_query": summary([(m - t) / nq * 1e6
+                                              for m, t in zip(ours_s, theirs_s, strict=True)])}
+
+
 def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]:
     import diskannpy  # noqa: F401  (the [vector] extra)
 
@@ -150,49 +180,51 @@ def part_b(root: Path, rounds: int, n: int, dim: int, nq: int) -> dict[str, Any]
         engine.build(vec, idx, n, dim, engine.BuildParams("l2", 32, 64, max(8, dim // 8), 2),
                      log)
     q = mix.sample(nq, 1, 0)
-    s = engine.Searcher(idx, "l2", dim, 0, log, threads=4)
-    try:
-        s.run(q, 64, 4, None)  # warm both alike
-        mine: list[float] = []
-        theirs: list[float] = []
-        same = True
-        for i in range(rounds):
-            for who in ("ours", "batch") if i % 2 == 0 else ("batch", "ours"):
-                if who == "ours":
-                    r = s.run(q, 64, 4, None)
-                    mine.append(r["queries"] / r["seconds"])
-                else:
-                    secs, _ = s.batch(q, 64, 4, threads=1)
-                    theirs.append(nq / secs)
-        _, ids_b = s.batch(q, 64, 4, threads=1)
-        r = s.run(q, 64, 4, None)
-        same = bool(np.array_equal(r["found"], ids_b.astype(np.int64)))
-        # in-process concurrency: T threads of iobench (each query timed) vs batch_search
-        # on T threads, alternating, the same queries, warm
-        curve = []
-        for t in (1, 2, 4):
-            ours_t: list[float] = []
-            p99_t: list[float] = []
-            batch_t: list[float] = []
-            for i in range(rounds):
-                for who in ("ours", "batch") if i % 2 == 0 else ("batch", "ours"):
-                    if who == "ours":
-                        rt = s.run_threads(q, 64, 4, t, None)
-                        ours_t.append(nq / rt["seconds"])
-                        p99_t.append(rt["hist"].percentile(99) / 1e3)
-                    else:
-                        secs, _ = s.batch(q, 64, 4, threads=t)
-                        batch_t.append(nq / secs)
-            curve.append({"threads": t, "iobench_qps": summary(ours_t),
-                          "iobench_p99_us": summary(p99_t),
-                          "batch_search_qps": summary(batch_t),
-                          "ratio": statistics.median(ours_t) / statistics.median(batch_t)})
-    finally:
-        s.close()
+    cells: dict[str, Any] = {}
+    # "storage": no node cache, every hop reads the index (O_DIRECT); "cached": every node
+    # in DiskANN's RAM cache, no reads, CPU-bound: the harness's share is largest there
+    for name, cache_nodes in (("storage", 0), ("cached", n)):
+        s = engine.Searcher(idx, "l2", dim, cache_nodes, log, threads=4)
+        try:
+            s.run(q, 64, 4, None)  # warm both alike
+            _, ids_b = s.batch(q, 64, 4, threads=1)
+            r = s.run(q, 64, 4, None)
+            cell = _interleaved(s, q, rounds, 50)
+            cell["same_neighbours"] = bool(np.array_equal(r["found"], ids_b.astype(np.int64)))
+            cells[name] = cell
+            if name != "storage":
+                continue
+            # concurrency: P searcher processes of iobench (each query timed) vs
+            # batch_search on P threads (its OpenMP threads), alternating, the same queries
+            curve = []
+            for t in (1, 2, 4):
+                f = fleet.SearcherFleet(idx, "l2", dim, 0, log, q, t)
+                try:
+                    f.start()
+                    f.run(64, 4)  # warm
+                    ours_t: list[float] = []
+                    p99_t: list[float] = []
+                    batch_t: list[float] = []
+                    for i in range(rounds):
+                        for who in ("ours", "batch") if i % 2 == 0 else ("batch", "ours"):
+                            if who == "ours":
+                                rt = f.run(64, 4)
+                                ours_t.append(nq / rt["seconds"])
+                                p99_t.append(rt["hist"].percentile(99) / 1e3)
+                            else:
+                                secs, _ = s.batch(q, 64, 4, threads=t)
+                                batch_t.append(nq / secs)
+                finally:
+                    f.close()
+                curve.append({"procs": t, "iobench_qps": summary(ours_t),
+                              "iobench_p99_us": summary(p99_t),
+                              "batch_search_qps": summary(batch_t),
+                              "ratio": statistics.median(ours_t) / statistics.median(batch_t)})
+            cell["procs"] = curve
+        finally:
+            s.close()
     return {"vectors": n, "dim": dim, "queries": nq, "beam_width": 4, "complexity": 64,
-            "iobench_qps": summary(mine), "batch_search_qps": summary(theirs),
-            "ratio": statistics.median(mine) / statistics.median(theirs),
-            "same_neighbours": same, "threads": curve}
+            "block": 50, **cells}
 
 
 def main() -> None:
@@ -205,7 +237,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--parts", default="a,b", help="a: pattern vs fio; b: mode 1 wrapper vs "
-                    "batch_search (and in-process threads)")
+                    "batch_search (and searcher processes)")
     a = ap.parse_args()
     a.target.mkdir(parents=True, exist_ok=True)
     parts = set(a.parts.split(","))
@@ -226,11 +258,15 @@ def main() -> None:
     if "b_wrapper_vs_batch_search" not in doc:
         return
     b = doc["b_wrapper_vs_batch_search"]
-    print(f"B QPS per-query wrapper {b['iobench_qps']['median']:.0f} vs batch_search "
-          f"{b['batch_search_qps']['median']:.0f} (x{b['ratio']:.3f}); same neighbours: "
-          f"{b['same_neighbours']}")
-    for c in b["threads"]:
-        print(f"B T={c['threads']}: iobench threads {c['iobench_qps']['median']:.0f} queries/s "
+    for name in ("storage", "cached"):
+        c = b[name]
+        print(f"B {name}: QPS per-query wrapper {c['iobench_qps']['median']:.0f} vs "
+              f"batch_search {c['batch_search_qps']['median']:.0f}; paired ratio "
+              f"{c['ratio']['median']:.3f} ({c['ratio']['min']:.3f}-{c['ratio']['max']:.3f}); "
+              f"overhead {c['overhead_us_per_query']['median']:.1f} us/query; same "
+              f"neighbours: {c['same_neighbours']}")
+    for c in b["storage"]["procs"]:
+        print(f"B P={c['procs']}: iobench processes {c['iobench_qps']['median']:.0f} queries/s "
               f"(p99 {c['iobench_p99_us']['median']:.0f} us) vs batch_search "
               f"{c['batch_search_qps']['median']:.0f} (x{c['ratio']:.3f})")
 

@@ -58,29 +58,57 @@ def test_the_package_exposes_the_kind():
 
 @pytest.mark.skipif(not HAVE_DISKANN, reason="diskannpy is not installed "
                     "(pip install 'iobench[vector]'; make test installs it)")
-def test_mode1_tiny_through_the_api_with_in_process_threads(tmp_path):
+def test_mode1_tiny_through_the_api_with_searcher_processes(tmp_path):
     spec = vector.build(engine="diskann", dim=16, vectors=1500, queries=40, clusters=6,
                         complexity=[32], beam_width=[2], states="cold",
-                        latency_budget="30s", search_threads=[1, 2])
+                        latency_budget="30s", search_procs=[1, 2])
     r = vector.run(spec, _opts(tmp_path))
     assert r.status == "ok", r.reason
     assert vector.METRICS.check(r) == []
     _mode_metrics_present(r, "diskann")
     names = [p.name for p in r.phases]
-    assert names == ["build", "search W=2 L=32 cold", "threads T=1 W=2 L=32 cold",
-                     "threads T=2 W=2 L=32 cold"]
-    one, *threaded = r.phases[1:]
-    for p in threaded:  # the same index and queries: the same neighbours, the same sectors
+    assert names == ["build", "search W=2 L=32 cold", "procs P=1 W=2 L=32 cold",
+                     "procs P=2 W=2 L=32 cold"]
+    one, *procs = r.phases[1:]
+    for p in procs:  # the same index and queries: the same neighbours, the same sectors
         assert p.ops == 40
         assert p.histogram is not None
-        assert p.histogram["count"] == 40  # each query timed on its own, in every thread
+        assert p.histogram["count"] == 40  # each query timed on its own, in every process
         assert p.metrics["recall_at_10"] == one.metrics["recall_at_10"]
-        assert p.bytes == one.bytes  # /proc/self/io counts every thread's reads
-        assert p.metrics["concurrency"] == p.metrics["threads"]
-    assert [c["threads"] for c in r.metrics["threads_curve"]] == [1, 2]
-    assert r.metrics["max_threads_queries_per_s"] == max(
-        c["queries_per_s"] for c in r.metrics["threads_curve"])
+        assert p.bytes == one.bytes  # the processes' own /proc/self/io, summed
+        assert p.metrics["concurrency"] == p.metrics["procs"]
+    assert [c["procs"] for c in r.metrics["procs_curve"]] == [1, 2]
+    assert r.metrics["max_procs_queries_per_s"] == max(
+        c["queries_per_s"] for c in r.metrics["procs_curve"])
     assert r.metrics["headline"]["p99_us"] == pytest.approx(one.latency_ns["p99"] / 1e3)
+
+
+@pytest.mark.skipif(not HAVE_DISKANN, reason="diskannpy is not installed")
+def test_a_searcher_process_that_dies_is_named(tmp_path):
+    """A searcher process killed during the load ends the run failed, naming it; none is
+    left behind."""
+    import os
+    import signal
+
+    from iobench.errors import RunFailed
+    from iobench.kinds.vector import data, engine, fleet
+
+    mix = data.Mixture(16, 4, 0)
+    vec, idx = tmp_path / "v.bin", tmp_path / "idx"
+    data.write_vectors(vec, mix, 600)
+    idx.mkdir()
+    engine.build(vec, idx, 600, 16, engine.BuildParams("l2", 16, 32, 8, 2), tmp_path / "b.log")
+    q = mix.sample(8, 1, 0)
+    f = fleet.SearcherFleet(idx, "l2", 16, 0, tmp_path / "s.log", q, 2)
+    try:
+        f.start()
+        assert f.run(32, 2, None)["queries"] == 8
+        os.kill(f.procs[1].pid, signal.SIGKILL)
+        with pytest.raises(RunFailed, match=r"search process 1 \(pid \d+\) exited with code -9"):
+            f.run(32, 2, None)
+    finally:
+        f.close(0.0)
+    assert not any(p.is_alive() for p in f.procs)
 
 
 def test_bad_values_are_one_line_usage_errors(tmp_path):

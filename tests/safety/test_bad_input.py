@@ -70,11 +70,13 @@ def test_vector_hops_capped(arena: Arena) -> None:
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--concurrency", "50000000"),
-                                            ("--search-threads", "50000000")])
+                                            ("--search-procs", "50000000"),
+                                            ("--search-threads", "2")])
 def test_vector_counts_capped(arena: Arena, flag: str, value: str) -> None:
     """--concurrency 50000000 ended in a traceback (exit 1): reads in flight are bounded by
-    one ring's depth, the AIO limit and memory; search threads by MAX_THREADS."""
-    extra = ["--engine", "diskann"] if flag == "--search-threads" else []
+    one ring's depth, the AIO limit and memory; searcher processes by MAX_SEARCH_PROCS;
+    the old --search-threads names its replacement."""
+    extra = ["--engine", "diskann"] if flag.startswith("--search") else []
     refused(arena.run("infer", "vector", *extra, "--index-size", "1MiB", "--runtime",
                       "0.2s", "--target", arena.target, flag, value), flag)
     _no_result(arena)

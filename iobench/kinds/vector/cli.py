@@ -41,9 +41,10 @@ GROUP = "infer"  # `iobench infer vector` (iobench.cli.KIND_COMMANDS adds it the
               help="[diskann] Headline: best queries/s at recall@10 >= 0.95 within this p99.")
 @click.option("--cache-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               help="[diskann] Graph nodes DiskANN caches in RAM.")
-@click.option("--search-threads", type=INT_LIST, default=None,
-              help="[diskann] Also search with diskannpy batch_search on these thread "
-                   "counts (in-process concurrency), e.g. 1,2,4.")
+@click.option("--search-procs", type=INT_LIST, default=None,
+              help="[diskann] Also search with P processes at once (each its own index, "
+                   "each query timed), e.g. 1,2,4.")
+@click.option("--search-threads", type=str, default=None, hidden=True)
 @click.option("--index-size", type=SIZE, default="1GiB", show_default=True,
               help="[native/fio] Index file size (may be >= 5 x RAM; laid out once).")
 @click.option("--sector", type=SIZE, default=None, help="[native/fio] Bytes per read [4k].")

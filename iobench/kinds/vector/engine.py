@@ -1,9 +1,9 @@
 """Mode 1: a real DiskANN disk index (diskannpy) built on the target and searched there.
 
 Searches run one query at a time, each timed on its own; queries in flight come from
-threads in one process (`Searcher.run_threads`: diskannpy 0.7.0's `search` releases the
-GIL while it searches, measured) and from MPI ranks (one searcher process per rank). Its
-StaticDiskIndex hangs while loading with num_threads=1 (measured: 0.7.0 waits forever
+searcher processes (`fleet.SearcherFleet`, --search-procs: diskannpy 0.7.0's searches
+hold the GIL, so threads would take turns) and from MPI ranks (one searcher process per
+rank). Its StaticDiskIndex hangs while loading with num_threads=1 (measured: 0.7.0 waits forever
 for a search context), so the index is always loaded with two contexts.
 
 DiskANN reads its disk index with O_DIRECT through Linux AIO; the bytes a query read
@@ -96,6 +96,7 @@ def capture_fds(log: Path) -> Iterator[None]:
 
 
 _PREV_MASK: list[Any] = []
+_LET_IN_NS = 10_000_000  # Searcher.run lets a pending signal in this often
 
 
 def interruption_point() -> None:
@@ -104,6 +105,13 @@ def interruption_point() -> None:
     if _PREV_MASK and _PREV_MASK[-1] is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, _PREV_MASK[-1])
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGS)
+
+
+def _ids(found: list[Any]) -> np.ndarray:
+    """The per-query answers (K ids each) as one int64 array."""
+    if not found:
+        return np.empty((0, K), dtype=np.int64)
+    return np.asarray(np.stack(found), dtype=np.int64)
 
 
 # --- I/O counters -------------------------------------------------------------------
@@ -272,13 +280,42 @@ class Searcher:
                 raise
         self.log = log
 
+    def _search(self, complexity: int, beam_width: int) -> Any:
+        """query (a row of a C-contiguous float32 array) -> neighbour ids, as lean as the
+        binding allows: diskannpy 0.7.0's compiled `batch_search` over that one query,
+        positional arguments, one thread. Measured against `batch_search` over all the
+        queries at once, with every node cached (CPU-bound, the harness's share at its
+        largest; 2-core VM, 2026-12-02): the public `search` wrapper cost 25-45 us a query
+        (it re-checks what the spec checked and copies the query; pybind11's keyword
+        parsing adds more), the compiled `search` (it also times itself into a
+        QueryStats) ~14 us, this ~7 us, iobench's own loop ~2 us. Else the public
+        wrapper."""
+        raw = getattr(self.index, "_index", None)
+        if raw is not None and hasattr(raw, "batch_search"):
+            srch = raw.batch_search
+
+            def one(q: np.ndarray) -> Any:
+                return srch(q[None], 1, K, complexity, beam_width, 1)[0][0]
+            return one
+        index = self.index
+
+        def public(q: np.ndarray) -> Any:
+            return index.search(q, k_neighbors=K, complexity=complexity,
+                                beam_width=beam_width).identifiers
+        return public
+
     def run(self, queries: np.ndarray, complexity: int, beam_width: int,
             dev: str | None) -> dict[str, Any]:
-        """Search every query, each timed on its own; the I/O counters around the pass."""
+        """Search every query, each timed on its own (from the previous query's end: the
+        latency includes storing the answer, never less than the search); the I/O
+        counters around the pass. A pending Ctrl-C is let in between queries at most
+        every 10 ms, not per query (each costs two signal-mask calls)."""
         hist = Histogram()
-        lat = np.empty(len(queries), dtype=np.int64)
-        found = np.empty((len(queries), K), dtype=np.int64)
-        index = self.index
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        n = len(queries)
+        lat = [0] * n  # lists, filled in the loop, made arrays after it: cheaper per item
+        found: list[Any] = [None] * n
+        search = self._search(complexity, beam_width)
         mono = time.monotonic_ns
         import resource
 
@@ -287,85 +324,29 @@ class Searcher:
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
             r0 = proc_read_bytes()
             w0 = time.time_ns()
-            t0 = mono()
+            t0 = a = mono()
+            nxt = t0 + _LET_IN_NS
             try:
-                for i in range(len(queries)):
-                    interruption_point()  # outside the timed region
-                    a = mono()
-                    res = index.search(queries[i], k_neighbors=K, complexity=complexity,
-                                       beam_width=beam_width)
+                for i in range(n):
+                    if a >= nxt:  # outside the timed region
+                        interruption_point()
+                        a = mono()
+                        nxt = a + _LET_IN_NS
+                    found[i] = search(queries[i])
                     b = mono()
                     lat[i] = b - a
-                    found[i] = res.identifiers
+                    a = b
             finally:
-                del index  # an interrupted pass's traceback must not keep the index alive
+                del search  # an interrupted pass's traceback must not keep the index alive
             t1 = mono()
             r1 = proc_read_bytes()
             f1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
             d1 = diskstats(dev)
-        hist.record_many(lat)
-        out: dict[str, Any] = {"queries": len(queries), "seconds": (t1 - t0) / 1e9,
-                               "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
-                               "read_bytes": r1 - r0, "major_faults": f1 - f0,
-                               "hist": hist, "found": found}
-        if d0 is not None and d1 is not None:
-            out["device_reads"] = d1[0] - d0[0]
-            out["device_bytes"] = d1[1] - d0[1]
-        return out
-
-    def run_threads(self, queries: np.ndarray, complexity: int, beam_width: int,
-                    threads: int, dev: str | None) -> dict[str, Any]:
-        """In-process concurrency: `threads` Python threads each search their share of
-        the queries one at a time, each query timed on its own (diskannpy 0.7.0's
-        `search` releases the GIL while it searches: measured, 2 threads ~1.6 x one on 2
-        cores). The I/O counters are the whole process's, around the pass. A Ctrl-C is
-        acted on when the pass ends (the threads inherit the blocked signals)."""
-        import resource
-        import threading
-
-        n = len(queries)
-        lat = np.zeros(n, dtype=np.int64)
-        found = np.empty((n, K), dtype=np.int64)
-        index = self.index
-        mono = time.monotonic_ns
-        errors: list[BaseException] = []
-
-        def work(lo: int, hi: int) -> None:
-            try:
-                for i in range(lo, hi):
-                    a = mono()
-                    res = index.search(queries[i], k_neighbors=K, complexity=complexity,
-                                       beam_width=beam_width)
-                    lat[i] = mono() - a
-                    found[i] = res.identifiers
-            except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
-                errors.append(e)
-
-        bounds = np.linspace(0, n, threads + 1).astype(int)
-        pool = [threading.Thread(target=work, args=(int(bounds[t]), int(bounds[t + 1])),
-                                 name=f"diskann-search-{t}") for t in range(threads)]
-        with capture_fds(self.log):
-            d0 = diskstats(dev)
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
-            r0 = proc_read_bytes()
-            w0 = time.time_ns()
-            t0 = mono()
-            for th in pool:
-                th.start()
-            for th in pool:
-                th.join()
-            t1 = mono()
-            r1 = proc_read_bytes()
-            f1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
-            d1 = diskstats(dev)
-        if errors:
-            raise errors[0]
-        hist = Histogram()
-        hist.record_many(lat)
+        hist.record_many(np.array(lat, dtype=np.int64))
         out: dict[str, Any] = {"queries": n, "seconds": (t1 - t0) / 1e9,
                                "start_wall_ns": w0, "end_wall_ns": w0 + (t1 - t0),
                                "read_bytes": r1 - r0, "major_faults": f1 - f0,
-                               "hist": hist, "found": found}
+                               "hist": hist, "found": _ids(found)}
         if d0 is not None and d1 is not None:
             out["device_reads"] = d1[0] - d0[0]
             out["device_bytes"] = d1[1] - d0[1]

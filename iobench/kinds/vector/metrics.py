@@ -44,11 +44,11 @@ METRICS = declare(
            unit="flag", optional=True),
     metric("ground_truth_s", "neither", "diskann: time of the exact ground truth (once), s",
            was="ground_truth_seconds", optional=True),
-    metric("threads_curve", "neither", "diskann --search-threads: [{threads, beam_width, "
-           "complexity, state, queries_per_s, p99_us, recall_at_10}], T threads searching "
-           "in one process", unit="text", optional=True),
-    metric("max_threads_queries_per_s", "higher", "diskann --search-threads: best queries/s "
-           "with T threads in one process", optional=True),
+    metric("procs_curve", "neither", "diskann --search-procs: [{procs, beam_width, "
+           "complexity, state, queries_per_s, p99_us, recall_at_10}], P searcher processes "
+           "at once", unit="text", optional=True),
+    metric("max_procs_queries_per_s", "higher", "diskann --search-procs: best queries/s "
+           "with P searcher processes", optional=True),
     # mode 2
     metric("curve", "neither", "pattern: [{concurrency, queries_per_s, p99_us, read_p99_us, "
            "reads_per_s, gb_per_s, fio_reads_per_s, fio_read_p99_us}]", unit="text",
@@ -88,7 +88,7 @@ METRICS = declare(
     metric("device_source", "neither", "how the device counts were taken", unit="text",
            phase=True),
     metric("what", "neither", "what the phase is", unit="text", phase=True),
-    metric("threads", "neither", "searching threads per process (in-process concurrency)",
+    metric("procs", "neither", "searcher processes per host (--search-procs)",
            unit="count", phase=True),
     metric("concurrency", "neither", "queries in flight", unit="count", phase=True),
     metric("hops", "neither", "rounds per query", unit="count", phase=True),

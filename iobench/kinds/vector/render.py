@@ -64,21 +64,21 @@ def _diskann(result: Result) -> list[RenderableType]:
                  f"{' (reused)' if r.get('index_reused') else ''}, index "
                  f"{format_bytes(r.get('index_bytes', 0))}.")
     out.append(t)
-    threads = [p for p in result.phases if "threads" in p.metrics]
-    if threads:
-        tt = Table(title="DiskANN in-process concurrency (--search-threads): T threads of "
-                         "one process searching, each query timed", title_justify="left")
-        for col in ("threads", "in flight", "W", "L", "state", "queries/s", "recall@10",
+    procs = [p for p in result.phases if "procs" in p.metrics]
+    if procs:
+        tt = Table(title="DiskANN concurrency (--search-procs): P searcher processes, "
+                         "each query timed", title_justify="left")
+        for col in ("procs", "in flight", "W", "L", "state", "queries/s", "recall@10",
                     "p50", "p99", "4 KiB reads/q"):
             tt.add_column(col, justify="left" if col == "state" else "right")
-        for p in threads:
+        for p in procs:
             m = p.metrics
-            tt.add_row(str(m["threads"]), str(m["concurrency"]), str(m["beam_width"]),
+            tt.add_row(str(m["procs"]), str(m["concurrency"]), str(m["beam_width"]),
                        str(m["complexity"]), m["state"], f"{m['queries_per_s']:.1f}",
                        f"{m['recall_at_10']:.3f}", format_ns(p.latency_ns.get("p50")),
                        format_ns(p.latency_ns.get("p99")), f"{m['reads_4k_per_query']:.1f}")
-        tt.caption = ("queries/s vs p99 as queries in flight grow (threads x MPI ranks); "
-                      "reads measured for the whole process (/proc/self/io)")
+        tt.caption = ("queries/s vs p99 as queries in flight grow (processes x MPI ranks); "
+                      "reads: the sum of the processes' own /proc/self/io")
         out.append(tt)
     return out
 

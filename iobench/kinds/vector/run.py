@@ -42,7 +42,7 @@ class DiskannOptions:
     states: list[str]
     latency_budget_s: float
     cache_nodes: int
-    search_threads: list[int] = field(default_factory=list)
+    search_procs: list[int] = field(default_factory=list)
     seed: int = 0
 
 
@@ -116,7 +116,7 @@ def diskann_options(spec: Spec) -> DiskannOptions:
         pq_bytes=spec.resolved_pq_bytes(), beam_widths=list(spec.beams()),
         complexities=list(spec.complexity), states=spec.state_list(),
         latency_budget_s=spec.latency_budget, cache_nodes=spec.cache_nodes,
-        search_threads=list(spec.search_threads))
+        search_procs=list(spec.search_procs))
 
 
 def _execute_diskann(spec: Spec, options: RunOptions, ctx: Ctx) -> runner.Outcome:
@@ -330,14 +330,13 @@ def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions, ctx: C
     truth = data.load_array(root / "truth_ids.npy")
     mine = list(dist.split(len(queries), w))
     q_mine, t_mine = queries[mine], truth[mine]
-    searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log,
-                               threads=max([2, *o.search_threads]))
+    searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log)
     try:
         _sweep(res, o, searcher, idx, q_mine, t_mine, bool(mine), w)
-        if o.search_threads:
-            _threads_sweep(res, o, searcher, idx, q_mine, t_mine, w)
     finally:
         searcher.close()
+    if o.search_procs:
+        _procs_sweep(res, o, idx, log, q_mine, t_mine, w)
     _headline(res, o)
     faulted = [p["name"] for p in res.phases if p.get("metrics", {}).get("major_faults")]
     if faulted:
@@ -389,47 +388,59 @@ def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: n
                             "DiskANN's caches may serve them")
 
 
-def _threads_sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path,
-                   q_mine: np.ndarray, t_mine: np.ndarray, w: dist.World) -> None:
-    """In-process concurrency (--search-threads): T threads search the queries, each
-    query timed on its own, every setting and state of the sweep; queries/s, p99 and
-    reads measured as in the one-at-a-time passes. Under mpirun: ranks x T in flight."""
-    from iobench.kinds.vector import data, engine
+def _procs_sweep(res: Recorder, o: DiskannOptions, idx: Path, log: Path,
+                 q_mine: np.ndarray, t_mine: np.ndarray, w: dist.World) -> None:
+    """Concurrency on one host (--search-procs): P searcher processes (each its own
+    StaticDiskIndex, one query at a time, each query timed; see fleet.py for why not
+    threads) search this rank's queries at once, every setting and state of the sweep;
+    queries/s, p99 and reads measured as in the one-at-a-time passes (reads: the sum of
+    the processes' own /proc/self/io). Under mpirun: ranks x P in flight."""
+    from iobench.kinds.vector import data, engine, fleet
 
     dev = engine.device_of(engine.disk_index(idx))
     files = engine.index_files(idx)
     curve: list[dict[str, Any]] = []
-    for t in o.search_threads:
-        for bw in o.beam_widths:
-            for cx in o.complexities:
-                for state in o.states:
-                    def one(t: int = t, bw: int = bw, cx: int = cx, state: str = state
-                            ) -> dict[str, Any]:
-                        if state == "cold":
-                            engine.evict(files)
-                        out = searcher.run_threads(q_mine, cx, bw, t, dev) if len(q_mine) \
-                            else _empty()
-                        out["hits"] = data.recall_hits(out.pop("found"), t_mine) \
-                            if len(q_mine) else 0
-                        out["hist"] = out["hist"].to_dict()
-                        out["evict"] = None
-                        return out
+    for procs in o.search_procs:
+        f = fleet.SearcherFleet(idx, o.metric, o.dim, o.cache_nodes, log, q_mine, procs) \
+            if len(q_mine) else None
+        clean = False
+        try:
+            if f is not None:
+                f.start()
+            for bw in o.beam_widths:
+                for cx in o.complexities:
+                    for state in o.states:
+                        def one(bw: int = bw, cx: int = cx, state: str = state,
+                                f: fleet.SearcherFleet | None = f) -> dict[str, Any]:
+                            if state == "cold":
+                                engine.evict(files)
+                            out = f.run(cx, bw, dev) if f is not None else _empty()
+                            out["hits"] = data.recall_hits(out.pop("found"), t_mine) \
+                                if len(q_mine) else 0
+                            out["hist"] = out["hist"].to_dict()
+                            out["evict"] = None
+                            return out
 
-                    w.barrier()
-                    per_rank = dist.collective(one, w, f"threads T={t} W={bw} L={cx} {state}")
-                    ph = _search_phase(per_rank, bw, cx, state, o, dev)
-                    ph["name"] = f"threads T={t} W={bw} L={cx} {state}"
-                    ph["metrics"]["threads"] = t
-                    ph["metrics"]["concurrency"] = t * ph["metrics"]["searchers"]
-                    res.add_phase(ph)
-                    curve.append({"threads": t, "beam_width": bw, "complexity": cx,
-                                  "state": state,
-                                  "queries_per_s": ph["metrics"]["queries_per_s"],
-                                  "p99_us": (ph["latency_ns"].get("p99") or 0) / 1e3,
-                                  "recall_at_10": ph["metrics"]["recall_at_10"]})
-    res.metrics["threads_curve"] = curve
-    res.metrics["max_threads_queries_per_s"] = max((c["queries_per_s"] for c in curve),
-                                                   default=0.0)
+                        w.barrier()
+                        name = f"procs P={procs} W={bw} L={cx} {state}"
+                        per_rank = dist.collective(one, w, name)
+                        ph = _search_phase(per_rank, bw, cx, state, o, dev)
+                        ph["name"] = name
+                        ph["metrics"]["procs"] = procs
+                        ph["metrics"]["concurrency"] = procs * ph["metrics"]["searchers"]
+                        res.add_phase(ph)
+                        curve.append({"procs": procs, "beam_width": bw, "complexity": cx,
+                                      "state": state,
+                                      "queries_per_s": ph["metrics"]["queries_per_s"],
+                                      "p99_us": (ph["latency_ns"].get("p99") or 0) / 1e3,
+                                      "recall_at_10": ph["metrics"]["recall_at_10"]})
+            clean = True
+        finally:
+            if f is not None:
+                f.close(10.0 if clean else 0.0)
+    res.metrics["procs_curve"] = curve
+    res.metrics["max_procs_queries_per_s"] = max((c["queries_per_s"] for c in curve),
+                                                 default=0.0)
 
 
 def _empty() -> dict[str, Any]:

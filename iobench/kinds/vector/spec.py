@@ -23,6 +23,7 @@ ENGINES = ("native", "fio", "diskann")
 STATES = ("cold", "warm")
 DIAG_BEAMS = (2, 4, 8)  # mode 1's default beam-width sweep
 RECALL_TARGET = 0.95
+MAX_SEARCH_PROCS = 64  # --search-procs: searcher processes per host, each with the index
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Spec:
     latency_budget: float = spec_mod.duration_field(0.010)  # s
     cache_nodes: int = 0
     # [diskann] 0 = one query at a time; N = also diskannpy batch_search on N threads
-    search_threads: tuple[int, ...] = ()
+    search_procs: tuple[int, ...] = ()
     # [pattern]
     index_size: int = spec_mod.size_field(1 << 30)
     sector: int | None = spec_mod.size_field(None)  # bytes per read; None = 4 KiB
@@ -116,13 +117,12 @@ class Spec:
             raise UsageError("--latency-budget must be > 0, e.g. 10ms")
         if self.cache_nodes < 0:
             raise UsageError(f"--cache-nodes {self.cache_nodes}: give 0 or more")
-        if self.search_threads and min(self.search_threads) < 1:
-            raise UsageError("--search-threads: give threads >= 1, e.g. 1,2,4")
-        from iobench.limits import MAX_THREADS
-
-        if self.search_threads and max(self.search_threads) > MAX_THREADS:
-            raise UsageError(f"--search-threads {max(self.search_threads)}: at most "
-                             f"{MAX_THREADS} threads per process")
+        if self.search_procs and min(self.search_procs) < 1:
+            raise UsageError("--search-procs: give processes >= 1, e.g. 1,2,4")
+        if self.search_procs and max(self.search_procs) > MAX_SEARCH_PROCS:
+            raise UsageError(f"--search-procs {max(self.search_procs)}: at most "
+                             f"{MAX_SEARCH_PROCS} searcher processes per host (each loads "
+                             "the index); for more, add hosts with mpirun")
         return self
 
     def beams(self) -> tuple[int, ...]:
@@ -157,7 +157,11 @@ def build(**values: Any) -> Spec:
     """A checked Spec from plain values: sizes and durations may be strings ("1GiB",
     "10ms"), lists comma strings ("16,32,64") or sequences."""
     vals = {k: v for k, v in values.items() if v is not None}
-    for key in ("complexity", "beam_width", "concurrency", "search_threads"):
+    if "search_threads" in vals:
+        raise UsageError(f"--search-threads {vals['search_threads']}: replaced by "
+                         "--search-procs (diskannpy's search holds the GIL, so threads took "
+                         "turns); e.g. --search-procs 1,2,4")
+    for key in ("complexity", "beam_width", "concurrency", "search_procs"):
         if key in vals:
             vals[key] = _ints(vals[key])
     cal = vals.pop("calibrate", None)
