@@ -359,6 +359,7 @@ def _run_threads(fd: int, path: Path, *, sector: int, hops: int, beam_width: int
     errors: list[BaseException] = []
     state = {"started": 0, "stopping": False}
     deadline = mono() + int(runtime_s * 1e9) if runtime_s > 0 else 0
+    delay = ROUND_DELAY_NS
 
     def may_start() -> bool:  # under `lock`
         if state["stopping"] or (max_queries and state["started"] >= max_queries):
@@ -378,6 +379,8 @@ def _run_threads(fd: int, path: Path, *, sector: int, hops: int, beam_width: int
         qlat: list[int] = []
 
         def round_done() -> None:  # one thread runs this when the round's reads all returned
+            if delay:
+                time.sleep(delay / 1e9)  # the throttled rig's hold, as in the other loops
             s["round"] += 1
             if s["round"] < hops:
                 return

@@ -206,11 +206,15 @@ def test_calibrate_mode2_from_mode1(mode1: dict[str, Any], runner: Any,
 
 
 # --- mode 2: the throttled rig --------------------------------------------------------
+@pytest.mark.parametrize("queue", ["default", "threads"])
 def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every round is held 2 ms: the run's structure follows from the counts."""
+                                           monkeypatch: pytest.MonkeyPatch, queue: str) -> None:
+    """Every round is held 2 ms: the run's structure follows from the counts, on the
+    compiled ring (or the Python AIO loop) and on the pread-thread fallback."""
     delay = 2_000_000
     monkeypatch.setattr(batch, "ROUND_DELAY_NS", delay)
+    if queue == "threads":
+        monkeypatch.setenv("IOBENCH_BATCH_QUEUE", "threads")
     hops, beam = 3, 2
     r = _invoke(runner, ["infer", "vector", "--target", str(tmp_path / "t"), "--results-dir",
                          str(tmp_path / "r"), "--json", "--index-size", "8MiB", "--hops",
@@ -231,6 +235,7 @@ def test_pattern_counts_on_a_throttled_rig(runner: Any, tmp_path: Path,
         assert m["read_latency_ns"]["count"] == m["reads"]
         assert p["histogram"]["count"] == q
         assert m["queue_depth"] == m["concurrency"] * beam
+        assert (m["queue"] == "threads") == (queue == "threads")
         # one-sided, so a loaded machine cannot break them: a query holds hops rounds
         assert p["latency_ns"]["min"] >= hops * delay
         assert m["queries_per_s"] <= m["concurrency"] / (hops * delay / 1e9) * 1.001
