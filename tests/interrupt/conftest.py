@@ -13,16 +13,47 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from iobench.engines.proctree import descendants
 
 WAIT_S = 120.0  # generous: the machine is shared and loaded
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> object:
+    """A test that fails (or times out) half-way must not leave its iobench running:
+    a `--runtime 600s` writer orphaned by a failed test loaded the machine for ten
+    minutes. Whatever `spawn` started and is still running at teardown is killed, with
+    its process tree."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            for pid in descendants(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.communicate()
+
+
+def _die_with_pytest() -> None:
+    """In the child, before exec: SIGKILL when pytest dies (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)
 
 
 def spawn(args: Sequence[str], tmp: Path, env: dict[str, str] | None = None,
           cmd: Sequence[str] | None = None) -> subprocess.Popen[str]:
     e = dict(os.environ, IOBENCH_PHASE_LOG=str(tmp / "phases.log"), **(env or {}))
-    return subprocess.Popen([*(cmd or [sys.executable, "-m", "iobench"]), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    proc = subprocess.Popen([*(cmd or [sys.executable, "-m", "iobench"]), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
+                            preexec_fn=_die_with_pytest)
+    _SPAWNED.append(proc)
+    return proc
 
 
 def wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], what: str,
