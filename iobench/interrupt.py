@@ -52,16 +52,45 @@ def _make(signum: int) -> KeyboardInterrupt:
     return KeyboardInterrupt()
 
 
+_in_hooks = False  # the handler is running the hooks (a signal arrived during them)
+
+
+def set_event(ev: threading.Event) -> None:
+    """`ev.set()` that never blocks, for signal handlers and their hooks: the handler runs
+    in the main thread between two bytecodes, possibly while that thread holds the
+    Event's (non-reentrant) lock, inside `ev.set()` or `ev.wait()` itself. Ctrl-C pressed
+    twenty times in a row deadlocked a run for good that way (the second signal's
+    `stop.set()` waited on the lock the first one's held; SIGTERM could not end it
+    either). Where the lock is free it is an ordinary set; else the flag is set for the
+    pollers (`is_set()`), and the holder's own set or wait ends as it would have."""
+    cond = getattr(ev, "_cond", None)
+    if cond is None:
+        ev.set()
+        return
+    if cond.acquire(blocking=False):
+        try:
+            ev._flag = True  # type: ignore[attr-defined]
+            cond.notify_all()
+        finally:
+            cond.release()
+    else:
+        ev._flag = True  # type: ignore[attr-defined]
+
+
 def _handler(signum: int, frame: Any) -> None:
-    global _pending
-    global _last
+    global _pending, _last, _in_hooks
     if _exiting:
         return
     _last = signum
     exc = _make(signum)
-    for hook in list(_hooks):
-        with contextlib.suppress(Exception):
-            hook()
+    if not _in_hooks:  # a signal during the hooks: the running ones finish the job
+        _in_hooks = True
+        try:
+            for hook in list(_hooks):
+                with contextlib.suppress(Exception):
+                    hook()
+        finally:
+            _in_hooks = False
     if _depth > 0:
         if _pending is None:
             _pending = exc
@@ -221,9 +250,9 @@ def start_and_wait(threads: Sequence[Worker], stop: threading.Event | None = Non
     A signal sets `stop` (and calls `on_signal`); the workers are still waited for. Returns
     the signal that arrived (the caller keeps what was measured, then raises it), or None.
     """
-    def hook() -> None:
+    def hook() -> None:  # in the signal handler (or here, on a failed start)
         if stop is not None:
-            stop.set()
+            set_event(stop)
         if on_signal is not None:
             on_signal()
 

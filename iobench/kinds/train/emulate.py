@@ -368,7 +368,7 @@ def _run_epoch(ds: Dataset, cfg: ReplayConfig, epoch: int, timeline_start_ns: in
     accelerators = [interrupt.Worker(target=accelerator, args=(a,)) for a in range(acc)]
 
     def on_signal() -> None:  # in the signal handler: only set flags
-        stop.set()
+        interrupt.set_event(stop)
         if sync is not None:
             sync.abandon()  # the other ranks are stopped by theirs (or the fault notice)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from iobench import dist
+from iobench import dist, interrupt
 from iobench.errors import RunFailed
 from iobench.kinds.train.emulate import CheckpointRecord, EpochStats, PeerStopped, run_epoch
 from iobench.stats import Histogram, Timeline
@@ -45,7 +45,7 @@ class MPIStepSync:
         self.steps, self.calls, self.agreed_stop = None, 0, False
 
     def abandon(self) -> None:
-        self._abandon.set()
+        interrupt.set_event(self._abandon)  # from the signal handler too
 
     def __call__(self, ok: bool) -> bool:
         send = np.array([1 if ok else 0], dtype=np.int32)
