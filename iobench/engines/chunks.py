@@ -104,6 +104,14 @@ def chunk_buffer(nbytes: int, huge: bool = True) -> tuple[mmap.mmap, int]:
     return m, off
 
 
+def buffer_bytes(nbytes: int) -> int:
+    """The memory one chunk buffer of `nbytes` holds once touched (chunk_buffer: a chunk
+    of 2 MiB or more is rounded up to whole huge pages)."""
+    if HUGE_PAGES and nbytes >= HUGE and hasattr(mmap, "MADV_HUGEPAGE"):
+        return -(-nbytes // HUGE) * HUGE
+    return -(-nbytes // 4096) * 4096
+
+
 class Buffers:
     """The queue-depth chunk buffers (chunk_buffer: on huge pages unless `huge` or
     HUGE_PAGES says no). A pool task or a read in flight holds one. A freed buffer goes

@@ -517,3 +517,6 @@ def test_chunk_buffers_on_huge_pages_restore_what_was_written(tmp_path, monkeypa
     small = chunk_io.Buffers(2, 512 * 1024)
     base = chunk_io.Buffers(2, 2 << 20, huge=False)
     assert not any("hg" in _vm_flags(a) for a in [*small.addrs, *base.addrs])
+    # the RAM check counts what a buffer holds: whole huge pages for chunks >= 2 MiB
+    assert chunk_io.buffer_bytes(g.chunk_bytes) == 4 << 20
+    assert chunk_io.buffer_bytes(512 * 1024) == 512 * 1024
