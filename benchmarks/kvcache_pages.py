@@ -17,8 +17,9 @@ layouts) one chunk set is written, then in rotating rounds of --runtime seconds 
                glibc.malloc.hugetlb=1 tunable and iomem_align=2m): fio like for like;
   fio_huge_b   fio_huge again: the noise floor (fio against fio).
 Per run: GB/s (10^9 B/s), the chunk read p99 (restores: our histogram of submission to
-reaping; fio: lat_ns, its submission to completion) and the block requests per chunk read
-(the target's /sys/dev/block/MAJ:MIN/stat: other I/O on the device counts too). Printed
+reaping; fio: lat_ns, its submission to completion), the block requests per chunk read
+(the target's /sys/dev/block/MAJ:MIN/stat: other I/O on the device counts too) and, for
+the restores, the median time of one read's io_submit. Printed
 first: the physically contiguous runs of each restore buffer (/proc/self/pagemap: needs
 root, else n/a). Ratios per round, median (min-max). O_DIRECT for all. Writes at most
 --capacity (256 MiB) at a time under TARGET/kvcache-pages/, removed after.
@@ -81,17 +82,31 @@ def runs_per_buffer(addr: int, nbytes: int) -> int | None:
 
 def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float,
              cb: int) -> dict[str, Any]:
+    """Whole-set restores for `runtime` s; also each read's io_submit time (the reaper
+    submits: a slow submission holds the next read back)."""
     assert eng.aio is not None, "needs Linux AIO"
-    w = eng.aio.w
+    w, ctx = eng.aio.w, eng.aio.ctx
     w.rec["compare"] = LatencyRecorder()
+    submit = ctx.submit_slot
+    sub_ns: list[int] = []
+
+    def timed_submit(i: int) -> None:
+        a = time.monotonic_ns()
+        submit(i)
+        sub_ns.append(time.monotonic_ns() - a)
+
+    ctx.submit_slot = timed_submit  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
     t0 = time.monotonic_ns()
-    while time.monotonic_ns() < t0 + int(runtime * 1e9):
-        eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
+    try:
+        while time.monotonic_ns() < t0 + int(runtime * 1e9):
+            eng.restore_once([chunks[i] for i in rng.permutation(len(chunks))])
+    finally:
+        del ctx.submit_slot
     s = (time.monotonic_ns() - t0) / 1e9
     h = Histogram.merged([w.rec["compare"].flush()])
     return {"gb_per_s": h.count * cb / s / 1e9, "p99_ms": (h.percentile(99) or 0.0) / 1e6,
-            "ops": h.count}
+            "ops": h.count, "submit_us": float(np.median(sub_ns)) / 1e3 if sub_ns else 0.0}
 
 
 def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
@@ -160,7 +175,9 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
         r = runs[arm]
         lines.append(f"  {arm:11} GB/s {spread([x['gb_per_s'] for x in r])}  p99 ms "
                      f"{spread([x['p99_ms'] for x in r])}  block requests per chunk "
-                     + (spread([x['requests_per_chunk'] for x in r]) if stat else "n/a"))
+                     + (spread([x['requests_per_chunk'] for x in r]) if stat else "n/a")
+                     + (f"  io_submit us (median) {spread([x['submit_us'] for x in r])}"
+                        if "submit_us" in r[0] else ""))
     for arm, ref in (("restores", "fio"), ("restores", "fio_huge"), ("restores_4k", "fio"),
                      ("fio", "fio_huge"), ("fio_huge_b", "fio_huge")):
         pairs = list(zip(runs[arm], runs[ref], strict=True))
