@@ -454,3 +454,69 @@ def test_a_corrupted_chunk_is_caught_on_restore(tmp_path, layout):
     finally:
         eng.close()
         st.close(keep=False)
+
+
+def _vm_flags(addr):
+    """The VmFlags of this process's mapping that holds `addr` (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=1)[0]
+        if not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and head == "VmFlags:":
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+@pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage").is_dir(),
+                    reason="no transparent huge pages in this kernel")
+@pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
+@pytest.mark.parametrize("shift", [0, 12288])
+def test_chunk_buffers_on_huge_pages_restore_what_was_written(tmp_path, monkeypatch,
+                                                              layout, shift):
+    """Chunks of 2 MiB or more sit on 2 MiB-aligned buffers advised MADV_HUGEPAGE (one
+    physically contiguous run per 2 MiB: 1 segment, not up to 512, per 2 MiB read), and the
+    AIO reads land in exactly those views: 2.5 MiB chunks (not a whole number of huge
+    pages) restored into zeroed buffers all pass their CRC, also where the view starts
+    `shift` bytes into its mapping (a kernel that does not align large mappings); smaller
+    chunks and huge=False stay on base pages (no 2 MiB per buffer for small chunks)."""
+    from iobench.engines import chunks as chunk_io
+
+    if shift:
+        real = chunk_io.chunk_buffer
+
+        def shifted(nbytes, huge=True):
+            m, off = real(nbytes + chunk_io.HUGE, huge)
+            return m, off + shift
+
+        monkeypatch.setattr(chunk_io, "chunk_buffer", shifted)
+    g = geometry.geometry(model.load("tiny"), 2560)
+    assert g.chunk_bytes >= 5 * 2**19
+    st = store.make(layout, tmp_path / "kv", g, 8)
+    if isinstance(st, store.Slab):
+        st.open()
+    eng = Engine(st, g, Tiers(0, 8, 1, False),
+                 Options(users=1, queue_depth=4, requests=1, verify=True), 0)
+    try:
+        bufs = eng.pool.buffers
+        assert [a % chunk_io.HUGE for a in bufs.addrs] == [shift] * 4
+        assert all("hg" in _vm_flags(a) for a in bufs.addrs)
+        assert [len(mv) for mv in bufs.mvs] == [g.chunk_bytes] * 4
+        chunks = [(700 + j, 1, j) for j in range(8)]
+        eng.write_set(chunks)
+        for a in bufs.arrs:
+            a[:] = 0  # a read aimed anywhere but these views leaves zeros: a CRC error
+        eng.restore_once(chunks[::-1])
+        assert eng.verify_errors() == 0
+        assert eng.aio is None or eng.aio.w.ops["compare"] == 8
+    finally:
+        eng.close()
+        st.close(keep=False)
+    monkeypatch.undo()
+    small = chunk_io.Buffers(2, 512 * 1024)
+    base = chunk_io.Buffers(2, 2 << 20, huge=False)
+    assert not any("hg" in _vm_flags(a) for a in [*small.addrs, *base.addrs])
+    # the RAM check counts what a buffer holds: whole huge pages for chunks >= 2 MiB
+    assert chunk_io.buffer_bytes(g.chunk_bytes) == 4 << 20
+    assert chunk_io.buffer_bytes(512 * 1024) == 512 * 1024

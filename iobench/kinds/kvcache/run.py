@@ -16,6 +16,7 @@ from typing import Any
 from iobench import cache as cache_mod
 from iobench import dist, runner
 from iobench import target as target_mod
+from iobench.engines.chunks import buffer_bytes
 from iobench.errors import UsageError
 from iobench.kinds.base import Ctx, RunOptions, default_ctx
 from iobench.kinds.kvcache import geometry as geo
@@ -175,10 +176,11 @@ def check_target(c: Config, g: geo.Geometry, target: Path, ranks: int) -> None:
     before anything is written (run by rank 0 in prepare, root_first)."""
     o = c.opts
     cb = g.chunk_bytes
-    mem = c.cpu_cache + o.queue_depth * cb
+    buf = buffer_bytes(cb)  # chunks of 2 MiB or more: whole huge pages each
+    mem = c.cpu_cache + o.queue_depth * buf
     if mem > 0.9 * _available_ram():
         raise UsageError(f"--cpu-cache {format_bytes(c.cpu_cache)} + --queue-depth "
-                         f"{o.queue_depth} x {format_bytes(cb)} chunk buffers = "
+                         f"{o.queue_depth} x {format_bytes(buf)} chunk buffers = "
                          f"{format_bytes(mem)} is more than 90% of the "
                          f"{format_bytes(_available_ram())} of RAM available; give a smaller "
                          "--cpu-cache or --queue-depth")
