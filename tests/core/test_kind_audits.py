@@ -156,11 +156,14 @@ def test_kvcache_audit_agrees_on_every_counter(tmp_path, layout, cpu_cache):
     assert wr["measured_bytes"] == by_name["kv chunk writes (storage)"].bytes > 0
     assert wr["bound"] == "equal"
     assert "rchar" not in {c["counter"] for c in a["checks"]}
+    # left out with the reason, whenever they moved bytes (RAM hits depend on which
+    # user's turn found its prefix where: thread timing)
     why = {x["phase"]: x["why"] for x in a["left_out"]}
-    assert why.pop("kv restore requests").startswith("an aggregate")
+    expect = {"kv restore requests": "an aggregate: its bytes are in other phases too"}
     if cpu_cache != "0":
-        assert why.pop("kv chunk copies (RAM tier)") == "moved in memory (engine ram)"
-    assert why == {}
+        assert "kv chunk copies (RAM tier)" in by_name
+        expect["kv chunk copies (RAM tier)"] = "moved in memory (engine ram)"
+    assert why == {k: v for k, v in expect.items() if by_name[k].bytes}
     # the TTFT search's chunk set is written outside any measurement, declared untimed
     assert a["untimed_bytes"]["wchar"] >= by_name["ttft probe 256 tokens"].bytes
     assert not any("byte audit" in w for w in r.warnings)
