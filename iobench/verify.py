@@ -518,6 +518,8 @@ def sum_counts(per_rank: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for r in per_rank:
         if r.get("device") and r.get("disk") is not None:
             disk.setdefault((str(r["host"]), str(r["device"])), tuple(r["disk"]))
+    if any(not r.get("device") or r.get("disk") is None for r in per_rank):
+        disk = {}  # a rank's target has no block device here: a partial sum would warn
     devices = sorted({d for _, d in disk})
     out: dict[str, Any] = {
         "ranks": len(per_rank),

@@ -373,3 +373,8 @@ def test_mpi_device_counters_count_once_per_host(tmp_path):
     assert len(two["device_hosts"]) == 2
     # the process counters are per process: summed whatever the hosts
     assert both["proc_io"]["wchar"] == two["proc_io"]["wchar"] == 2 * n
+    # a rank whose target has no block device (a network file system): no device sum
+    # (a partial one would claim the other host's bytes never reached a device)
+    none = verify.sum_counts([same[0], {**same[1], "host": "host-b", "device": None,
+                                        "disk": None}])
+    assert none["disk"] is None
