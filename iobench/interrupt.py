@@ -164,6 +164,14 @@ def take() -> KeyboardInterrupt | None:
     return exc
 
 
+def put_back(exc: KeyboardInterrupt) -> None:
+    """Record again a signal that a polled MPI collective took (and raised) inside a
+    shield, so the shield's holder still acts on it (unless one is recorded already)."""
+    global _pending
+    if _pending is None and not isinstance(exc, PeerFault):
+        _pending = exc
+
+
 def check() -> None:
     """Raise a recorded signal now, if no shield is held."""
     if _depth == 0 and _pending is not None:

@@ -260,7 +260,7 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
         what = f"failed: {message or result.reason}"
     with interrupt.shield():  # finishing the result: a late signal cannot cut it short
         if audit is not None:
-            _audit(result, audit, w.size)
+            _audit(result, audit, w, gather=code == 0)
         if w.size > 1 and local_fault and not root:
             w.notify_fault(what)  # rank 0 learns it now, wherever it is
         frozen, saved, unsaved = _finish(result, path, root)
@@ -291,15 +291,36 @@ def execute(result: Recorder, body: Callable[[Recorder], None], *, results_dir: 
     return cli.finish(run(result, body, options, ctx))
 
 
-def _audit(result: Recorder, window: verify.RunWindow, ranks: int) -> None:
+def _audit(result: Recorder, window: verify.RunWindow, w: dist.World,
+           gather: bool = True) -> None:
     """The run's independent byte audit and CPU cost (iobench.verify.judge_run) into
     result.audit, its disagreements into the warnings. Never fails the run: an audit
-    that cannot be made says why."""
+    that cannot be made says why.
+
+    Under MPI every rank's own counts (verify.rank_counts: its /proc/self/io, untimed
+    I/O, allowance, its host's device) go to rank 0, which judges their sums against the
+    merged phases; only a rank whose run ended cleanly (`gather`) takes part, and a rank
+    that stopped early makes rank 0's audit `skipped`, never a hang: the gather is polled
+    (peer faults, signals and IOBENCH_MPI_TIMEOUT still act)."""
     try:
         window.close()
+        per_rank: list[dict] | None = None
+        if w.size > 1 and gather:
+            mine = verify.rank_counts(window, w.hostname())
+            try:
+                per_rank = w.gather(mine)
+            except KeyboardInterrupt as e:  # a signal or a peer's fault during the gather
+                interrupt.put_back(e)
+                if w.is_root:
+                    result.audit = {"verdict": "skipped", "agrees": None,
+                                    "skipped": "under MPI: the ranks' counters could not be "
+                                               f"gathered ({e or type(e).__name__})"}
+                return
+        if not w.is_root:
+            return
         if not result.phases:
             return
-        a = verify.judge_run(window, result.phases, ranks=ranks,
+        a = verify.judge_run(window, result.phases, ranks=w.size, per_rank=per_rank,
                              ioengine=(result.spec or {}).get("ioengine"))
     except Exception as e:  # noqa: BLE001 - the measured result matters more
         result.audit = {"error": f"{type(e).__name__}: {e}"}

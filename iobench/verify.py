@@ -193,7 +193,8 @@ def counter_for(direction: str, queue: str | None, ioengine: str | None = None) 
     """Which /proc/self/io counter sees a phase's bytes: read(2)-family calls count in
     rchar/wchar; Linux AIO and io_uring bypass them, and only the block layer's
     read_bytes/write_bytes (O_DIRECT: exactly the bytes moved) see those."""
-    async_path = queue in ("io_uring", "linux-aio") or ioengine in ("libaio", "io_uring")
+    async_path = queue in ("io_uring", "linux-aio", "libaio") or \
+        ioengine in ("libaio", "io_uring")
     if direction == "read":
         return "read_bytes" if async_path else "rchar"
     return "write_bytes" if async_path else "wchar"
@@ -450,7 +451,8 @@ def _counter(phase: Mapping[str, Any], ioengine: str | None) -> str:
     if a.get("counter"):
         return str(a["counter"])
     return counter_for(str(phase["direction"]), m.get("queue"),
-                       ioengine if phase.get("engine") == "fio" else None)
+                       m.get("ioengine") or (ioengine if phase.get("engine") == "fio"
+                                             else None))
 
 
 def left_out(phase: Mapping[str, Any], ioengine: str | None = None) -> str | None:
@@ -481,8 +483,72 @@ def left_out(phase: Mapping[str, Any], ioengine: str | None = None) -> str | Non
 _BLOCK = ("read_bytes", "write_bytes")
 
 
+def rank_counts(rw: RunWindow, host: str | None = None) -> dict[str, Any]:
+    """What one process's run window counted, as plain data (sent to rank 0 under MPI):
+    its /proc/self/io deltas, the I/O it declared untimed or audited in nested runs, its
+    own /proc reads, its start-up allowance (a null window, the byte code it imported),
+    its target device's /proc/diskstats deltas, its CPU seconds, whether worker
+    processes ran (and whether their pipes were declared)."""
+    import socket
+
+    w = rw.window
+    return {"host": host or socket.gethostname(), "proc_io": w.io_delta(),
+            "untimed": dict(rw.untimed), "nested": dict(rw.nested),
+            "self_read": rw.self_read, "code_read": _module_bytes(rw.imported),
+            "null": dict(rw.null), "device": w.device, "disk": w.disk_delta(),
+            "cpu_s": w.cpu_delta(), "children_cpu_s": w.cpu1[1] - w.cpu0[1],
+            "workers_accounted": rw.workers_accounted}
+
+
+def _add(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+def sum_counts(per_rank: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every rank's counts summed. The /proc/self/io counters, untimed and nested bytes,
+    own reads, allowances and CPU are per process: summed over ranks. /proc/diskstats is
+    per host and device-wide: each (host, device) is counted once, from the lowest rank
+    on that host (ranks sharing a host see the same device counters over nearly the same
+    window: summing them would count the device's bytes once per rank)."""
+    disk: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in per_rank:
+        if r.get("device") and r.get("disk") is not None:
+            disk.setdefault((str(r["host"]), str(r["device"])), tuple(r["disk"]))
+    if any(not r.get("device") or r.get("disk") is None for r in per_rank):
+        disk = {}  # a rank's target has no block device here: a partial sum would warn
+    devices = sorted({d for _, d in disk})
+    out: dict[str, Any] = {
+        "ranks": len(per_rank),
+        "hosts": sorted({str(r["host"]) for r in per_rank}),
+        "proc_io": _add(r["proc_io"] for r in per_rank),
+        "untimed": _add(r["untimed"] for r in per_rank),
+        "nested": _add(r["nested"] for r in per_rank),
+        "self_read": sum(int(r["self_read"]) for r in per_rank),
+        "code_read": sum(int(r["code_read"]) for r in per_rank),
+        "null": _add(r["null"] for r in per_rank),
+        "device": ",".join(devices) if devices else None,
+        "disk": (sum(d[0] for d in disk.values()), sum(d[1] for d in disk.values()))
+        if disk else None,
+        "device_hosts": sorted({f"{h}:{d}" for h, d in disk}),
+        "cpu_s": sum(float(r["cpu_s"]) for r in per_rank),
+        "children_cpu_s": sum(float(r["children_cpu_s"]) for r in per_rank),
+        # worker pipes are judged on equality only if every rank that had workers declared
+        # them
+        "workers_accounted": all(r["workers_accounted"] or r["children_cpu_s"] <= 0
+                                 for r in per_rank),
+        "per_rank": [{"host": r["host"], "proc_io": r["proc_io"], "untimed": r["untimed"],
+                      "device": r.get("device"), "disk": r.get("disk")} for r in per_rank],
+    }
+    return out
+
+
 def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
-              ioengine: str | None = None, ranks: int = 1) -> dict[str, Any]:
+              ioengine: str | None = None, ranks: int = 1,
+              per_rank: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The run's byte audit: per /proc/self/io counter, the bytes the phases measured
     against the kernel's count, the start-up allowance (a null window, the byte code of
     the modules imported during the run, fio's start-up per fio phase) and the untimed
@@ -490,56 +556,82 @@ def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
     go to out['warnings']: the read(2)-family counters (rchar, wchar) must agree within
     1% beyond the allowance; the block-layer counters (read_bytes, write_bytes) and the
     device must have seen at least the bytes of the phases that bypass read(2) (AIO,
-    io_uring: O_DIRECT) — their surplus is page-cache traffic, not a disagreement."""
-    w = rw.window
-    delta = w.io_delta()
+    io_uring: O_DIRECT) — their surplus is page-cache traffic, not a disagreement.
+
+    Under MPI (`ranks` > 1) the phases carry every rank's bytes: `per_rank` must hold
+    every rank's `rank_counts` (gathered on rank 0), and their sums are judged
+    (`sum_counts`: device counters once per host); without it the audit is skipped."""
+    if ranks > 1 and (per_rank is None or len(per_rank) != ranks):
+        c = rank_counts(rw)
+        out = _judge(c, phases, ioengine, ranks)
+        out["skipped"] = (f"under MPI ({ranks} ranks) the ranks' counters were not all "
+                          "gathered (a rank stopped early); /proc/self/io here counts "
+                          "rank 0 only, the phases every rank's")
+        out.pop("checks", None)
+        out["warnings"] = []
+        out["agrees"] = None
+        out["verdict"] = "skipped"
+        return out
+    c = sum_counts(per_rank) if ranks > 1 and per_rank is not None else rank_counts(rw)
+    return _judge(c, phases, ioengine, ranks)
+
+
+def _judge(c: Mapping[str, Any], phases: Sequence[Mapping[str, Any]], ioengine: str | None,
+           ranks: int) -> dict[str, Any]:
+    delta: dict[str, int] = dict(c["proc_io"])
+    untimed_b: dict[str, int] = dict(c["untimed"])
+    nested_b: dict[str, int] = dict(c["nested"])
     measured: dict[str, int] = {}
     by_direction = {"read": 0, "write": 0}
-    fio_phases = 0
+    fio_runs = 0  # fio processes the phases ran (a merged phase: one per rank)
     unaudited: list[dict[str, Any]] = []
     for p in phases:
-        c = phase_counter(p, ioengine)
-        if c is None:
+        ctr = phase_counter(p, ioengine)
+        if ctr is None:
             if p.get("direction") in ("read", "write") and p.get("bytes"):
                 unaudited.append({"phase": p.get("name"), "bytes": int(p["bytes"]),
                                   "why": left_out(p, ioengine)})
             continue
-        measured[c] = measured.get(c, 0) + int(p["bytes"])
+        measured[ctr] = measured.get(ctr, 0) + int(p["bytes"])
         by_direction[str(p["direction"])] += int(p["bytes"])
-        fio_phases += p.get("engine") == "fio"
-    code_read = _module_bytes(rw.imported)
-    fio_null = startup_allowance("fio") if fio_phases else {}
-    allowance = {k: rw.null.get(k, 0) + fio_phases * fio_null.get(k, 0)
+        if p.get("engine") == "fio":  # under MPI a merged phase ran fio on each rank
+            fio_runs += ranks if ranks > 1 and (p.get("metrics") or {}).get("ranks") else 1
+    fio_null = startup_allowance("fio") if fio_runs else {}
+    null = c["null"]
+    allowance = {k: null.get(k, 0) + fio_runs * fio_null.get(k, 0)
                  for k in ("rchar", "wchar", "read_bytes", "write_bytes")}
-    allowance["rchar"] += code_read
-    cpu = w.cpu_delta()
+    allowance["rchar"] += int(c["code_read"])
+    cpu = float(c["cpu_s"])
     moved = by_direction["read"] + by_direction["write"]
     out: dict[str, Any] = {
         "measured_bytes": by_direction, "proc_io": delta,
-        "startup_allowance_bytes": allowance, "untimed_bytes": dict(rw.untimed),
-        "nested_bytes": dict(rw.nested), "own_proc_read_bytes": rw.self_read, "checks": [],
+        "startup_allowance_bytes": allowance, "untimed_bytes": untimed_b,
+        "nested_bytes": nested_b, "own_proc_read_bytes": int(c["self_read"]), "checks": [],
         "cpu_s": round(cpu, 4), "cpu_s_per_gb": round(cpu / (moved / 1e9), 4) if moved else None,
         "tolerance_pct": TOLERANCE * 100, "surplus_floor_bytes": SURPLUS_FLOOR,
         "left_out": unaudited, "warnings": []}
-    if ranks > 1:  # the counters are this process's, the phases every rank's
-        out["skipped"] = (f"under MPI ({ranks} ranks) /proc/self/io counts rank 0 only; the "
-                          "phases carry every rank's bytes")
-        out.pop("checks")
-        out["verdict"] = "skipped"
-        return out
+    if ranks > 1:
+        out["ranks"] = {"ranks": ranks, "hosts": c.get("hosts"),
+                        "device_counted_on": c.get("device_hosts"),
+                        "how": "each rank's own /proc/self/io (its threads and reaped "
+                               "children), its untimed I/O and its start-up allowance, "
+                               "summed on rank 0; /proc/diskstats once per host and "
+                               "device (ranks sharing a host share its device counters)",
+                        "per_rank": c.get("per_rank")}
     warn: list[str] = out["warnings"]
     # worker processes (not fio) ran and were reaped: their pipes to this process count
     # in rchar/wchar too, so those counters can only bound the bytes from below
-    workers = (w.cpu1[1] - w.cpu0[1]) > 0 and not fio_phases and not rw.workers_accounted
+    workers = float(c["children_cpu_s"]) > 0 and not fio_runs and \
+        not c["workers_accounted"]
     if workers:
         out["note"] = ("worker processes ran: their pipe traffic counts in rchar/wchar, so "
                        "a surplus there is not judged (a shortfall is)")
     for counter, want in sorted(measured.items()):
         if counter not in delta:
             continue
-        seen = delta[counter] - rw.untimed.get(counter, 0) - rw.nested.get(counter, 0)
+        seen = delta[counter] - untimed_b.get(counter, 0) - nested_b.get(counter, 0)
         if counter == "rchar":
-            seen -= rw.self_read
+            seen -= int(c["self_read"])
         slack = allowance.get(counter, 0)
         diff = seen - want
         lower_only = counter in _BLOCK or workers
@@ -552,21 +644,22 @@ def judge_run(rw: RunWindow, phases: Sequence[Mapping[str, Any]], *,
                               "agrees": ok, "bound": "at least" if lower_only
                               else "equal"})
         if not ok:
+            tree = "this process tree" if ranks == 1 else f"the {ranks} ranks' process trees"
             warn.append(f"byte audit: the phases measured {want:,} bytes, the kernel's "
-                        f"{counter} for this process tree {seen:,} "
+                        f"{counter} for {tree} {seen:,} "
                         f"({diff / max(want, 1):+.1%}; allowed: 1% and {slack:,} bytes of "
                         f"start-up, a surplus up to {SURPLUS_FLOOR >> 20} MiB)")
-    dd = w.disk_delta()
+    dd = c.get("disk")
     if dd is not None:
-        out["device"] = w.device
+        out["device"] = c["device"]
         out["device_bytes"] = {"read": dd[0], "write": dd[1]}
         for direction, counter, dev in (("read", "read_bytes", dd[0]),
                                         ("write", "write_bytes", dd[1])):
             want = measured.get(counter, 0)
             if want and dev < (1 - TOLERANCE) * want:
-                warn.append(f"byte audit: {w.device} moved {dev:,} bytes for the {want:,} "
-                            f"{direction} bytes measured past the page cache: they did not "
-                            "all reach it")
+                warn.append(f"byte audit: {c['device']} moved {dev:,} bytes for the "
+                            f"{want:,} {direction} bytes measured past the page cache: they "
+                            "did not all reach it")
     judged = bool(out["checks"])
     out["agrees"] = not warn if judged or warn else None
     out["verdict"] = ("differs" if warn else "agrees" if judged

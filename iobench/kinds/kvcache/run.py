@@ -373,7 +373,8 @@ def _search(res: Recorder, c: Config, eng: Engine, g: geo.Geometry, w: dist.Worl
             h, nbytes, ns = eng.probe(n, users, per_user, c.search_requests)
             ph = make_phase(f"ttft probe {n * ct} tokens", nbytes=nbytes, seconds=ns / 1e9,
                             ops=h.count, latency=h, direction="read",
-                            metrics={"latency_unit": "per restore request"})
+                            metrics={"latency_unit": "per restore request",
+                                     "queue": eng.queue})
             _stamp([ph], t0, time.monotonic_ns())
             return [ph]
 

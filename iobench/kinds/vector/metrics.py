@@ -104,6 +104,8 @@ METRICS = declare(
     metric("queue_depth", "neither", "concurrency x beam width: most reads in flight",
            unit="count", phase=True),
     metric("ranks", "neither", "MPI ranks", unit="count", phase=True),
+    metric("ioengine", "neither", "fio's ioengine (the fio randread beside the pattern)",
+           unit="text", phase=True, optional=True),
 )
 
 # what each mode's result always carries (beyond the non-optional metrics)

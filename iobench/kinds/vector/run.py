@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from iobench import dist, runner
+from iobench import dist, runner, verify
 from iobench import target as target_mod
 from iobench.errors import TargetError, UsageError
 from iobench.kinds.base import Ctx, RunOptions, default_ctx
@@ -252,6 +252,46 @@ def prepare_dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path, log: 
     """Vectors, queries and ground truth (once), then the index (once); on rank 0."""
     from iobench.kinds.vector import data, engine
 
+    with verify.untimed(children=True):  # the data set: set-up, not a measured byte
+        info = _dataset(o, tgt, root)
+    vectors = root / "vectors.bin"
+    idx = root / f"index-{_build_key(o)}"
+    with verify.untimed(children=True):
+        built = data.read_json(idx / "build.json") if idx.is_dir() else None
+    if built is None:
+        if idx.is_symlink():
+            raise UsageError(f"{idx}: is a symlink; iobench never follows one in its target")
+        if idx.is_dir():
+            import shutil
+
+            shutil.rmtree(idx)  # a build that did not finish (ours, inside vector/)
+        tgt.check_space(estimate_bytes(o) - o.vectors * o.dim * 4, "the DiskANN index")
+        idx.mkdir()
+        bp = engine.BuildParams(o.metric, o.graph_degree, o.build_complexity, o.pq_bytes,
+                                max(1, os.cpu_count() or 1))
+        io0 = verify.proc_io()  # the whole process: DiskANN's C++ threads write too
+        secs = engine.build(vectors, idx, o.vectors, o.dim, bp, log)
+        io1 = verify.proc_io()
+        files = engine.index_files(idx)
+        built = {"build_seconds": secs, "graph_degree": o.graph_degree,
+                 "build_complexity": o.build_complexity, "pq_bytes": o.pq_bytes,
+                 "threads": bp.threads,
+                 "index_bytes": sum(p.stat().st_size for p in files),
+                 "disk_index_bytes": engine.disk_index(idx).stat().st_size,
+                 "files": {p.name: p.stat().st_size for p in files}}
+        with verify.untimed(children=True):
+            data.write_json(idx / "build.json", built)
+        built["kernel_io"] = {k: io1[k] - io0[k] for k in io0 if k in io1}
+        built["reused"] = False
+    else:
+        built["reused"] = True
+    return {"dataset": info, "build": built, "index_dir": str(idx)}
+
+
+def _dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path) -> dict[str, Any]:
+    """Vectors, queries and exact ground truth, made once (dataset.json says so)."""
+    from iobench.kinds.vector import data
+
     info = data.read_json(root / "dataset.json")
     vectors = root / "vectors.bin"
     if info is None:
@@ -275,32 +315,7 @@ def prepare_dataset(o: DiskannOptions, tgt: target_mod.Target, root: Path, log: 
                 "ground_truth_seconds": time.monotonic() - t0,
                 "ground_truth": f"exact top-{K}, brute force (numpy, blocks)"}
         data.write_json(root / "dataset.json", info)
-    idx = root / f"index-{_build_key(o)}"
-    built = data.read_json(idx / "build.json") if idx.is_dir() else None
-    if built is None:
-        if idx.is_symlink():
-            raise UsageError(f"{idx}: is a symlink; iobench never follows one in its target")
-        if idx.is_dir():
-            import shutil
-
-            shutil.rmtree(idx)  # a build that did not finish (ours, inside vector/)
-        tgt.check_space(estimate_bytes(o) - o.vectors * o.dim * 4, "the DiskANN index")
-        idx.mkdir()
-        bp = engine.BuildParams(o.metric, o.graph_degree, o.build_complexity, o.pq_bytes,
-                                max(1, os.cpu_count() or 1))
-        secs = engine.build(vectors, idx, o.vectors, o.dim, bp, log)
-        files = engine.index_files(idx)
-        built = {"build_seconds": secs, "graph_degree": o.graph_degree,
-                 "build_complexity": o.build_complexity, "pq_bytes": o.pq_bytes,
-                 "threads": bp.threads,
-                 "index_bytes": sum(p.stat().st_size for p in files),
-                 "disk_index_bytes": engine.disk_index(idx).stat().st_size,
-                 "files": {p.name: p.stat().st_size for p in files}}
-        data.write_json(idx / "build.json", built)
-        built["reused"] = False
-    else:
-        built["reused"] = True
-    return {"dataset": info, "build": built, "index_dir": str(idx)}
+    return info
 
 
 def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions, ctx: Ctx) -> None:
@@ -325,16 +340,19 @@ def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions, ctx: C
         res.add_phase(make_phase("build", nbytes=build["index_bytes"],
                                  seconds=build["build_seconds"], ops=1, direction="write",
                                  engine="diskann", metrics={"what": "DiskANN disk index "
-                                                            "build (graph + PQ + layout)"}))
-    queries = data.load_array(root / "queries.npy")
-    truth = data.load_array(root / "truth_ids.npy")
-    mine = list(dist.split(len(queries), w))
-    q_mine, t_mine = queries[mine], truth[mine]
-    searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log)
+                                                            "build (graph + PQ + layout)",
+                                                            **_build_counter(build)}))
+    with verify.untimed(children=True):  # the queries, the truth, the index load
+        queries = data.load_array(root / "queries.npy")
+        truth = data.load_array(root / "truth_ids.npy")
+        mine = list(dist.split(len(queries), w))
+        q_mine, t_mine = queries[mine], truth[mine]
+        searcher = engine.Searcher(idx, o.metric, o.dim, o.cache_nodes, log)
     try:
         _sweep(res, o, searcher, idx, q_mine, t_mine, bool(mine), w)
     finally:
-        searcher.close()
+        with verify.untimed(children=True):
+            searcher.close()
     if o.search_procs:
         _procs_sweep(res, o, idx, log, q_mine, t_mine, w)
     _headline(res, o)
@@ -343,6 +361,25 @@ def diskann_run(res: Recorder, tgt: target_mod.Target, o: DiskannOptions, ctx: C
         res.warnings.append(f"{len(faulted)} search pass(es) took major page faults (memory "
                             "pressure): their measured read bytes include those page-fault "
                             f"reads, so reads per query are overstated there: {faulted[:4]}")
+
+
+def _build_counter(build: dict[str, Any]) -> dict[str, str]:
+    """The build phase is left out of the run's byte audit, with the kernel's figures:
+    DiskANN writes intermediate files (its in-memory graph, the PQ training sample) and
+    removes some, so write(2) counts more than the index it leaves."""
+    k = build.get("kernel_io") or {}
+    return {"byte_counter": verify.NO_COUNTER,
+            "byte_counter_why": "DiskANN's build writes and removes intermediate files, so "
+                                "the kernel counts more than the index it leaves (wchar "
+                                f"{k.get('wchar', 0):,} B, write_bytes "
+                                f"{k.get('write_bytes', 0):,} B, of which cancelled "
+                                f"{k.get('cancelled_write_bytes', 0):,} B, for "
+                                f"{build['index_bytes']:,} B of index files)"}
+
+
+SEARCH_WHY = ("the phase's bytes are this process's own read_bytes delta (/proc/self/io: "
+              "DiskANN counts none of its own), so the audit would judge them against "
+              "themselves; the device's count is beside them (query_device_bytes)")
 
 
 def _sweep(res: Recorder, o: DiskannOptions, searcher: Any, idx: Path, q_mine: np.ndarray,
@@ -477,6 +514,7 @@ def _search_phase(per_rank: list[dict[str, Any]], bw: int, cx: int, state: str,
         "major_faults": sum(r.get("major_faults", 0) for r in active),
         "latency_unit": "per query (each search timed on its own)",
         "op_unit": "query",
+        "byte_counter": verify.NO_COUNTER, "byte_counter_why": SEARCH_WHY,
     }
     if all("device_reads" in r for r in active) and dev:
         m["device"] = dev
@@ -568,7 +606,8 @@ def pattern_run(res: Recorder, tgt: target_mod.Target, o: PatternOptions, ctx: C
         if path.exists() and path.stat().st_size == o.index_size:
             return
         tgt.check_space(o.index_size, "the vector index file")
-        with ctx.progress("layout", o.index_size) as prog:
+        # the index file laid out is untimed: the run's byte audit leaves it out
+        with ctx.progress("layout", o.index_size) as prog, verify.untimed():
             native.layout([path], o.index_size, seed=LAYOUT_SEED, progress=prog)
 
     dist.collective(lambda: lay_out() if w.is_root else None, w, "layout")
@@ -642,6 +681,7 @@ def _fio_beside(path: Path, root: Path, o: PatternOptions, c: int) -> dict[str, 
     ph = fio.run(io, root)[0]
     ph["name"] = f"fio randread qd={qd}"
     ph["metrics"].update({"concurrency": c, "queue_depth": qd, "sector_bytes": o.sector,
+                          "ioengine": "libaio",  # O_DIRECT AIO: read_bytes sees it
                           "what": "per-read figures at the pattern's queue depth (no "
                                   "dependency between reads)"})
     return ph
