@@ -258,13 +258,14 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             tl = st.timeline
             assert tl is not None
             hist = st.recorder.hist
-            end = t0[0] + deadline_ns if deadline_ns else 0
             origin, interval = tl.start_ns, tl.interval_ns
             mono = time.monotonic_ns
             assert fast is not None
             loop = fast.pread_loop
             pos = lane
-            st.first_ns = mono()  # the window opens at the first I/O (set-up excluded)
+            # the window and --runtime open at the first I/O (set-up excluded), as fio's
+            st.first_ns = mono()
+            end = st.first_ns + deadline_ns if deadline_ns else 0
             while True:
                 now = mono()
                 until = min(now + aio.STEP_NS,
@@ -298,10 +299,10 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 if progress is not None:
                     progress.advance(nbytes)
 
-            st.first_ns = time.monotonic_ns()
+            st.first_ns = first = time.monotonic_ns()
             got = aio.run_ring(ring, spec.queue_depth, spec.block_size, fds[i], offsets[i],
                                wrap=bool(deadline_ns),
-                               deadline_ns=t0[0] + deadline_ns if deadline_ns else 0,
+                               deadline_ns=first + deadline_ns if deadline_ns else 0,
                                should_stop=stop.is_set, on_batch=on_batch,
                                timeline_origin=tl.start_ns, timeline_interval=tl.interval_ns)
             st.last_ns = time.monotonic_ns()
@@ -328,7 +329,6 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             n = len(offs)
             mono = time.monotonic_ns
             io = os.pwritev if write else os.preadv
-            end = t0[0] + deadline_ns if deadline_ns else 0
             origin = tl.start_ns
             interval = tl.interval_ns
             sec = -1
@@ -337,6 +337,7 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             done_ops = 0
             pending = 0  # bytes not yet shown by the progress bar
             st.first_ns = mono()
+            end = st.first_ns + deadline_ns if deadline_ns else 0
             while True:
                 if pos >= n:
                     if not end:
@@ -384,7 +385,8 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
             offs = offsets[job][lane::lanes].tolist()
             n = len(offs)
             pos = [0]
-            end = t0[0] + deadline_ns if deadline_ns else 0
+            st.first_ns = time.monotonic_ns()
+            end = st.first_ns + deadline_ns if deadline_ns else 0
             rec = st.recorder
             tl = st.timeline
             assert tl is not None
@@ -413,7 +415,6 @@ def run(spec: IOSpec, progress: Any = None) -> list[dict[str, Any]]:
                 if progress is not None:
                     progress.advance(nbytes)
 
-            st.first_ns = time.monotonic_ns()
             got = aio.run_depth(depth, spec.block_size, next_ios, write=spec.is_write,
                                 fill=gens[job].fill, deadline_ns=end, should_stop=stop.is_set,
                                 on_batch=on_batch)
