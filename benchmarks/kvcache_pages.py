@@ -3,7 +3,7 @@ stock buffers and with huge-page buffers: what the buffers' physical layout does
 whole-chunk O_DIRECT reads (docs/kvcache.md, "Measured figures").
 
     .venv/bin/python benchmarks/kvcache_pages.py --target /mnt/nvme/ib-bench \
-        [--chunk-tokens 16] [--rounds 6] [--runtime 1.5]      (as root for the pagemap)
+        [--chunk-tokens 16] [--rounds 6] [--runtime 1.5] [--fio-ramp 1]  (root: pagemap)
 
 An O_DIRECT read reaches the device as one segment per physically contiguous run of its
 buffer, and a block request carries at most max_segments of them. On 4 KiB pages the runs
@@ -16,10 +16,17 @@ layouts) one chunk set is written, then in rotating rounds of --runtime seconds 
   fio_huge     the same job with its buffers on huge pages, 2 MiB-aligned (glibc's
                glibc.malloc.hugetlb=1 tunable and iomem_align=2m): fio like for like;
   fio_huge_b   fio_huge again: the noise floor (fio against fio).
+Every fio run has ramp_time = --fio-ramp s (default 1) before its --runtime s: fio never
+touches its read buffers before its first reads, so those reads fault them in (at 32 MiB
+its first QD reads took 200-224 ms against a 48 ms median, and at ~130 reads a round they
+were its p99); the ramp resets fio's statistics when it ends (fio's manual: ramp_time;
+fio time.c, ramp_time_over: reset_all_stats), as the restores' buffers are touched before
+their timing starts. 0 gives the figures as before (start-up included).
 Per run: GB/s (10^9 B/s), the chunk read p99 (restores: our histogram of submission to
-reaping; fio: lat_ns, its submission to completion), the block requests per chunk read
-(the target's /sys/dev/block/MAJ:MIN/stat: other I/O on the device counts too) and, for
-the restores, the median time of one read's io_submit. Printed
+reaping; fio: lat_ns, its submission to completion), the slowest read and the reads per
+run (p99 is an order statistic: at ~130 reads a run it is the 2nd slowest), the block
+requests per chunk read (the target's /sys/dev/block/MAJ:MIN/stat: other I/O on the
+device counts too) and, for the restores, the median time of one read's io_submit. Printed
 first: the physically contiguous runs of each restore buffer (/proc/self/pagemap: needs
 root, else n/a). Ratios per round, median (min-max). O_DIRECT for all. Writes at most
 --capacity (256 MiB) at a time under TARGET/kvcache-pages/, removed after.
@@ -106,14 +113,16 @@ def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float,
     s = (time.monotonic_ns() - t0) / 1e9
     h = Histogram.merged([w.rec["compare"].flush()])
     return {"gb_per_s": h.count * cb / s / 1e9, "p99_ms": (h.percentile(99) or 0.0) / 1e6,
-            "ops": h.count, "submit_us": float(np.median(sub_ns)) / 1e3 if sub_ns else 0.0}
+            "max_ms": (h.max or 0) / 1e6, "ops": h.count,
+            "submit_us": float(np.median(sub_ns)) / 1e3 if sub_ns else 0.0}
 
 
 def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
-            runtime: float, huge: bool, out: Path) -> dict[str, Any]:
+            runtime: float, ramp: float, huge: bool, out: Path) -> dict[str, Any]:
     files, file_bytes = st.fio_files(chunks)
     text = fio_mod.jobfile_for_chunks(st.root, files, file_bytes=file_bytes,
-                                      chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime)
+                                      chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
+                                      ramp_s=ramp)
     env = dict(os.environ)
     if huge:
         text = text.replace("direct=1\n", "direct=1\niomem_align=2097152\n")
@@ -124,11 +133,12 @@ def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd
                        text=True, env=env, cwd=st.root, check=True)
     rd = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]
     return {"gb_per_s": rd["bw_bytes"] / 1e9,
-            "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6, "ops": rd["total_ios"]}
+            "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6,
+            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"]}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,
-          rounds: int, runtime: float) -> list[str]:
+          rounds: int, runtime: float, ramp: float) -> list[str]:
     g = geometry.geometry(model.load(name), tokens)
     cb = g.chunk_bytes
     slots = capacity // cb
@@ -153,9 +163,9 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
         steps = {
             "restores": lambda: restores(engs["restores"], chunks, runtime, cb),
             "restores_4k": lambda: restores(engs["restores_4k"], chunks, runtime, cb),
-            "fio": lambda: fio_run(st, chunks, cb, qd, runtime, False, root),
-            "fio_huge": lambda: fio_run(st, chunks, cb, qd, runtime, True, root),
-            "fio_huge_b": lambda: fio_run(st, chunks, cb, qd, runtime, True, root),
+            "fio": lambda: fio_run(st, chunks, cb, qd, runtime, ramp, False, root),
+            "fio_huge": lambda: fio_run(st, chunks, cb, qd, runtime, ramp, True, root),
+            "fio_huge_b": lambda: fio_run(st, chunks, cb, qd, runtime, ramp, True, root),
         }
         for i in range(rounds):
             k = i % len(ARMS)
@@ -169,12 +179,14 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
             e.close()
         st.close(keep=False)
     lines = [f"{name} {tokens} tokens = {cb / 2**20:g} MiB chunks, {layout} ({len(chunks)} "
-             f"chunks), QD {qd}, {rounds} rotating rounds of {runtime:g} s "
-             "(median, min-max):", *layout_lines]
+             f"chunks), QD {qd}, {rounds} rotating rounds of {runtime:g} s, fio after a "
+             f"{ramp:g} s ramp (median, min-max):", *layout_lines]
     for arm in ARMS:
         r = runs[arm]
         lines.append(f"  {arm:11} GB/s {spread([x['gb_per_s'] for x in r])}  p99 ms "
-                     f"{spread([x['p99_ms'] for x in r])}  block requests per chunk "
+                     f"{spread([x['p99_ms'] for x in r])}  max ms "
+                     f"{spread([x['max_ms'] for x in r])}  reads "
+                     f"{statistics.median([x['ops'] for x in r]):g}  block requests per chunk "
                      + (spread([x['requests_per_chunk'] for x in r]) if stat else "n/a")
                      + (f"  io_submit us (median) {spread([x['submit_us'] for x in r])}"
                         if "submit_us" in r[0] else ""))
@@ -192,11 +204,16 @@ def main() -> int:
     ap.add_argument("--target", type=Path, required=True)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--runtime", type=float, default=1.5)
+    ap.add_argument("--fio-ramp", type=float, default=1.0,
+                    help="fio's ramp_time in s before each fio run's --runtime (0: none)")
     ap.add_argument("--capacity", default="256MiB")
     ap.add_argument("--only", choices=("file-per-chunk", "slab"), default=None)
     ap.add_argument("--chunk-tokens", type=int, choices=[t for _, t, _ in CONFIGS],
                     default=None, help="one configuration only (256: 32 MiB, 16: 2 MiB)")
     a = ap.parse_args()
+    if a.fio_ramp < 0:
+        print(f"--fio-ramp {a.fio_ramp:g}: give seconds >= 0", file=sys.stderr)
+        return 2
     if shutil.which("fio") is None:
         raise SystemExit("fio not found on PATH: install fio")
     root = a.target / "kvcache-pages"
@@ -211,7 +228,7 @@ def main() -> int:
                 if a.only and layout != a.only:
                     continue
                 print("\n".join(bench(root, name, tokens, qd, layout, parse_size(a.capacity),
-                                      a.rounds, a.runtime)), flush=True)
+                                      a.rounds, a.runtime, a.fio_ramp)), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -225,7 +225,7 @@ def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int
 
 def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
                        chunk_sizes: Mapping[int, int], iodepth: int, runtime_s: float,
-                       rwmixread: int = 100, fsync_every: int = 0,
+                       rwmixread: int = 100, fsync_every: int = 0, ramp_s: float = 0.0,
                        name: str = "kvchunks", comment: str = "KV chunks") -> str:
     """fio's job for whole-chunk I/O on a chunk set (one file per chunk, or slab files):
     random chunk-sized requests with `iodepth` in flight, libaio, O_DIRECT, time-based.
@@ -233,7 +233,11 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
     `chunk_sizes` {bytes: I/Os}: one size gives bs=, several give bssplit= with each
     size's share; rwmixread < 100 mixes reads and writes (randrw) as the pattern did;
     fsync_every = N issues an fsync after every N writes (0: none). File names are
-    relative to `directory=` (fio caps the length of one option value).
+    relative to `directory=` (fio caps the length of one option value). ramp_s > 0 adds
+    fio's ramp_time: it runs that long first and resets its statistics (latencies, bytes,
+    bandwidth) when it ends, so its start-up (faulting in the buffers it never touched
+    before its first reads) is left out as a caller's own buffer set-up is; runtime= is
+    then measured after the ramp.
     """
     if not files:
         raise UsageError("no chunk files to run fio on")
@@ -258,6 +262,8 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
              "direct=1", "randrepeat=0", "norandommap=1", "invalidate=0", "fallocate=none",
              "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
              "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
+    if ramp_s > 0:
+        lines.append(f"ramp_time={max(1, round(ramp_s * 1000))}ms")
     if rw == "randrw":
         lines.append(f"rwmixread={rwmixread}")
     if rwmixread < 100:

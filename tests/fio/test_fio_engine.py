@@ -83,6 +83,21 @@ def test_time_based_direct_libaio(tmp_path):
     assert "iodepth=8" in p["fio"]["jobfile"]
 
 
+def test_chunk_job_ramp_is_left_out_of_the_figures(tmp_path):
+    """ramp_s: fio runs that long first, and its bytes and time start after it."""
+    fs = files(tmp_path, 1)
+    layout(fs, 4 * MiB)
+    job = dict(file_bytes=4 * MiB, chunk_sizes={MiB: 1}, iodepth=2, runtime_s=0.3)
+    assert "ramp_time" not in fio.jobfile_for_chunks(tmp_path, fs, **job)
+    (p,), text = fio.run_chunks(tmp_path, fs, name="ramped", ramp_s=1.0, **job)
+    assert "ramp_time=1000ms" in text.splitlines()
+    assert p["ops"] > 0
+    # fio resets its byte and I/O counters at the ramp's end a moment apart: they may
+    # differ by the reads in flight then (iodepth)
+    assert abs(p["bytes"] - p["ops"] * MiB) <= 2 * MiB
+    assert p["seconds"] < 0.9  # the 0.3 s measured, not the 1 s ramp before it
+
+
 def test_psync_queue_depth_runs_slices(tmp_path):
     fs = files(tmp_path, 1)
     layout(fs, MiB)

@@ -444,16 +444,17 @@ def compare_set(store: store_mod.Store) -> list[tuple[int, int, int]]:
 
 
 def fio_chunk_reads(store: store_mod.Store, chunks: list[tuple[int, int, int]],
-                    g: geo.Geometry, queue_depth: int, runtime_s: float, layout: str
-                    ) -> dict[str, Any]:
+                    g: geo.Geometry, queue_depth: int, runtime_s: float, layout: str,
+                    ramp_s: float = 0.0) -> dict[str, Any]:
     """fio's side of the comparison: random whole-chunk reads of the same chunk set,
-    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT (engines.fio's job file)."""
+    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT (engines.fio's job file;
+    ramp_s: fio's ramp_time, its start-up left out of its figures)."""
     from iobench.engines import fio
 
     files, file_bytes = store.fio_files(chunks)
     phases, _text = fio.run_chunks(store.root, files, name="kv chunk reads fio",
                                    file_bytes=file_bytes, chunk_sizes={g.chunk_bytes: 1},
-                                   iodepth=queue_depth, runtime_s=runtime_s,
+                                   iodepth=queue_depth, runtime_s=runtime_s, ramp_s=ramp_s,
                                    comment=f"infer kvcache chunk reads ({layout})")
     ph = phases[0]
     ph["metrics"].update({"block_size_bytes": g.chunk_bytes, "queue_depth": queue_depth,
