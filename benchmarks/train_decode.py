@@ -1,8 +1,9 @@
 """`iobench train --decode` on unet3d-shaped npz samples vs a replica of DLIO 2.0.0's
 NPZReader + PyTorch DataLoader, on the same cached files: samples/s and peak memory.
 
-DLIO 2.0.0 needs PyTorch (its data loader) and, through its imports, TensorFlow and DALI
-packages; none of them can be installed on the development VM, so DLIO itself is not run.
+The real DLIO 2.0.0 runs beside it in benchmarks/train_decode_dlio.py (a CPU build of
+PyTorch is on the development VM's disk: `pip install torch==2.13.0`); this script
+keeps the replica, which needs neither PyTorch nor TensorFlow.
 The baseline replays what DLIO does per sample, read from the 2.0.0 wheel
 (dlio_benchmark/reader/npz_reader.py, reader_handler.py, data_loader/torch_data_loader.py):
 
