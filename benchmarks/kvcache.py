@@ -181,11 +181,13 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
     return good, lines
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc: str, rounds: int, runtime: float) -> argparse.Namespace | None:
+    """The options both kvcache benchmarks take (this one and kvcache_pages.py); None
+    (after one line on stderr) for a bad --fio-ramp."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--target", type=Path, required=True)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--runtime", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--runtime", type=float, default=runtime)
     ap.add_argument("--fio-ramp", type=float, default=1.0,
                     help="fio's ramp_time in s before each fio run's --runtime (0: none)")
     ap.add_argument("--capacity", default="256MiB")
@@ -195,6 +197,13 @@ def main() -> int:
     a = ap.parse_args()
     if a.fio_ramp < 0:
         print(f"--fio-ramp {a.fio_ramp:g}: give seconds >= 0", file=sys.stderr)
+        return None
+    return a
+
+
+def main() -> int:
+    a = parse_args(__doc__ or "", 8, 2.0)
+    if a is None:
         return 2
     root = a.target / "kvcache-bench"
     if root.exists():

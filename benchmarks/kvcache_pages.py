@@ -34,7 +34,6 @@ root, else n/a). Ratios per round, median (min-max). O_DIRECT for all. Writes at
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kvcache import CONFIGS, parse_args  # benchmarks/kvcache.py: the same sets and options
 
 from iobench import model
 from iobench.engines import chunks as chunk_io
@@ -58,7 +58,6 @@ from iobench.kinds.kvcache.tiers import Tiers
 from iobench.stats import Histogram, LatencyRecorder
 from iobench.units import parse_size
 
-CONFIGS = [("llama3-8b", 256, 4), ("llama3-8b", 16, 16)]  # as benchmarks/kvcache.py
 ARMS = ["restores", "restores_4k", "fio", "fio_huge", "fio_huge_b"]
 
 
@@ -200,19 +199,8 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", type=Path, required=True)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--runtime", type=float, default=1.5)
-    ap.add_argument("--fio-ramp", type=float, default=1.0,
-                    help="fio's ramp_time in s before each fio run's --runtime (0: none)")
-    ap.add_argument("--capacity", default="256MiB")
-    ap.add_argument("--only", choices=("file-per-chunk", "slab"), default=None)
-    ap.add_argument("--chunk-tokens", type=int, choices=[t for _, t, _ in CONFIGS],
-                    default=None, help="one configuration only (256: 32 MiB, 16: 2 MiB)")
-    a = ap.parse_args()
-    if a.fio_ramp < 0:
-        print(f"--fio-ramp {a.fio_ramp:g}: give seconds >= 0", file=sys.stderr)
+    a = parse_args(__doc__ or "", 6, 1.5)
+    if a is None:
         return 2
     if shutil.which("fio") is None:
         raise SystemExit("fio not found on PATH: install fio")
