@@ -39,6 +39,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,17 @@ def parse_args(doc: str, rounds: int, runtime: float) -> argparse.Namespace | No
     return a
 
 
+def cells(a: argparse.Namespace) -> Iterator[tuple[str, int, int, str]]:
+    """(model, chunk tokens, queue depth, layout) of every configuration the options ask
+    for (both kvcache benchmarks)."""
+    for name, tokens, qd in CONFIGS:
+        if a.chunk_tokens and tokens != a.chunk_tokens:
+            continue
+        for layout in ("file-per-chunk", "slab"):
+            if not a.only or layout == a.only:
+                yield name, tokens, qd, layout
+
+
 def main() -> int:
     a = parse_args(__doc__ or "", 8, 2.0)
     if a is None:
@@ -210,16 +222,11 @@ def main() -> int:
         raise SystemExit(f"{root} exists; remove it or give another --target")
     ok = True
     try:
-        for name, tokens, qd in CONFIGS:
-            if a.chunk_tokens and tokens != a.chunk_tokens:
-                continue
-            for layout in ("file-per-chunk", "slab"):
-                if a.only and layout != a.only:
-                    continue
-                good, lines = bench(root, name, tokens, qd, layout, parse_size(a.capacity),
-                                    a.rounds, a.runtime, a.fio_ramp)
-                ok = ok and good
-                print("\n".join(lines), flush=True)
+        for name, tokens, qd, layout in cells(a):
+            good, lines = bench(root, name, tokens, qd, layout, parse_size(a.capacity),
+                                a.rounds, a.runtime, a.fio_ramp)
+            ok = ok and good
+            print("\n".join(lines), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kvcache import CONFIGS, parse_args  # benchmarks/kvcache.py: the same sets and options
+from kvcache import cells, parse_args  # benchmarks/kvcache.py: the same sets and options
 
 from iobench import model
 from iobench.engines import chunks as chunk_io
@@ -209,14 +209,9 @@ def main() -> int:
         raise SystemExit(f"{root} exists; remove it or give another --target")
     root.mkdir(parents=True)
     try:
-        for name, tokens, qd in CONFIGS:
-            if a.chunk_tokens and tokens != a.chunk_tokens:
-                continue
-            for layout in ("file-per-chunk", "slab"):
-                if a.only and layout != a.only:
-                    continue
-                print("\n".join(bench(root, name, tokens, qd, layout, parse_size(a.capacity),
-                                      a.rounds, a.runtime, a.fio_ramp)), flush=True)
+        for name, tokens, qd, layout in cells(a):
+            print("\n".join(bench(root, name, tokens, qd, layout, parse_size(a.capacity),
+                                  a.rounds, a.runtime, a.fio_ramp)), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
