@@ -12,11 +12,21 @@ def main() -> None:
     from iobench import interrupt
 
     interrupt.install()
+    code: int | str | None = 0
     try:
-        from iobench.cli import main as cli_main
-    except KeyboardInterrupt:  # a second signal while importing: nothing to keep
-        raise SystemExit(130) from None
-    try:
-        cli_main()
+        try:
+            from iobench.cli import main as cli_main
+
+            cli_main()
+        finally:
+            # whatever happened, the process is leaving: from here on a signal is ignored,
+            # so Python's shutdown (which puts handled signals back to their default,
+            # death) cannot turn the exit code into -2 or -15; a signal that lands before
+            # this line still raises, and is caught below
+            interrupt.exiting()
     except KeyboardInterrupt:  # after the result was written, or before anything ran
-        raise SystemExit(130) from None
+        code = 130
+    except SystemExit as e:
+        code = e.code
+    # never a KeyboardInterrupt out of here: Python would kill itself with SIGINT (-2)
+    raise SystemExit(code)

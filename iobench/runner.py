@@ -248,6 +248,8 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
         result.mark("failed", message)
         code = EXIT_FAILED
         local_fault = world_fault = True
+        if os.environ.get("IOBENCH_DEBUG"):
+            traceback.print_exc()
     except Exception as e:  # a bug: the result still says what happened
         message = (f"internal error: {type(e).__name__}: {e} (a bug in iobench; "
                    "IOBENCH_DEBUG=1 shows the traceback)")

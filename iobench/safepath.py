@@ -126,8 +126,11 @@ def _walk(root: Path, parts: tuple[str, ...], create: bool) -> int:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise _link_error(root, parts[:i + 1], e) from None
                 raise
-            os.close(fd)
-            fd = nfd
+            # swap first, then close: a Ctrl-C raised as the close returns must find
+            # `fd` naming the open child, never the closed parent, or the handler below
+            # would close that number twice (EBADF, or someone else's new descriptor)
+            fd, nfd = nfd, fd
+            os.close(nfd)
         return fd
     except BaseException:
         os.close(fd)

@@ -160,6 +160,7 @@ class FileWriter:
         # the writer thread lives as long as this file: no idle thread outlives it in a
         # process that may fork later (a fork copies a thread's locks, not the thread)
         self._exec: ThreadPoolExecutor | None = None
+        self.committed = False
         self.fd = safepath.open_write(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     @property
@@ -231,20 +232,21 @@ class FileWriter:
         self._stop_thread()
         if sync_now():
             os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
+        fd, self.fd = self.fd, -1  # forgotten before closed: abort() never closes it twice
+        os.close(fd)
         safepath.replace(self.tmp, self.path)
         if sync_now():
             fsync_dir(self.path.parent)
+        self.committed = True
         return FileRecord(self.path.name, self.flushed, self.crc, samples, role)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self._wait()  # never close a descriptor the writer thread is using
         self._stop_thread()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
         safepath.remove(self.tmp)
 
 
@@ -255,7 +257,7 @@ def writing(path: Path, buf: np.ndarray) -> Iterator[FileWriter]:
     try:
         yield w
     finally:
-        if w.fd >= 0:
+        if not w.committed:  # also when commit itself was cut short (its fd already closed)
             w.abort()
 
 

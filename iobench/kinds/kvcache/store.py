@@ -120,7 +120,7 @@ class Store:
             fd = os.open(name, os.O_RDWR | os.O_CREAT | O_DIRECT | _NOFOLLOW, 0o644,
                          dir_fd=self.root_fd)
         except OSError as e:
-            os.close(self.root_fd)
+            self._close_root()
             if e.errno == errno.EINVAL:
                 raise UsageError(f"--target: {self.root} is on a filesystem that refuses "
                                  "O_DIRECT (e.g. tmpfs); KV chunks move with O_DIRECT: give "
@@ -155,8 +155,13 @@ class Store:
         """(files, bytes per file) that hold exactly these (uid, gen, slot) chunks."""
         raise NotImplementedError
 
+    def _close_root(self) -> None:
+        fd, self.root_fd = self.root_fd, -1  # forgotten before closed: never closed twice
+        if fd >= 0:
+            os.close(fd)
+
     def close(self, keep: bool) -> None:
-        os.close(self.root_fd)
+        self._close_root()
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -216,8 +221,8 @@ class FilePerChunk(Store):
                 if sync:
                     os.fsync(fd)
             except OSError as e:
-                os.close(fd)
-                fd = -1
+                fd, closing = -1, fd  # forgotten before closed: the finally skips it
+                os.close(closing)
                 os.unlink(n, dir_fd=d)  # a partial chunk never stays behind
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise _disk_full(e) from None
@@ -241,9 +246,8 @@ class FilePerChunk(Store):
         return [self.path(u, g) for u, g, _ in chunks], self.geom.chunk_bytes
 
     def close(self, keep: bool) -> None:
-        for fd in self._l1.values():
-            os.close(fd)
-        self._l1.clear()
+        while self._l1:  # each forgotten before closed: a second close() never repeats one
+            os.close(self._l1.popitem()[1])
         super().close(keep)
 
 
@@ -328,9 +332,8 @@ class Slab(Store):
         return [self.root / self.file_name(0)], len(slots) * self.geom.chunk_bytes
 
     def close(self, keep: bool) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
+        while self.fds:  # each forgotten before closed: a second close() never repeats one
+            os.close(self.fds.pop())
         super().close(keep)
 
 
