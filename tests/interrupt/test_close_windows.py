@@ -77,11 +77,15 @@ def test_committing_a_generated_file(root, monkeypatch):
     path = root / "shard-0"
     before = _open_fds()
     close = _CloseThenSignal(1)
-    with pytest.raises(KeyboardInterrupt):
+
+    def generate() -> None:
         with writer.writing(path, np.zeros(1 << 16, dtype=np.uint8)) as w:
             w.write(b"x" * 1000)
             monkeypatch.setattr(os, "close", close)
             w.commit(samples=1)
+
+    with pytest.raises(KeyboardInterrupt):
+        generate()
     monkeypatch.setattr(os, "close", _real_close)
     assert not close.failed, f"closed twice: {close.failed}"
     assert _open_fds() == before
