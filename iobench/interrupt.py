@@ -205,6 +205,28 @@ def shield(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
         check()
 
 
+@contextlib.contextmanager
+def on_signal(hook: Callable[[], None]) -> Iterator[None]:
+    """Run `hook` inside the handler the moment a signal arrives (before it is raised or,
+    under a shield, recorded); unlike `shield`, the signal still raises as usual. For
+    work that cannot wait until the code under way notices: under MPI, rank 0 writes the
+    reason into its result at once, because mpirun follows its SIGTERM with a SIGKILL one
+    second later (odls_base_sigkill_timeout)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _hooks.append(hook)
+    try:
+        yield
+    finally:
+        _hooks.remove(hook)
+
+
+def signalled() -> KeyboardInterrupt | None:
+    """What the last signal received means (for a hook: SIGTERM, a peer's fault...)."""
+    return _make(_last) if _last is not None else None
+
+
 def set_fault_source(fn: Callable[[], KeyboardInterrupt | None] | None) -> None:
     """dist's watchdog: what a SIGTERM means when a peer rank asked for it."""
     global _fault

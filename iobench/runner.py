@@ -199,7 +199,9 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
                 if path is not None:  # the spec now names the files laid out
                     _save_provisional(result, path, results_dir)
         audit = verify.RunWindow(prepared or options.target)
-        body(result)
+        with interrupt.on_signal(lambda: _reason_at_once(result, ctx)) if w.size > 1 \
+                and root else contextlib.nullcontext():
+            body(result)
     except KeyboardInterrupt as e:
         result.mark(*_interrupt_reason(e, w))
         what = f"was interrupted ({'SIGTERM' if isinstance(e, Terminated) else 'Ctrl-C'})"
@@ -355,6 +357,21 @@ def note_fault(rec: Recorder, e: BaseException, ctx: Ctx) -> None:
     rec.mark(*_interrupt_reason(e, w))
     with interrupt.shield(), contextlib.suppress(OSError):
         results_mod.rewrite(rec, rec.run_dir / "result.json")
+
+
+def _reason_at_once(rec: Recorder, ctx: Ctx) -> None:
+    """In the signal handler, on rank 0 under MPI: the reason (naming a dead or faulty
+    rank) into the result file now. mpirun SIGTERMs the other ranks when one dies and
+    SIGKILLs them a second later; the body may take longer than that to notice the
+    signal (its workers finish their step first), so `note_fault` there came too late on
+    a loaded machine and the result still said "did not finish". Only rank 0 writes
+    here: no MPI call is made from a handler. The run rewrites the result as usual."""
+    e = interrupt.signalled()
+    # only what is known without an MPI call (a handler must not make one: the main
+    # thread may be inside one): a dead rank on this host, or a peer's notice received
+    if e is not None and (isinstance(e, interrupt.PeerFault) or dist.dead_peers(ctx.world)):
+        with contextlib.suppress(Exception):
+            note_fault(rec, e, ctx)
 
 
 T = TypeVar("T")
