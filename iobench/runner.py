@@ -199,8 +199,9 @@ def _run(result: Recorder, body: Callable[[Recorder], None], options: RunOptions
                 if path is not None:  # the spec now names the files laid out
                     _save_provisional(result, path, results_dir)
         audit = verify.RunWindow(prepared or options.target)
-        with interrupt.on_signal(lambda: _reason_at_once(result, ctx)) if w.size > 1 \
-                and root else contextlib.nullcontext():
+        at_once = interrupt.on_signal(lambda: _reason_at_once(result, ctx)) \
+            if w.size > 1 and root else contextlib.nullcontext()
+        with at_once:
             body(result)
     except KeyboardInterrupt as e:
         result.mark(*_interrupt_reason(e, w))
