@@ -34,22 +34,19 @@ root, else n/a). Ratios per round, median (min-max). O_DIRECT for all. Writes at
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kvcache import cells, parse_args  # benchmarks/kvcache.py: the same sets and options
+from kvcache import cells, fio_run, parse_args  # benchmarks/kvcache.py: same sets, options
 
 from iobench import model
 from iobench.engines import chunks as chunk_io
-from iobench.engines import fio as fio_mod
 from iobench.kinds.kvcache import geometry
 from iobench.kinds.kvcache import store as store_mod
 from iobench.kinds.kvcache.engine import Engine, Options
@@ -114,26 +111,6 @@ def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float,
     return {"gb_per_s": h.count * cb / s / 1e9, "p99_ms": (h.percentile(99) or 0.0) / 1e6,
             "max_ms": (h.max or 0) / 1e6, "ops": h.count,
             "submit_us": float(np.median(sub_ns)) / 1e3 if sub_ns else 0.0}
-
-
-def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
-            runtime: float, ramp: float, huge: bool, out: Path) -> dict[str, Any]:
-    files, file_bytes = st.fio_files(chunks)
-    text = fio_mod.jobfile_for_chunks(st.root, files, file_bytes=file_bytes,
-                                      chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
-                                      ramp_s=ramp)
-    env = dict(os.environ)
-    if huge:
-        text = text.replace("direct=1\n", "direct=1\niomem_align=2097152\n")
-        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-    job = out / "job.fio"
-    job.write_text(text)
-    r = subprocess.run(["fio", "--output-format=json", str(job)], capture_output=True,
-                       text=True, env=env, cwd=st.root, check=True)
-    rd = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]
-    return {"gb_per_s": rd["bw_bytes"] / 1e9,
-            "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6,
-            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"]}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,

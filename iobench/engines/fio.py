@@ -226,7 +226,8 @@ def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int
 def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
                        chunk_sizes: Mapping[int, int], iodepth: int, runtime_s: float,
                        rwmixread: int = 100, fsync_every: int = 0, ramp_s: float = 0.0,
-                       name: str = "kvchunks", comment: str = "KV chunks") -> str:
+                       request_chunks: int = 0, name: str = "kvchunks",
+                       comment: str = "KV chunks") -> str:
     """fio's job for whole-chunk I/O on a chunk set (one file per chunk, or slab files):
     random chunk-sized requests with `iodepth` in flight, libaio, O_DIRECT, time-based.
 
@@ -238,6 +239,15 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
     bandwidth) when it ends, so its start-up (faulting in the buffers it never touched
     before its first reads) is left out as a caller's own buffer set-up is; runtime= is
     then measured after the ramp.
+
+    request_chunks = N > 0 replays restore requests of N chunks each instead of a steady
+    stream: after every N issued I/Os fio drains what is in flight before it issues more
+    (thinktime_blocks=N, thinktime_blocks_type=issue: fio's backend calls io_u_quiesce
+    when the count is reached, then thinks for thinktime=1 us), so each request starts in
+    a burst of iodepth and ends in a drain, as a restore of N chunks does. No
+    thinktime_spin: fio 3.33 subtracts the time it really spun from thinktime, and a spin
+    that overshoots (2 us for 1) leaves a negative remainder that it sleeps as a huge one
+    (seen here: a job stuck in 2 s sleeps long past its runtime).
     """
     if not files:
         raise UsageError("no chunk files to run fio on")
@@ -246,6 +256,9 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
                          "4096 bytes")
     if not 0 <= rwmixread <= 100:
         raise UsageError(f"rwmixread {rwmixread}: give 0 to 100")
+    if request_chunks < 0:
+        raise UsageError(f"request_chunks {request_chunks}: give 0 (a steady stream) or "
+                         "the chunks per restore request")
     total = sum(chunk_sizes.values()) or 1
     sizes = sorted(chunk_sizes)
     if len(sizes) == 1:
@@ -264,6 +277,9 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
              "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
     if ramp_s > 0:
         lines.append(f"ramp_time={max(1, round(ramp_s * 1000))}ms")
+    if request_chunks:
+        lines += ["thinktime=1", f"thinktime_blocks={request_chunks}",
+                  "thinktime_blocks_type=issue"]
     if rw == "randrw":
         lines.append(f"rwmixread={rwmixread}")
     if rwmixread < 100:

@@ -14,7 +14,7 @@ import pytest
 
 from iobench.engines import IOSpec, fio
 from iobench.engines.native import layout
-from iobench.errors import RunFailed
+from iobench.errors import RunFailed, UsageError
 
 pytestmark = [pytest.mark.fio, pytest.mark.usefixtures("have_fio")]
 MiB = 1 << 20
@@ -96,6 +96,33 @@ def test_chunk_job_ramp_is_left_out_of_the_figures(tmp_path):
     # differ by the reads in flight then (iodepth)
     assert abs(p["bytes"] - p["ops"] * MiB) <= 2 * MiB
     assert p["seconds"] < 0.9  # the 0.3 s measured, not the 1 s ramp before it
+
+
+def test_chunk_job_request_pattern_drains_between_requests(tmp_path):
+    """request_chunks = N: fio issues N reads, drains them, then the next N (a restore
+    request's burst and drain); its own submission-depth histogram shows the drains,
+    which a steady stream at the same iodepth does not have."""
+    fs = files(tmp_path, 2)
+    layout(fs, 2 * MiB)
+    job = dict(file_bytes=2 * MiB, chunk_sizes={256 * 1024: 1}, iodepth=4, runtime_s=0.3)
+    with pytest.raises(UsageError, match="request_chunks -1"):
+        fio.jobfile_for_chunks(tmp_path, fs, request_chunks=-1, **job)
+
+    def depth_one_share(text: str) -> float:
+        doc = fio.run_fio(text, tmp_path, timeout=60)  # a stuck think time fails here
+        assert doc["jobs"][0]["read"]["total_ios"] > 0
+        return float(doc["jobs"][0]["iodepth_level"]["1"])  # % of I/Os issued at depth 1
+
+    steady = fio.jobfile_for_chunks(tmp_path, fs, **job)
+    requests = fio.jobfile_for_chunks(tmp_path, fs, request_chunks=4, **job)
+    assert not any(line.startswith("thinktime") for line in steady.splitlines())
+    assert {"thinktime=1", "thinktime_blocks=4", "thinktime_blocks_type=issue"} <= set(
+        requests.splitlines())
+    assert "thinktime_spin" not in requests  # fio 3.33 sleeps a spin's overshoot as huge
+    # each request of 4 starts with 1 in flight (its first submission after the drain)
+    # then 2, 3, 4: a quarter of submissions at depth 1; a steady stream none but its first
+    assert depth_one_share(requests) > 10.0
+    assert depth_one_share(steady) < 5.0
 
 
 def test_psync_queue_depth_runs_slices(tmp_path):
