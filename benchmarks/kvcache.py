@@ -7,7 +7,8 @@ For each configuration one set of chunks is written once (as `infer kvcache --en
 does after its replay: up to 64 chunk files, or the slots of one slab file), then for
 --runtime seconds each, in one round:
   reads    random whole-chunk reads natively (what `--engine fio` puts beside fio:
-           iobench.engines.chunks.read_random, the compiled io_uring/AIO ring);
+           iobench.engines.chunks.read_random, the compiled io_uring/AIO ring, its
+           buffers on huge pages for chunks of 2 MiB or more);
   restores the replay's restore path: the whole set restored again and again as one
            request each (iobench.engines.chunks.ChunkReads, queue-depth reads in flight,
            every chunk's header checked), in a random order per restore;
@@ -15,24 +16,24 @@ does after its replay: up to 64 chunk files, or the slots of one slab file), the
            still at most queue depth in flight): shows what the request barrier of one
            user costs (context, not a goal);
   fio      randread, bs = chunk, iodepth = queue depth, libaio, direct=1 (the job file
-           iobench.engines.fio.jobfile_for_chunks writes), after a ramp_time of --fio-ramp
+           iobench.engines.fio.jobfile_for_chunks writes, its buffers on huge pages as
+           the native ones: iomem_align=2m, glibc.malloc.hugetlb=1, as `--engine fio`
+           runs it), after a ramp_time of --fio-ramp
            s (default 1; 0: none): its statistics start after the ramp, so its first
            reads, which fault in the buffers it never touched, are left out as the
            native side's buffer set-up is (benchmarks/kvcache_pages.py);
-  fio_req  fio replaying the restores' pattern on the restores' footing: the same job on
-           huge-page buffers, 2 MiB-aligned (glibc.malloc.hugetlb=1, iomem_align=2m; the
-           restore buffers are on huge pages), in requests of the whole set (after each
-           set-sized run of issued reads fio drains them before the next burst:
-           jobfile_for_chunks(request_chunks=)), after the same ramp.
+  fio_req  fio replaying the restores' pattern: the same job in requests of the whole
+           set (after each set-sized run of issued reads fio drains them before the next
+           burst: jobfile_for_chunks(request_chunks=)), after the same ramp.
 The order rotates from round to round (each goes first, middle and last as often).
 Per engine also CPU s/GB (this process's user + system CPU; fio's own usr/sys_cpu) and,
 for restores, the mean number of reads in flight (the sum of their latencies / time).
 Short alternating rounds, because a shared machine's disk moves by more than the
 difference being measured; the ratio to fio is taken per round and its median reported
 with the min-max. Goals (issue 15): native / fio GB/s >= 0.9 and native chunk p99 <= 1.1 x
-fio's, judged for `reads` against fio (a steady stream of random reads on base-page
-buffers each) and for `restores` against fio_req (requests that burst and drain, on huge
-pages each); restores / fio (steady, stock buffers) is printed as context.
+fio's, judged for `reads` against fio (a steady stream of random reads each) and for
+`restores` against fio_req (requests that burst and drain each); restores / fio (the
+steady stream) is printed as context.
 Cache state: O_DIRECT for all (the host page cache is bypassed; a
 hypervisor's or array's cache is not). Writes at most --capacity (256 MiB) at a time
 under TARGET/kvcache-bench/, removed after.
@@ -41,12 +42,9 @@ under TARGET/kvcache-bench/, removed after.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -57,7 +55,6 @@ from typing import Any
 import numpy as np
 
 from iobench import model
-from iobench.engines import fio as fio_mod
 from iobench.kinds.kvcache import geometry
 from iobench.kinds.kvcache import store as store_mod
 from iobench.kinds.kvcache.engine import Engine, Options
@@ -103,38 +100,6 @@ def fio_cpu(ph: dict[str, Any]) -> dict[str, Any]:
     gb = ph["bytes"] / 1e9
     ph["cpu_s_per_gb"] = cpu / gb if gb else 0.0
     return ph
-
-
-def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
-            runtime: float, ramp: float, huge: bool, out: Path,
-            request_chunks: int = 0) -> dict[str, Any]:
-    """fio on the set (jobfile_for_chunks), optionally on huge-page buffers 2 MiB-aligned
-    (glibc's glibc.malloc.hugetlb=1 tunable and iomem_align=2m) and in restore requests
-    of `request_chunks`: GB/s, chunk p99 (fio's lat_ns), the slowest read, reads, CPU s/GB
-    (fio's usr/sys_cpu)."""
-    files, file_bytes = st.fio_files(chunks)
-    text = fio_mod.jobfile_for_chunks(st.root, files, file_bytes=file_bytes,
-                                      chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
-                                      ramp_s=ramp, request_chunks=request_chunks)
-    env = dict(os.environ)
-    if huge:
-        text = text.replace("direct=1\n", "direct=1\niomem_align=2097152\n")
-        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-    job = out / "job.fio"
-    job.write_text(text)
-    r = subprocess.run(["fio", "--output-format=json", str(job)], capture_output=True,
-                       text=True, env=env, cwd=st.root, check=True,
-                       timeout=runtime + ramp + 60)
-    j = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
-    rd = j["read"]
-    s = j["read"]["runtime"] / 1e3 or 1e-9
-    cpu = (j["usr_cpu"] + j["sys_cpu"]) / 100 * s
-    return {"gb_per_s": rd["bw_bytes"] / 1e9, "seconds": s, "bytes": rd["io_bytes"],
-            "latency_ns": {"p99": rd["lat_ns"]["percentile"]["99.000000"]},
-            "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6,
-            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"],
-            "in_flight_mean": rd["lat_ns"]["mean"] * rd["total_ios"] / s / 1e9,
-            "cpu_s_per_gb": cpu / (rd["io_bytes"] / 1e9) if rd["io_bytes"] else 0.0}
 
 
 def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float, cb: int,
@@ -185,8 +150,8 @@ def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: in
             "restores": with_cpu(lambda: restores(eng, chunks, runtime, g.chunk_bytes)),
             "restores_2u": with_cpu(lambda: restores(eng, chunks, runtime, g.chunk_bytes, 2)),
             "fio": lambda: fio_cpu(fio_chunk_reads(st, chunks, g, qd, runtime, layout, ramp)),
-            "fio_req": lambda: fio_run(st, chunks, g.chunk_bytes, qd, runtime, ramp, True,
-                                       root, len(chunks)),
+            "fio_req": lambda: fio_cpu(fio_chunk_reads(st, chunks, g, qd, runtime, layout,
+                                                       ramp, request_chunks=len(chunks))),
         }
         order = list(steps)
         for i in range(rounds):

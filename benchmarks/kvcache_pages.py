@@ -12,7 +12,7 @@ each configuration (benchmarks/kvcache.py's: 32 MiB chunks at QD 4, 2 MiB at QD 
 layouts) one chunk set is written, then in rotating rounds of --runtime seconds each:
   restores     the replay's restore path (ChunkReads) on its buffers as shipped (huge pages);
   restores_4k  the same on base-page buffers (chunks.HUGE_PAGES off: the path before);
-  fio          randread, bs = chunk, iodepth = QD, libaio, direct (jobfile_for_chunks);
+  fio          randread, bs = chunk, iodepth = QD, libaio, direct (jobfile_for_chunks), stock buffers;
   fio_huge     the same job with its buffers on huge pages, 2 MiB-aligned (glibc's
                glibc.malloc.hugetlb=1 tunable and iomem_align=2m): fio like for like;
   fio_huge_b   fio_huge again: the noise floor (fio against fio).
@@ -34,19 +34,22 @@ root, else n/a). Ratios per round, median (min-max). O_DIRECT for all. Writes at
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kvcache import cells, fio_run, parse_args  # benchmarks/kvcache.py: same sets, options
+from kvcache import cells, parse_args  # benchmarks/kvcache.py: the same sets and options
 
 from iobench import model
 from iobench.engines import chunks as chunk_io
+from iobench.engines import fio as fio_mod
 from iobench.kinds.kvcache import geometry
 from iobench.kinds.kvcache import store as store_mod
 from iobench.kinds.kvcache.engine import Engine, Options
@@ -111,6 +114,36 @@ def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float,
     return {"gb_per_s": h.count * cb / s / 1e9, "p99_ms": (h.percentile(99) or 0.0) / 1e6,
             "max_ms": (h.max or 0) / 1e6, "ops": h.count,
             "submit_us": float(np.median(sub_ns)) / 1e3 if sub_ns else 0.0}
+
+
+def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
+            runtime: float, ramp: float, huge: bool, out: Path,
+            request_chunks: int = 0) -> dict[str, Any]:
+    """fio on the set (jobfile_for_chunks), optionally on huge-page buffers 2 MiB-aligned
+    (glibc's glibc.malloc.hugetlb=1 tunable and iomem_align=2m) and in restore requests
+    of `request_chunks`: GB/s, chunk p99 (fio's lat_ns), the slowest read, reads, CPU s/GB
+    (fio's usr/sys_cpu)."""
+    files, file_bytes = st.fio_files(chunks)
+    text = fio_mod.jobfile_for_chunks(st.root, files, file_bytes=file_bytes,
+                                      chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
+                                      ramp_s=ramp, request_chunks=request_chunks,
+                                      huge_buffers=huge)
+    env = {**os.environ, **(fio_mod.HUGE_BUFFERS_ENV if huge else {})}
+    job = out / "job.fio"
+    job.write_text(text)
+    r = subprocess.run(["fio", "--output-format=json", str(job)], capture_output=True,
+                       text=True, env=env, cwd=st.root, check=True,
+                       timeout=runtime + ramp + 60)
+    j = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    rd = j["read"]
+    s = j["read"]["runtime"] / 1e3 or 1e-9
+    cpu = (j["usr_cpu"] + j["sys_cpu"]) / 100 * s
+    return {"gb_per_s": rd["bw_bytes"] / 1e9, "seconds": s, "bytes": rd["io_bytes"],
+            "latency_ns": {"p99": rd["lat_ns"]["percentile"]["99.000000"]},
+            "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6,
+            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"],
+            "in_flight_mean": rd["lat_ns"]["mean"] * rd["total_ios"] / s / 1e9,
+            "cpu_s_per_gb": cpu / (rd["io_bytes"] / 1e9) if rd["io_bytes"] else 0.0}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define HUGE_BYTES ((size_t)2 << 20)  /* a transparent huge page on x86-64 and arm64 (4K) */
+
 static inline int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -96,6 +98,7 @@ typedef struct {
     int kind;
     unsigned depth;
     size_t block;
+    size_t slot_bytes;  /* one buffer's stride: 4 KiB multiple, 2 MiB for >= 2 MiB blocks */
     char *bufs;           /* depth x block, page-aligned */
     int64_t *sent;        /* submission time per slot */
     unsigned *free_slots; /* slots ready to be (re)submitted */
@@ -237,7 +240,7 @@ static int aio_setup(Ring *r) {
 }
 
 static inline char *slot_buf(Ring *r, unsigned s) {
-    return r->bufs + (size_t)s * ((r->block + 4095) / 4096 * 4096);
+    return r->bufs + (size_t)s * r->slot_bytes;
 }
 
 /* hand every aimed io_uring entry to the kernel; on an error set *err, and entries that
@@ -279,9 +282,23 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "kind must be 'io_uring' or 'libaio'");
         return -1;
     }
-    size_t bsz = (r->block + 4095) / 4096 * 4096;
+    /* Blocks of 2 MiB or more: each buffer on its own 2 MiB boundary of a mapping advised
+     * MADV_HUGEPAGE, as iobench.engines.chunks.chunk_buffer does for the restore path. An
+     * O_DIRECT read reaches the device as one segment per physically contiguous run of its
+     * buffer; on base pages those runs are whatever the allocator handed out, and the
+     * reads split into more, smaller requests (docs/kvcache.md, "Measured figures").
+     * Touched here (memset), outside any timed path. */
+    size_t bsz = (r->block + 4095) / 4096 * 4096, align = 4096;
+    if (r->block >= HUGE_BYTES) {
+        bsz = (r->block + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+        align = HUGE_BYTES;
+    }
+    r->slot_bytes = bsz;
     void *mem = NULL;
-    if (posix_memalign(&mem, 4096, bsz * depth) != 0) { PyErr_NoMemory(); return -1; }
+    if (posix_memalign(&mem, align, bsz * depth) != 0) { PyErr_NoMemory(); return -1; }
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_BYTES) (void)madvise(mem, bsz * depth, MADV_HUGEPAGE);  /* a hint */
+#endif
     memset(mem, 0, bsz * depth);
     r->bufs = mem;
     r->block = (size_t)block;
@@ -792,6 +809,16 @@ static PyObject *Ring_fixed(Ring *r, PyObject *unused) {
     return PyBool_FromLong(r->fixed);
 }
 
+static PyObject *Ring_buffer_address(Ring *r, PyObject *args) {
+    unsigned s;
+    if (!PyArg_ParseTuple(args, "I", &s)) return NULL;
+    if (!r->bufs || s >= r->depth) {
+        PyErr_SetString(PyExc_IndexError, "no such slot (or the ring is closed)");
+        return NULL;
+    }
+    return PyLong_FromVoidPtr(slot_buf(r, s));
+}
+
 static PyObject *Ring_close(Ring *r, PyObject *unused) {
     if (r->inflight) {
         PyErr_SetString(PyExc_RuntimeError, "close() with requests in flight: pump() them out");
@@ -807,6 +834,8 @@ static PyMethodDef Ring_methods[] = {
     {"fixed", (PyCFunction)Ring_fixed, METH_NOARGS, "slot buffers registered (io_uring)"},
     {"rounds", (PyCFunction)Ring_rounds, METH_VARARGS,
      "dependent rounds of batched reads (see the C source)"},
+    {"buffer_address", (PyCFunction)Ring_buffer_address, METH_VARARGS,
+     "the address of slot i's read buffer (tests: alignment, huge pages)"},
     {"close", (PyCFunction)Ring_close, METH_NOARGS, "release the ring and its buffers"},
     {NULL, NULL, 0, NULL},
 };

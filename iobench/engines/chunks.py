@@ -104,10 +104,16 @@ def chunk_buffer(nbytes: int, huge: bool = True) -> tuple[mmap.mmap, int]:
     return m, off
 
 
+def on_huge_pages(nbytes: int) -> bool:
+    """Whether chunk buffers of `nbytes` go on transparent huge pages (chunk_buffer): what
+    fio's side of a comparison is given too (engines.fio.jobfile_for_chunks huge_buffers)."""
+    return HUGE_PAGES and nbytes >= HUGE and hasattr(mmap, "MADV_HUGEPAGE")
+
+
 def buffer_bytes(nbytes: int) -> int:
     """The memory one chunk buffer of `nbytes` holds once touched (chunk_buffer: a chunk
     of 2 MiB or more is rounded up to whole huge pages)."""
-    if HUGE_PAGES and nbytes >= HUGE and hasattr(mmap, "MADV_HUGEPAGE"):
+    if on_huge_pages(nbytes):
         return -(-nbytes // HUGE) * HUGE
     return -(-nbytes // 4096) * 4096
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -223,11 +224,15 @@ def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int
     ])
 
 
+HUGE_BUFFERS_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+HUGE_BUFFERS_SHELL = " ".join(f"{k}={v}" for k, v in HUGE_BUFFERS_ENV.items())
+
+
 def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
                        chunk_sizes: Mapping[int, int], iodepth: int, runtime_s: float,
                        rwmixread: int = 100, fsync_every: int = 0, ramp_s: float = 0.0,
-                       request_chunks: int = 0, name: str = "kvchunks",
-                       comment: str = "KV chunks") -> str:
+                       request_chunks: int = 0, huge_buffers: bool = False,
+                       name: str = "kvchunks", comment: str = "KV chunks") -> str:
     """fio's job for whole-chunk I/O on a chunk set (one file per chunk, or slab files):
     random chunk-sized requests with `iodepth` in flight, libaio, O_DIRECT, time-based.
 
@@ -247,7 +252,14 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
     a burst of iodepth and ends in a drain, as a restore of N chunks does. No
     thinktime_spin: fio 3.33 subtracts the time it really spun from thinktime, and a spin
     that overshoots (2 us for 1) leaves a negative remainder that it sleeps as a huge one
-    (seen here: a job stuck in 2 s sleeps long past its runtime).
+    (seen here: a job stuck in 2 s sleeps long past its runtime; fixed in fio 3.36).
+
+    huge_buffers: fio's buffers on transparent huge pages, as iobench's chunk buffers of
+    2 MiB or more are: iomem_align=2m here, and fio run with glibc's tunable
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (run_chunks sets it; HUGE_BUFFERS_ENV), which
+    makes malloc advise its large mappings MADV_HUGEPAGE. An O_DIRECT read reaches the
+    device as one segment per physically contiguous run of its buffer: on base pages fio's
+    reads split by whatever pages it drew (docs/kvcache.md, "Measured figures").
     """
     if not files:
         raise UsageError("no chunk files to run fio on")
@@ -271,8 +283,11 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
               f"blockalign={min(sizes)}"]
     rw = "randread" if rwmixread == 100 else ("randwrite" if rwmixread == 0 else "randrw")
     lines = [f"; iobench {__version__}: {comment}, fio engine",
+             *([f"; buffers on huge pages: run as {HUGE_BUFFERS_SHELL} fio JOBFILE"]
+               if huge_buffers else []),
              "[global]", f"rw={rw}", *bs, "ioengine=libaio", f"iodepth={iodepth}",
-             "direct=1", "randrepeat=0", "norandommap=1", "invalidate=0", "fallocate=none",
+             "direct=1", *(["iomem_align=2097152"] if huge_buffers else []),
+             "randrepeat=0", "norandommap=1", "invalidate=0", "fallocate=none",
              "time_based=1", f"runtime={max(1, round(runtime_s * 1000))}ms",
              "lat_percentiles=1", f"percentile_list={PERCENTILE_LIST}"]
     if ramp_s > 0:
@@ -306,7 +321,8 @@ def run_chunks(root: Path, files: Sequence[Path], *, name: str,
         for f in files:
             safepath.check_writable(Path(f))
     text = jobfile_for_chunks(root, files, **job)
-    return _run_text(text, root, name, timeout, []), text
+    env = HUGE_BUFFERS_ENV if job.get("huge_buffers") else None
+    return _run_text(text, root, name, timeout, [], env), text
 
 
 # --- output ------------------------------------------------------------------------------
@@ -423,8 +439,10 @@ def _end_leftovers(tree: proctree.Tree) -> None:
 
 
 def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | None,
-                partial: Callable[[], dict[str, Any] | None]) -> int:
+                partial: Callable[[], dict[str, Any] | None],
+                env: Mapping[str, str] | None = None) -> int:
     """Start fio (`cmd`) with its output to `errpath`, wait, and return its exit status.
+    `env`: variables set for fio on top of this process's environment.
 
     A timeout stops fio and raises RunFailed; an interruption (Ctrl-C, the runner's
     SIGTERM) stops fio and re-raises with `partial()` attached as `exc.fio_output`.
@@ -436,7 +454,8 @@ def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | N
             # stops fio deliberately (SIGINT first, so fio writes its summary)
             proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
                                     stdout=err, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True,
+                                    env={**os.environ, **env} if env else None)
         except OSError as e:
             raise RunFailed(f"cannot start fio ({cmd[0]}): {e.strerror}") from None
     tree = proctree.Tree(proc.pid)  # every process fio starts, setsid'd ones included
@@ -464,7 +483,8 @@ def run_process(cmd: list[str], workdir: Path, errpath: Path, timeout: float | N
 
 def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
             timeout: float | None = None, status_interval: int | None = 1,
-            directory: Path | None = None, jobfile_path: Path | None = None) -> dict[str, Any]:
+            directory: Path | None = None, jobfile_path: Path | None = None,
+            env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run fio on a job file's text in `workdir`; returns its final JSON document.
 
     The document gets an 'iobench' key: interval snapshots (for the timeline), fio's
@@ -473,7 +493,8 @@ def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
     KeyboardInterrupt (and runner's SIGTERM) stop fio and are re-raised with the partial
     document attached as `exc.fio_output` (None when fio wrote nothing usable).
     `jobfile_path`: run that file itself (its `include`s resolve next to it) rather than a
-    temporary copy of `jobfile_text`; `directory`: fio's --directory for relative files.
+    temporary copy of `jobfile_text`; `directory`: fio's --directory for relative files;
+    `env`: variables set for fio (shown before the command, as a shell would take them).
     """
     exe = fio_binary()
     with tempfile.TemporaryDirectory(prefix="iobench-fio-") as tmp:
@@ -490,8 +511,9 @@ def run_fio(jobfile_text: str, workdir: Path, *, output_format: str = "json+",
         cmd.append(str(jobpath.resolve()))
         shown = [*cmd[:-1], str(jobfile_path) if jobfile_path else "JOBFILE"]
         shown = [a if not a.startswith("--output=") else "--output=FILE" for a in shown]
+        shown = [f"{k}={v}" for k, v in (env or {}).items()] + shown
         rc = run_process(cmd, workdir, errpath, timeout,
-                         lambda: _partial(outpath, shown, jobfile_text))
+                         lambda: _partial(outpath, shown, jobfile_text), env)
         stderr = errpath.read_text(encoding="utf-8", errors="replace")
         text = outpath.read_text(encoding="utf-8", errors="replace") if outpath.exists() else ""
         from iobench import verify
@@ -724,9 +746,10 @@ def _annotate(phases: list[dict[str, Any]], doc: Mapping[str, Any] | None,
 
 
 def _run_text(text: str, workdir: Path, name: str, timeout: float | None,
-              warnings: list[str]) -> list[dict[str, Any]]:
+              warnings: list[str], env: Mapping[str, str] | None = None
+              ) -> list[dict[str, Any]]:
     try:
-        doc = run_fio(text, workdir, timeout=timeout)
+        doc = run_fio(text, workdir, timeout=timeout, env=env)
     except BaseException as e:
         partial = getattr(e, "fio_output", None)
         if partial is not None:

@@ -360,6 +360,24 @@ def test_ttft_search_on_a_throttled_reader(runner, tmp_path, monkeypatch):
     assert reads["metrics"]["queue"] == "threads"  # the hook sleeps in the reading thread
 
 
+@pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage").is_dir(),
+                    reason="no transparent huge pages in this kernel")
+def test_fio_side_by_side_on_huge_page_buffers_for_2mib_chunks(runner, tmp_path, have_fio):
+    """Chunks of 2 MiB or more: the native buffers are on huge pages, and so are fio's
+    (iomem_align=2m, run with glibc's hugetlb tunable; the command shown says so)."""
+    d = run(runner, tmp_path, "--engine", "fio", "--layout", "slab", "--chunk-tokens",
+            "2048", "--requests", "4", "--users", "1", "--no-search", "--capacity", "16MiB",
+            "--fio-runtime", "1s", "-q", "2")
+    ph = {p["name"]: p for p in d["phases"]}
+    for name in ("kv chunk reads fio", "kv chunk pattern fio-read"):
+        p = ph[name]
+        assert p["metrics"]["huge_buffers"] is True
+        assert "iomem_align=2097152" in p["fio"]["jobfile"].splitlines()
+        assert p["fio"]["command"][0] == "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+        assert p["ops"] > 0
+    assert ph["kv chunk reads fio"]["bytes"] == ph["kv chunk reads fio"]["ops"] * (2 << 20)
+
+
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
     d = run(runner, tmp_path, "--engine", "fio", "--layout", layout, "--requests", "30",
@@ -373,6 +391,7 @@ def test_fio_side_by_side(runner, tmp_path, have_fio, layout):
     assert f"bs={256 * TINY_BPT}" in job
     assert "iodepth=4" in job
     assert "direct=1" in job
+    assert "iomem_align" not in job and not fio["metrics"]["huge_buffers"]  # 256 KiB chunks
     m = d["metrics"]
     assert m["native_to_fio"] > 0
     assert m["chunk_reads"] > 0  # one user, 30 turns: its later turns restore (seed 0)

@@ -133,6 +133,9 @@ METRICS = declare(
     metric("queue_depth", "neither", "chunk I/Os in flight", unit="count", phase=True),
     metric("chunks", "neither", "chunks in the set", unit="count", phase=True),
     metric("ioengine", "neither", "fio's ioengine", unit="text", phase=True),
+    metric("huge_buffers", "neither", "fio's buffers on transparent huge pages, as the "
+           "native chunk buffers (chunks of 2 MiB or more)", unit="flag", phase=True,
+           optional=True),
     metric("bssplit", "neither", "fio's bssplit (chunk sizes and their shares)",
            unit="text", phase=True),
     metric("rwmixread", "neither", "fio's read share of the pattern, %", unit="count",

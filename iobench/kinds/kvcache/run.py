@@ -16,7 +16,7 @@ from typing import Any
 from iobench import cache as cache_mod
 from iobench import dist, runner
 from iobench import target as target_mod
-from iobench.engines.chunks import buffer_bytes
+from iobench.engines.chunks import buffer_bytes, on_huge_pages
 from iobench.errors import UsageError
 from iobench.kinds.base import Ctx, RunOptions, default_ctx
 from iobench.kinds.kvcache import geometry as geo
@@ -445,20 +445,23 @@ def compare_set(store: store_mod.Store) -> list[tuple[int, int, int]]:
 
 def fio_chunk_reads(store: store_mod.Store, chunks: list[tuple[int, int, int]],
                     g: geo.Geometry, queue_depth: int, runtime_s: float, layout: str,
-                    ramp_s: float = 0.0) -> dict[str, Any]:
+                    ramp_s: float = 0.0, request_chunks: int = 0) -> dict[str, Any]:
     """fio's side of the comparison: random whole-chunk reads of the same chunk set,
-    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT (engines.fio's job file;
-    ramp_s: fio's ramp_time, its start-up left out of its figures)."""
+    bs = chunk bytes, iodepth = queue depth, libaio, O_DIRECT, its buffers on huge pages
+    where the native side's are (engines.fio's job file; ramp_s: fio's ramp_time, its
+    start-up left out of its figures; request_chunks: in restore requests of that many)."""
     from iobench.engines import fio
 
+    huge = on_huge_pages(g.chunk_bytes)
     files, file_bytes = store.fio_files(chunks)
     phases, _text = fio.run_chunks(store.root, files, name="kv chunk reads fio",
                                    file_bytes=file_bytes, chunk_sizes={g.chunk_bytes: 1},
                                    iodepth=queue_depth, runtime_s=runtime_s, ramp_s=ramp_s,
+                                   request_chunks=request_chunks, huge_buffers=huge,
                                    comment=f"infer kvcache chunk reads ({layout})")
     ph = phases[0]
     ph["metrics"].update({"block_size_bytes": g.chunk_bytes, "queue_depth": queue_depth,
-                          "chunks": len(chunks), "ioengine": "libaio"})
+                          "chunks": len(chunks), "ioengine": "libaio", "huge_buffers": huge})
     return ph
 
 
@@ -523,16 +526,17 @@ def _fio_pattern(res: Recorder, c: Config, eng: Engine, store: store_mod.Store,
     every = 1 if eng.sync_chunk else (max(1, round(writes / syncs)) if eng.sync_turn and
                                       syncs else 0)
     files, file_bytes = store.fio_files(chunks)
+    huge = on_huge_pages(g.chunk_bytes)
 
     def part() -> list[dict[str, Any]]:
         t0 = time.monotonic_ns()
         phases, _text = fio.run_chunks(
             store.root, files, name="kv chunk pattern fio", file_bytes=file_bytes,
             chunk_sizes=sizes, iodepth=c.opts.queue_depth, runtime_s=c.fio_runtime_s,
-            rwmixread=mix, fsync_every=every,
+            rwmixread=mix, fsync_every=every, huge_buffers=huge,
             comment=f"infer kvcache chunk pattern ({c.layout}): {mix}% reads")
         for p in phases:
-            p["metrics"].update({"block_size_bytes": g.chunk_bytes,
+            p["metrics"].update({"block_size_bytes": g.chunk_bytes, "huge_buffers": huge,
                                  "queue_depth": c.opts.queue_depth, "chunks": len(chunks),
                                  "ioengine": "libaio", "rwmixread": mix,
                                  "bssplit": "/".join(f"{b}:{n}" for b, n in sizes.items())})
