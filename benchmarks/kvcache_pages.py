@@ -12,7 +12,8 @@ each configuration (benchmarks/kvcache.py's: 32 MiB chunks at QD 4, 2 MiB at QD 
 layouts) one chunk set is written, then in rotating rounds of --runtime seconds each:
   restores     the replay's restore path (ChunkReads) on its buffers as shipped (huge pages);
   restores_4k  the same on base-page buffers (chunks.HUGE_PAGES off: the path before);
-  fio          randread, bs = chunk, iodepth = QD, libaio, direct (jobfile_for_chunks), stock buffers;
+  fio          randread, bs = chunk, iodepth = QD, libaio, direct (jobfile_for_chunks),
+               on fio's stock buffers;
   fio_huge     the same job with its buffers on huge pages, 2 MiB-aligned (glibc's
                glibc.malloc.hugetlb=1 tunable and iomem_align=2m): fio like for like;
   fio_huge_b   fio_huge again: the noise floor (fio against fio).
@@ -128,7 +129,7 @@ def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd
                                       chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
                                       ramp_s=ramp, request_chunks=request_chunks,
                                       huge_buffers=huge)
-    env = {**os.environ, **(fio_mod.HUGE_BUFFERS_ENV if huge else {})}
+    env = {**os.environ, **(fio_mod.huge_buffers_env() if huge else {})}
     job = out / "job.fio"
     job.write_text(text)
     r = subprocess.run(["fio", "--output-format=json", str(job)], capture_output=True,

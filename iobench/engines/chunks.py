@@ -30,6 +30,7 @@ import mmap
 import os
 import queue
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -297,6 +298,32 @@ class Pool:
 _EVENT = struct.Struct("<QQqq")  # struct io_event
 
 
+# The reaper hands each completion's next read to the kernel; while another thread of
+# this process runs Python it waits for the GIL, and CPython hands the GIL over only
+# every sys.getswitchinterval() (5 ms by default). At 2 MiB on a 3.5 GB/s device a read
+# takes about 10 ms at QD 16, so one such wait was the restores' p99: 14-17 ms against
+# fio's 12 ms replaying the same requests, every round (docs/kvcache.md, 2026-12-03);
+# at 0.2 ms it was 11.1 against 10.5. Set while any AIO lane is open, put back after.
+GIL_SWITCH_S = 0.0002
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.0
+
+
+def _short_gil_switch(on: bool) -> None:
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if on:
+            if _switch_users == 0:
+                _switch_saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(_switch_saved, GIL_SWITCH_S))
+            _switch_users += 1
+        elif _switch_users > 0:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
+
+
 class ChunkReads:
     """Whole-chunk reads through Linux AIO into the pool's buffers, at most one per
     buffer in flight. `submit(opener, done, batch, kind)`: when a buffer is free,
@@ -323,6 +350,7 @@ class ChunkReads:
         bufs.starter = self._start
         self.reaper = threading.Thread(target=self._reap, daemon=True)
         self.reaper.start()
+        _short_gil_switch(True)  # close() puts it back
 
     def submit(self, opener: Callable[[], tuple[int, int, bool]], done: Callable[..., None],
                batch: Batch, kind: str = "read") -> None:
@@ -412,13 +440,19 @@ class ChunkReads:
 
     def close(self) -> None:
         with self.lock:
+            if self.closing:
+                return
             self.closing = True
-        self.reaper.join(60)
-        self.pool.buffers.starter = None
-        self.ctx.close()
+        try:
+            self.reaper.join(60)
+            self.pool.buffers.starter = None
+            self.ctx.close()
+        finally:
+            _short_gil_switch(False)
 
 
 Opener = Callable[[], tuple[int, int, bool]]
+
 
 
 def restore(pool: Pool, reads: ChunkReads | None, tasks: Sequence[Callable[[Worker], None]],

@@ -228,6 +228,15 @@ HUGE_BUFFERS_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 HUGE_BUFFERS_SHELL = " ".join(f"{k}={v}" for k, v in HUGE_BUFFERS_ENV.items())
 
 
+def huge_buffers_env() -> dict[str, str]:
+    """The variables that put fio's buffers on huge pages, kept beside any glibc tunables
+    this process already has (glibc 2.35 or later reads it; older ones ignore it)."""
+    have = os.environ.get("GLIBC_TUNABLES")
+    want = HUGE_BUFFERS_ENV["GLIBC_TUNABLES"]
+    return {"GLIBC_TUNABLES": f"{have}:{want}" if have and want not in have else
+            (have or want)}
+
+
 def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
                        chunk_sizes: Mapping[int, int], iodepth: int, runtime_s: float,
                        rwmixread: int = 100, fsync_every: int = 0, ramp_s: float = 0.0,
@@ -321,7 +330,7 @@ def run_chunks(root: Path, files: Sequence[Path], *, name: str,
         for f in files:
             safepath.check_writable(Path(f))
     text = jobfile_for_chunks(root, files, **job)
-    env = HUGE_BUFFERS_ENV if job.get("huge_buffers") else None
+    env = huge_buffers_env() if job.get("huge_buffers") else None
     return _run_text(text, root, name, timeout, [], env), text
 
 

@@ -125,6 +125,16 @@ def test_chunk_job_request_pattern_drains_between_requests(tmp_path):
     assert depth_one_share(steady) < 5.0
 
 
+def test_huge_buffer_tunable_keeps_the_callers_own(monkeypatch):
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert fio.huge_buffers_env() == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    assert fio.huge_buffers_env() == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+    assert fio.huge_buffers_env() == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+
+
 def test_psync_queue_depth_runs_slices(tmp_path):
     fs = files(tmp_path, 1)
     layout(fs, MiB)
