@@ -118,33 +118,24 @@ def restores(eng: Engine, chunks: list[tuple[int, int, int]], runtime: float,
 
 
 def fio_run(st: store_mod.Store, chunks: list[tuple[int, int, int]], cb: int, qd: int,
-            runtime: float, ramp: float, huge: bool, out: Path,
-            request_chunks: int = 0) -> dict[str, Any]:
-    """fio on the set (jobfile_for_chunks), optionally on huge-page buffers 2 MiB-aligned
-    (glibc's glibc.malloc.hugetlb=1 tunable and iomem_align=2m) and in restore requests
-    of `request_chunks`: GB/s, chunk p99 (fio's lat_ns), the slowest read, reads, CPU s/GB
-    (fio's usr/sys_cpu)."""
+            runtime: float, ramp: float, huge: bool, out: Path) -> dict[str, Any]:
+    """fio on the set (jobfile_for_chunks), on its stock buffers or on huge pages
+    (huge_buffers: iomem_align=2m and glibc's hugetlb tunable): GB/s, chunk p99 (fio's
+    lat_ns), the slowest read, reads."""
     files, file_bytes = st.fio_files(chunks)
     text = fio_mod.jobfile_for_chunks(st.root, files, file_bytes=file_bytes,
                                       chunk_sizes={cb: 1}, iodepth=qd, runtime_s=runtime,
-                                      ramp_s=ramp, request_chunks=request_chunks,
-                                      huge_buffers=huge)
+                                      ramp_s=ramp, huge_buffers=huge)
     env = {**os.environ, **(fio_mod.huge_buffers_env() if huge else {})}
     job = out / "job.fio"
     job.write_text(text)
     r = subprocess.run(["fio", "--output-format=json", str(job)], capture_output=True,
                        text=True, env=env, cwd=st.root, check=True,
                        timeout=runtime + ramp + 60)
-    j = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
-    rd = j["read"]
-    s = j["read"]["runtime"] / 1e3 or 1e-9
-    cpu = (j["usr_cpu"] + j["sys_cpu"]) / 100 * s
-    return {"gb_per_s": rd["bw_bytes"] / 1e9, "seconds": s, "bytes": rd["io_bytes"],
-            "latency_ns": {"p99": rd["lat_ns"]["percentile"]["99.000000"]},
+    rd = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]
+    return {"gb_per_s": rd["bw_bytes"] / 1e9,
             "p99_ms": rd["lat_ns"]["percentile"]["99.000000"] / 1e6,
-            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"],
-            "in_flight_mean": rd["lat_ns"]["mean"] * rd["total_ios"] / s / 1e9,
-            "cpu_s_per_gb": cpu / (rd["io_bytes"] / 1e9) if rd["io_bytes"] else 0.0}
+            "max_ms": rd["lat_ns"]["max"] / 1e6, "ops": rd["total_ios"]}
 
 
 def bench(root: Path, name: str, tokens: int, qd: int, layout: str, capacity: int,

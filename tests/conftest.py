@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -29,6 +29,27 @@ def have_fio() -> None:
 #   integration  real fio, mpirun, a browser, or a child process of iobench
 _INTEGRATION_MARKS = ("fio", "mpi", "browser", "integration")
 _FUNCTIONAL_FIXTURES = ("tmp_path", "tmp_path_factory", "runner", "tmpdir")
+
+
+def _vm_flags(addr: int) -> list[str]:
+    """The VmFlags of this process's mapping that holds `addr` (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(maxsplit=1)[0]
+            if not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+@pytest.fixture
+def vm_flags() -> Callable[[int], list[str]]:
+    """vm_flags(addr): the kernel's flags of the mapping holding addr ('hg': advised
+    MADV_HUGEPAGE)."""
+    return _vm_flags
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -224,17 +224,16 @@ def jobfile_random_files(files: Sequence[Path], *, block_size: int, iodepth: int
     ])
 
 
-HUGE_BUFFERS_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
-HUGE_BUFFERS_SHELL = " ".join(f"{k}={v}" for k, v in HUGE_BUFFERS_ENV.items())
+HUGE_TUNABLE = "glibc.malloc.hugetlb=1"  # glibc's: malloc advises its mappings MADV_HUGEPAGE
 
 
 def huge_buffers_env() -> dict[str, str]:
     """The variables that put fio's buffers on huge pages, kept beside any glibc tunables
     this process already has (glibc 2.35 or later reads it; older ones ignore it)."""
     have = os.environ.get("GLIBC_TUNABLES")
-    want = HUGE_BUFFERS_ENV["GLIBC_TUNABLES"]
-    return {"GLIBC_TUNABLES": f"{have}:{want}" if have and want not in have else
-            (have or want)}
+    if not have:
+        return {"GLIBC_TUNABLES": HUGE_TUNABLE}
+    return {"GLIBC_TUNABLES": have if HUGE_TUNABLE in have else f"{have}:{HUGE_TUNABLE}"}
 
 
 def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
@@ -265,7 +264,7 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
 
     huge_buffers: fio's buffers on transparent huge pages, as iobench's chunk buffers of
     2 MiB or more are: iomem_align=2m here, and fio run with glibc's tunable
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (run_chunks sets it; HUGE_BUFFERS_ENV), which
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (run_chunks sets it: huge_buffers_env), which
     makes malloc advise its large mappings MADV_HUGEPAGE. An O_DIRECT read reaches the
     device as one segment per physically contiguous run of its buffer: on base pages fio's
     reads split by whatever pages it drew (docs/kvcache.md, "Measured figures").
@@ -292,7 +291,7 @@ def jobfile_for_chunks(root: Path, files: Sequence[Path], *, file_bytes: int,
               f"blockalign={min(sizes)}"]
     rw = "randread" if rwmixread == 100 else ("randwrite" if rwmixread == 0 else "randrw")
     lines = [f"; iobench {__version__}: {comment}, fio engine",
-             *([f"; buffers on huge pages: run as {HUGE_BUFFERS_SHELL} fio JOBFILE"]
+             *([f"; buffers on huge pages: run as GLIBC_TUNABLES={HUGE_TUNABLE} fio JOBFILE"]
                if huge_buffers else []),
              "[global]", f"rw={rw}", *bs, "ioengine=libaio", f"iodepth={iodepth}",
              "direct=1", *(["iomem_align=2097152"] if huge_buffers else []),

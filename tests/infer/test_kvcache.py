@@ -478,19 +478,6 @@ def test_a_corrupted_chunk_is_caught_on_restore(tmp_path, layout):
         st.close(keep=False)
 
 
-def _vm_flags(addr):
-    """The VmFlags of this process's mapping that holds `addr` (/proc/self/smaps)."""
-    inside = False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split(maxsplit=1)[0]
-        if not head.endswith(":"):
-            lo, hi = (int(x, 16) for x in head.split("-"))
-            inside = lo <= addr < hi
-        elif inside and head == "VmFlags:":
-            return line.split()[1:]
-    raise AssertionError(f"no mapping holds {addr:#x}")
-
-
 def test_aio_lanes_shorten_the_gil_switch_while_open_and_put_it_back(tmp_path):
     """While an AIO lane is open the GIL changes hands every 0.2 ms (the reaper's next
     read waited up to the default 5 ms behind another thread: the restores' p99); two
@@ -532,7 +519,7 @@ def test_aio_lanes_shorten_the_gil_switch_while_open_and_put_it_back(tmp_path):
 @pytest.mark.parametrize("layout", ["file-per-chunk", "slab"])
 @pytest.mark.parametrize("shift", [0, 12288])
 def test_chunk_buffers_on_huge_pages_restore_what_was_written(tmp_path, monkeypatch,
-                                                              layout, shift):
+                                                              layout, shift, vm_flags):
     """Chunks of 2 MiB or more sit on 2 MiB-aligned buffers advised MADV_HUGEPAGE (one
     physically contiguous run per 2 MiB: 1 segment, not up to 512, per 2 MiB read), and the
     AIO reads land in exactly those views: 2.5 MiB chunks (not a whole number of huge
@@ -559,7 +546,7 @@ def test_chunk_buffers_on_huge_pages_restore_what_was_written(tmp_path, monkeypa
     try:
         bufs = eng.pool.buffers
         assert [a % chunk_io.HUGE for a in bufs.addrs] == [shift] * 4
-        assert all("hg" in _vm_flags(a) for a in bufs.addrs)
+        assert all("hg" in vm_flags(a) for a in bufs.addrs)
         assert [len(mv) for mv in bufs.mvs] == [g.chunk_bytes] * 4
         chunks = [(700 + j, 1, j) for j in range(8)]
         eng.write_set(chunks)
@@ -574,7 +561,7 @@ def test_chunk_buffers_on_huge_pages_restore_what_was_written(tmp_path, monkeypa
     monkeypatch.undo()
     small = chunk_io.Buffers(2, 512 * 1024)
     base = chunk_io.Buffers(2, 2 << 20, huge=False)
-    assert not any("hg" in _vm_flags(a) for a in [*small.addrs, *base.addrs])
+    assert not any("hg" in vm_flags(a) for a in [*small.addrs, *base.addrs])
     # the RAM check counts what a buffer holds: whole huge pages for chunks >= 2 MiB
     assert chunk_io.buffer_bytes(g.chunk_bytes) == 4 << 20
     assert chunk_io.buffer_bytes(512 * 1024) == 512 * 1024
